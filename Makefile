@@ -1,0 +1,41 @@
+# Two commands do everything on a fresh machine:
+#   make test   installs what is missing (Debian packages, pinned sops, Python deps), then
+#               runs ruff, mypy --strict and pytest
+#   make demo   deploys the demo secrets into a throwaway local sshd
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: test demo bench setup system-deps tools lint pytest clean
+
+test: setup lint pytest
+
+setup: system-deps $(STAMP) tools
+
+system-deps:
+	@scripts/install-system-deps.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+# sops through the project's own installer (cached under ~/.cache/sops-deploy).
+tools: $(STAMP)
+	@$(PY) -m sops_deploy tools install --source auto >/dev/null
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests scripts
+	$(VENV)/bin/ruff format --check src tests scripts
+	$(VENV)/bin/mypy --strict src
+
+pytest: $(STAMP)
+	$(PY) -m pytest
+
+demo: setup
+	@$(PY) scripts/demo.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

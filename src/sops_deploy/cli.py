@@ -1,0 +1,343 @@
+"""The command line: argparse, sub-commands, and the single error boundary.
+
+`main(argv) -> int` is the one place where a `SopsDeployError` becomes a message and an
+exit code (0 ok · 1 runtime · 2 usage · 3 drift · 4 validation · 5 decryption).
+Every flag falls back to a `SOPS_DEPLOY_<FLAG>` environment variable; secrets come only
+from the environment (AGE_KEY, SSH_PRIVATE_KEY, SSH_PRIVATE_KEY_PASSPHRASE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from sops_deploy import __version__
+from sops_deploy.config import (
+    DEFAULT_FILE,
+    Settings,
+    age_source,
+    check_format,
+    check_remote_path,
+    env_flag,
+    env_number,
+    env_value,
+    parse_host,
+    parse_mode,
+    split_list,
+)
+from sops_deploy.errors import EXIT_DRIFT, EXIT_OK, EXIT_RUNTIME, SopsDeployError, UsageError
+from sops_deploy.report import Reporter
+
+if TYPE_CHECKING:
+    from sops_deploy.deploy import Plan
+
+EPILOG = """\
+secrets come from the environment, never from flags:
+  AGE_KEY (or SOPS_AGE_KEY / SOPS_AGE_KEY_FILE)   the age private key
+  SSH_PRIVATE_KEY, SSH_PRIVATE_KEY_PASSPHRASE     the SSH key (or --ssh-key-file)
+every flag can also be set as SOPS_DEPLOY_<FLAG>, e.g. SOPS_DEPLOY_REMOTE_PATH.
+exit codes: 0 ok, 1 runtime failure, 2 usage, 3 drift (check), 4 validation, 5 decryption
+"""
+
+
+def _source_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("source")
+    g.add_argument(
+        "--file",
+        action="append",
+        metavar="PATH",
+        help=f"encrypted file (repeatable; later overrides earlier; default {DEFAULT_FILE})",
+    )
+    g.add_argument("--required", metavar="K1,K2", help="keys that must be present and non-empty")
+    g.add_argument("--schema", metavar="PATH", help="schema file (schema.yaml or .env.example)")
+    g.add_argument(
+        "--format",
+        metavar="FMT",
+        help="compose (default) | dotenv | shell | raw: who reads the .env",
+    )
+    g.add_argument(
+        "--age-key-file",
+        metavar="PATH",
+        help="age identity file (default: AGE_KEY / SOPS_AGE_KEY from the environment)",
+    )
+
+
+def _target_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("target")
+    g.add_argument(
+        "--host",
+        action="append",
+        metavar="[USER@]HOST[:PORT]",
+        help="server to write to (repeatable)",
+    )
+    g.add_argument("--user", help="SSH user for hosts that do not name one")
+    g.add_argument("--port", type=int, help="SSH port for hosts that do not name one")
+    g.add_argument("--remote-path", metavar="PATH", help="the .env path on the server")
+    g.add_argument(
+        "--ssh-key-file",
+        metavar="PATH",
+        help="private key file (default: SSH_PRIVATE_KEY from the environment)",
+    )
+    g.add_argument(
+        "--known-hosts",
+        metavar="PATH|LINES",
+        help="known_hosts file, or its lines (default ~/.ssh/known_hosts)",
+    )
+    g.add_argument(
+        "--host-key-fingerprint",
+        action="append",
+        metavar="SHA256:...",
+        help="pin the server's host key fingerprint (repeatable)",
+    )
+    g.add_argument(
+        "--insecure-accept-any-host-key",
+        action="store_true",
+        default=None,
+        help="DANGEROUS: skip host key verification (warns on every run)",
+    )
+    g.add_argument("--jump-host", metavar="[USER@]HOST[:PORT]", help="bastion to connect through")
+    g.add_argument("--file-mode", metavar="0600", help="mode of the written file (default 0600)")
+    g.add_argument("--timeout", type=float, metavar="S", help="connect/IO timeout (default 20)")
+    g.add_argument("--retries", type=int, metavar="N", help="connection retries (default 2)")
+    g.add_argument("--parallel", type=int, metavar="N", help="hosts at once (default 8)")
+    g.add_argument(
+        "--fail-fast", action="store_true", default=None, help="stop at the first failed host"
+    )
+    g.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        default=None,
+        help="write through a symlink at the target path",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sops-deploy",
+        description="Decrypt a SOPS + age encrypted .env, prove it complete, and write it "
+        "atomically to your servers over SFTP.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"sops-deploy {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    deploy = sub.add_parser(
+        "deploy",
+        help="write the secrets to every host",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _target_flags(deploy)
+    _source_flags(deploy)
+    d = deploy.add_argument_group("deploy")
+    d.add_argument(
+        "--dry-run", action="store_true", default=None, help="connect and compare, write nothing"
+    )
+    for name, text in (
+        ("check", "exit 3 if any host differs (names keys, never values)"),
+        ("diff", "show added/removed/changed keys per host, never values"),
+    ):
+        p = sub.add_parser(
+            name, help=text, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        _target_flags(p)
+        _source_flags(p)
+    validate = sub.add_parser(
+        "validate",
+        help="decrypt, lint and check the secrets; no network",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _source_flags(validate)
+
+    tools = sub.add_parser("tools", help="manage the sops binary")
+    tsub = tools.add_subparsers(dest="tools_command", metavar="ACTION", required=True)
+    install = tsub.add_parser("install", help="install pinned sops into the user cache")
+    install.add_argument("--source", default="auto", choices=("auto", "system", "go"))
+    install.add_argument("--sops-version", default=None)
+    return parser
+
+
+def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
+    """Merge flags over SOPS_DEPLOY_* environment over defaults, validating everything."""
+
+    def pick(flag: str, name: str | None = None) -> str | None:
+        value = getattr(args, flag, None)
+        if value is not None:
+            return str(value)
+        return env_value(env, name or flag.upper())
+
+    def pick_list(flag: str, name: str | None = None) -> tuple[str, ...]:
+        value = getattr(args, flag, None)
+        if isinstance(value, str):
+            value = [value]
+        if value:
+            return tuple(v for item in value for v in split_list(item))
+        return split_list(env_value(env, name or flag.upper()))
+
+    def pick_bool(flag: str) -> bool:
+        value = getattr(args, flag, None)
+        if value is not None:
+            return bool(value)
+        return bool(env_flag(env, flag.upper()))
+
+    command = args.command
+    fmt = check_format(pick("format") or "compose")
+    files = pick_list("file") or (DEFAULT_FILE,)
+    required = pick_list("required") or split_list(env.get("REQUIRED_KEYS"))
+    settings = Settings(
+        command=command,
+        files=files,
+        required=required,
+        schema=pick("schema"),
+        format=fmt,
+        age=age_source(env, pick("age_key_file")),
+    )
+    if command not in ("deploy", "check", "diff"):
+        return settings
+
+    port_text = pick("port")
+    default_port = _int(port_text, "--port") if port_text else None
+    hosts = []
+    for text in pick_list("host"):
+        spec = parse_host(text)
+        if default_port is not None and f":{spec.port}" not in text.rsplit("]", 1)[-1]:
+            spec = type(spec)(spec.host, default_port, spec.user)
+        hosts.append(spec)
+    if not hosts:
+        raise UsageError(
+            "no host given", "pass --host user@server (repeatable), or set the action input `host`"
+        )
+    jump = pick("jump_host")
+    timeout = args.timeout if args.timeout is not None else env_number(env, "TIMEOUT", float)
+    retries = args.retries if args.retries is not None else env_number(env, "RETRIES", int)
+    parallel = args.parallel if args.parallel is not None else env_number(env, "PARALLEL", int)
+    if parallel is not None and parallel < 1:
+        raise UsageError(f"--parallel {parallel} must be at least 1", "use --parallel 8")
+    if timeout is not None and timeout <= 0:
+        raise UsageError(f"--timeout {timeout} must be positive", "use --timeout 20")
+    return Settings(
+        command=command,
+        files=files,
+        required=required,
+        schema=settings.schema,
+        format=fmt,
+        age=settings.age,
+        hosts=tuple(hosts),
+        user=pick("user"),
+        remote_path=check_remote_path(pick("remote_path") or ""),
+        ssh_key=env.get("SSH_PRIVATE_KEY") or None,
+        ssh_key_file=pick("ssh_key_file"),
+        ssh_passphrase=env.get("SSH_PRIVATE_KEY_PASSPHRASE") or None,
+        known_hosts=pick("known_hosts"),
+        fingerprints=pick_list("host_key_fingerprint"),
+        insecure_any_host_key=pick_bool("insecure_accept_any_host_key"),
+        jump_host=parse_host(jump, what="--jump-host") if jump else None,
+        file_mode=parse_mode(pick("file_mode") or "0600"),
+        timeout=float(timeout) if timeout is not None else 20.0,
+        retries=int(retries) if retries is not None else 2,
+        parallel=int(parallel) if parallel is not None else 8,
+        fail_fast=pick_bool("fail_fast"),
+        follow_symlinks=pick_bool("follow_symlinks"),
+        dry_run=pick_bool("dry_run") if command == "deploy" else False,
+    )
+
+
+def _int(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"{what} {text!r} is not a number", f"pass {what} 22") from None
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+def _plan(settings: Settings, reporter: Reporter) -> Plan:
+    from sops_deploy import deploy, tools
+
+    sops_bin = tools.find_sops()
+    decrypted = deploy.decrypt_all(settings, sops_bin)
+    plan = deploy.build_plan(settings, decrypted, reporter.mask)
+    reporter.problems(plan.warnings)
+    return plan
+
+
+def cmd_validate(settings: Settings, reporter: Reporter) -> int:
+    plan = _plan(settings, reporter)
+    keys = ", ".join(plan.secrets) if plan.secrets else "(raw file)"
+    print(
+        f"✓ {', '.join(settings.files)}: {len(plan.secrets)} keys valid for the "
+        f"{settings.format} format, sha256 {plan.sha256[:12]}"
+    )
+    print(f"  keys: {keys}")
+    return EXIT_OK
+
+
+def cmd_remote(settings: Settings, reporter: Reporter) -> int:
+    from sops_deploy import deploy
+
+    plan = _plan(settings, reporter)
+    if settings.insecure_any_host_key:
+        reporter.warn("--insecure-accept-any-host-key is set: host keys are NOT verified")
+    what = {
+        "deploy": "dry run" if settings.dry_run else "deploying",
+        "check": "checking",
+        "diff": "comparing",
+    }[settings.command]
+    reporter.info(
+        f"{what} {len(plan.secrets)} keys to {len(settings.hosts)} host(s): {settings.remote_path}"
+    )
+    mode = "deploy" if settings.command == "deploy" else settings.command
+    results = deploy.apply_all(settings, plan, mode, reporter.warn, reporter.host_result)
+    reporter.summary(settings.command, plan, results)
+    if any(r.failed for r in results):
+        return EXIT_RUNTIME
+    if settings.command == "check" and any(r.status == "drift" for r in results):
+        return EXIT_DRIFT
+    return EXIT_OK
+
+
+def cmd_tools(args: argparse.Namespace, reporter: Reporter) -> int:
+    from sops_deploy import tools
+
+    version = args.sops_version or tools.DEFAULT_SOPS_VERSION
+    path = tools.install("sops", version, args.source)
+    reporter.info(f"sops {version}: {path}")
+    print(path)
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[Settings, Reporter], int]] = {
+    "deploy": cmd_remote,
+    "check": cmd_remote,
+    "diff": cmd_remote,
+    "validate": cmd_validate,
+}
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """Run one command; every SopsDeployError becomes its message and exit code here."""
+    environ = dict(os.environ if env is None else env)
+    reporter = Reporter(env=environ)
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "tools":
+            return cmd_tools(args, reporter)
+        settings = settings_from(args, environ)
+        reporter.mask(settings.secret_texts())
+        return COMMANDS[args.command](settings, reporter)
+    except SopsDeployError as exc:
+        reporter.failure(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        reporter.info("interrupted")
+        return 130
+
+
+def entrypoint() -> None:
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,248 @@
+"""Orchestration: build the plan once (decrypt → parse → lint → schema → render), then
+apply it to each host in parallel and collect one result per host.
+
+Nothing here parses flags or prints; `cli.py` and `report.py` do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sops_deploy import envfile, schema, sops
+from sops_deploy.config import HostSpec, Settings
+from sops_deploy.envfile import Entry, Secrets
+from sops_deploy.errors import Problem, SopsDeployError, UsageError, ValidationError
+
+if TYPE_CHECKING:
+    from sops_deploy.remote import Connection
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every host should hold: the rendered bytes and the secrets they came from."""
+
+    secrets: Secrets
+    content: bytes
+    format: str
+    warnings: tuple[Problem, ...] = ()
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+    def values(self) -> list[str]:
+        return [e.value for e in self.secrets.values()]
+
+
+@dataclass
+class HostResult:
+    """The outcome for one host. Key names only; never a value."""
+
+    host: str
+    status: str  # changed | unchanged | would-change | in-sync | drift | failed
+    path: str = ""
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    mode_before: int | None = None
+    mode_after: int | None = None
+    error: SopsDeployError | None = None
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+    @property
+    def mode_drift(self) -> bool:
+        return self.mode_before is not None and self.mode_before != self.mode_after
+
+
+def decrypt_all(settings: Settings, sops_bin: str) -> list[tuple[sops.EncryptedFile, bytes]]:
+    """Decrypt every source file (in memory), in order."""
+    if not settings.files:
+        raise UsageError("no encrypted file given", "pass --file secrets/.env.encrypted")
+    return [
+        (enc, sops.decrypt(sops_bin, enc, settings.age))
+        for enc in (sops.inspect(path) for path in settings.files)
+    ]
+
+
+def build_plan(
+    settings: Settings,
+    decrypted: list[tuple[sops.EncryptedFile, bytes]],
+    mask: Callable[[list[str]], None],
+) -> Plan:
+    """Parse, lint, check and render the decrypted files; all problems raised together.
+
+    `mask` receives every value as soon as it is parsed, before any problem is reported.
+    """
+    if settings.format == "raw":
+        mask(
+            [
+                line
+                for _, plaintext in decrypted
+                for line in plaintext.decode("utf-8", "replace").splitlines()
+            ]
+        )
+        return _raw_plan(settings, decrypted)
+    problems: list[Problem] = []
+    layers: list[list[Entry]] = []
+    for enc, plaintext in decrypted:
+        entries, found = parse_plaintext(enc, plaintext)
+        mask([e.value for e in entries])
+        problems += found + envfile.lint(entries)
+        layers.append(entries)
+    merged = envfile.merge(layers)
+    problems += schema.check(merged, settings)
+    problems += envfile.render_problems(merged, settings.format)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise ValidationError(problems)
+    content = envfile.render({k: e.value for k, e in merged.items()}, settings.format)
+    return Plan(merged, content, settings.format, tuple(problems))
+
+
+def parse_plaintext(enc: sops.EncryptedFile, plaintext: bytes) -> tuple[list[Entry], list[Problem]]:
+    try:
+        text = plaintext.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = plaintext[: exc.start].count(b"\n") + 1
+        return [], [
+            Problem(
+                enc.path,
+                line,
+                None,
+                "not-utf8",
+                "the plaintext is not UTF-8 text",
+                "save the file as UTF-8 and re-encrypt it",
+            )
+        ]
+    if enc.stored_format in ("yaml", "json"):
+        return envfile.parse_json_map(text, enc.path)
+    return envfile.parse_dotenv(text, enc.path)
+
+
+def _raw_plan(settings: Settings, decrypted: list[tuple[sops.EncryptedFile, bytes]]) -> Plan:
+    if len(decrypted) != 1:
+        raise UsageError("--format raw deploys exactly one file", "pass a single --file")
+    if settings.required or settings.schema:
+        raise UsageError(
+            "--format raw cannot check required keys or a schema",
+            "drop --required/--schema, or use a dotenv format",
+        )
+    return Plan({}, decrypted[0][1], "raw")
+
+
+# --- applying the plan ---------------------------------------------------------------------
+
+
+def connection_for(settings: Settings, spec: HostSpec, warn: Callable[[str], None]) -> Connection:
+    # Imported here so that `--help`, `--version` and `validate` never load Paramiko.
+    from sops_deploy.remote import Connection, Credentials, Trust, local_user
+
+    creds = Credentials(settings.ssh_key, settings.ssh_key_file, settings.ssh_passphrase)
+    trust = Trust(settings.known_hosts, settings.fingerprints, settings.insecure_any_host_key)
+    return Connection(
+        spec,
+        creds,
+        trust,
+        default_user=settings.user or local_user(),
+        timeout=settings.timeout,
+        warn=warn,
+    )
+
+
+def apply_host(
+    settings: Settings, plan: Plan, spec: HostSpec, mode: str, warn: Callable[[str], None]
+) -> HostResult:
+    """Deploy to (mode="deploy") or compare with (mode="check"/"diff") one host."""
+    started = time.monotonic()
+    result = HostResult(str(spec), "failed")
+    try:
+        with connection_for(settings, spec, warn) as conn:
+            path = conn.resolve(settings.remote_path)
+            result.path = path
+            current = conn.state(path)
+            if current.is_symlink:
+                if not settings.follow_symlinks:
+                    raise UsageError(
+                        f"{spec}: {path} is a symlink; refusing to replace it",
+                        "point --remote-path at the real file, or pass "
+                        "--follow-symlinks to write through the link",
+                    )
+                path = conn.sftp.normalize(path)
+                result.path = path
+                current = conn.state(path)
+            _diff_into(result, plan, current.content)
+            result.mode_before = current.mode
+            result.mode_after = settings.file_mode
+            same_bytes = current.content == plan.content
+            same_mode = current.mode == settings.file_mode
+            if mode in ("check", "diff"):
+                drift = bool(result.added or result.removed or result.changed) or not same_mode
+                result.status = "drift" if drift else "in-sync"
+            elif same_bytes and same_mode:
+                result.status = "unchanged"
+            elif settings.dry_run:
+                result.status = "would-change"
+            elif same_bytes:
+                conn.chmod(path, settings.file_mode)
+                result.status = "changed"
+            else:
+                conn.write_atomic(path, plan.content, settings.file_mode)
+                result.status = "changed"
+    except SopsDeployError as exc:
+        result.status = "failed"
+        result.error = exc
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _diff_into(result: HostResult, plan: Plan, old: bytes | None) -> None:
+    new_values = envfile.read_values(plan.content) or {}
+    old_values = (envfile.read_values(old) or {}) if old is not None else {}
+    result.added = [k for k in new_values if k not in old_values]
+    result.removed = [k for k in old_values if k not in new_values]
+    result.changed = [k for k in new_values if k in old_values and old_values[k] != new_values[k]]
+    result.unchanged = len(new_values) - len(result.added) - len(result.changed)
+    if (
+        plan.format == "raw"
+        and old != plan.content
+        and not (result.added or result.removed or result.changed)
+    ):
+        result.changed = ["(file content)"]
+
+
+def apply_all(
+    settings: Settings,
+    plan: Plan,
+    mode: str,
+    warn: Callable[[str], None],
+    on_done: Callable[[HostResult], None] = lambda _r: None,
+) -> list[HostResult]:
+    """Apply to every host, `settings.parallel` at a time; results in host order."""
+    if not settings.hosts:
+        raise UsageError("no host given", "pass --host user@server (repeatable)")
+    workers = max(1, min(settings.parallel, len(settings.hosts)))
+    results: dict[int, HostResult] = {}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {
+            pool.submit(apply_host, settings, plan, spec, mode, warn): i
+            for i, spec in enumerate(settings.hosts)
+        }
+        for future, index in futures.items():
+            result = future.result()
+            results[index] = result
+            on_done(result)
+            if result.failed and settings.fail_fast:
+                for other in futures:
+                    other.cancel()
+                break
+    return [results[i] for i in sorted(results)]

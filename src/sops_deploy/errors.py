@@ -1,0 +1,114 @@
+"""The exception hierarchy. Each family carries its exit code and a hint that says what to do.
+
+Library code only raises these; `cli.main` is the single place that turns them into a
+message and an exit code. No message or hint may ever contain a secret value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+EXIT_DRIFT = 3
+EXIT_VALIDATION = 4
+EXIT_DECRYPT = 5
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located problem in an input file: where, which key, which rule, and how to fix it."""
+
+    file: str
+    line: int | None
+    key: str | None
+    rule: str
+    message: str
+    fix: str
+    severity: str = "error"  # "error" or "warning"
+
+    def location(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.key}" if self.key else where
+
+    def __str__(self) -> str:
+        return f"{self.location()}: [{self.rule}] {self.message} — fix: {self.fix}"
+
+
+class SopsDeployError(Exception):
+    """Base of every error this tool raises on purpose."""
+
+    exit_code = 1
+    title = "sops-deploy failed"
+
+    def __init__(
+        self, message: str, hint: str = "", *, file: str | None = None, line: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.file = file
+        self.line = line
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(SopsDeployError):
+    """Bad flags, inputs or configuration (exit 2)."""
+
+    exit_code = EXIT_USAGE
+    title = "Invalid configuration"
+
+
+class ToolError(SopsDeployError):
+    """sops or age missing, unverifiable or of the wrong version (exit 2)."""
+
+    exit_code = EXIT_USAGE
+    title = "Tool problem"
+
+
+class DecryptError(SopsDeployError):
+    """sops could not decrypt the file (exit 5)."""
+
+    exit_code = EXIT_DECRYPT
+    title = "Decryption failed"
+
+
+class ValidationError(SopsDeployError):
+    """The decrypted secrets are malformed or incomplete (exit 4). Carries every problem."""
+
+    exit_code = EXIT_VALIDATION
+    title = "Validation failed"
+
+    def __init__(self, problems: list[Problem], hint: str = "") -> None:
+        errors = [p for p in problems if p.severity == "error"]
+        first = errors[0] if errors else None
+        super().__init__(
+            f"{len(errors)} problem(s) in the secrets; nothing was deployed",
+            hint or "fix each problem listed above, re-encrypt, and run `sops-deploy validate`",
+            file=first.file if first else None,
+            line=first.line if first else None,
+        )
+        self.problems = problems
+
+
+class RemoteError(SopsDeployError):
+    """Network, SSH, SFTP or post-command failure (exit 1)."""
+
+    exit_code = EXIT_RUNTIME
+    title = "Remote operation failed"
+
+
+class HostKeyError(RemoteError):
+    """The server's host key is unknown or changed; refused (exit 1)."""
+
+    title = "Host key not trusted"
+
+
+class DriftFound(SopsDeployError):
+    """`check` found at least one host that differs from the source of truth (exit 3)."""
+
+    exit_code = EXIT_DRIFT
+    title = "Drift found"

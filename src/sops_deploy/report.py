@@ -1,0 +1,234 @@
+"""Everything the user sees: the terminal reporter and GitHub workflow commands.
+
+Order matters: `mask()` runs before anything else prints, so every secret value (each
+line of a multi-line value separately) is registered with GitHub as `::add-mask::` and
+with this reporter's own redaction before any message can carry it. Outcomes are
+decided elsewhere; this module only tells them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, TextIO
+
+from sops_deploy.errors import Problem, SopsDeployError, ValidationError
+
+if TYPE_CHECKING:
+    from sops_deploy.deploy import HostResult, Plan
+
+MIN_REDACT = 4  # shorter values ("1", "on") would shred ordinary words if redacted
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_prop(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+class Reporter:
+    """Writes progress to stderr and results to stdout; on GitHub, also workflow commands."""
+
+    def __init__(
+        self,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.env = dict(os.environ if env is None else env)
+        self.github = self.env.get("GITHUB_ACTIONS") == "true"
+        self._redact: list[str] = []
+        self._lock = threading.Lock()
+
+    # --- masking -----------------------------------------------------------------------
+
+    def mask(self, values: Iterable[str]) -> None:
+        """Register secret values; on GitHub emit ::add-mask:: for each non-blank line."""
+        for value in values:
+            for line in {value, *value.splitlines()}:
+                stripped = line.strip()
+                if not stripped or "\n" in line:
+                    continue
+                if self.github:
+                    self._write(self.out, f"::add-mask::{_escape_data(line)}", redact=False)
+                if len(stripped) >= MIN_REDACT:
+                    self._redact.append(stripped)
+        self._redact.sort(key=len, reverse=True)
+
+    def scrub(self, text: str) -> str:
+        for value in self._redact:
+            if value in text:
+                text = text.replace(value, "***")
+        return text
+
+    def _write(self, stream: TextIO, text: str, *, redact: bool = True) -> None:
+        with self._lock:
+            stream.write((self.scrub(text) if redact else text) + "\n")
+            stream.flush()
+
+    # --- messages ----------------------------------------------------------------------
+
+    def info(self, text: str) -> None:
+        self._write(self.err, text)
+
+    def warn(self, text: str) -> None:
+        if self.github:
+            self._write(self.out, f"::warning title=sops-deploy::{_escape_data(text)}")
+        else:
+            self._write(self.err, f"warning: {text}")
+
+    def group(self, title: str) -> None:
+        if self.github:
+            self._write(self.out, f"::group::{title}")
+
+    def endgroup(self) -> None:
+        if self.github:
+            self._write(self.out, "::endgroup::")
+
+    def problems(self, problems: Iterable[Problem]) -> None:
+        for p in problems:
+            if self.github:
+                props = [f"title={_escape_prop(p.rule)}", f"file={_escape_prop(p.file)}"]
+                if p.line is not None:
+                    props.insert(1, f"line={p.line}")
+                kind = "error" if p.severity == "error" else "warning"
+                self._write(
+                    self.out,
+                    f"::{kind} {','.join(props)}::"
+                    f"{_escape_data((p.key or '') + ': ' + p.message + ' — fix: ' + p.fix)}",
+                )
+            else:
+                self._write(self.err, f"{p.severity}: {p}")
+
+    def failure(self, exc: SopsDeployError) -> None:
+        if isinstance(exc, ValidationError):
+            self.problems(exc.problems)
+        if self.github:
+            props = [f"title={_escape_prop(exc.title)}"]
+            if exc.file:
+                props.append(f"file={_escape_prop(exc.file)}")
+                if exc.line:
+                    props.append(f"line={exc.line}")
+            self._write(self.out, f"::error {','.join(props)}::{_escape_data(exc.message)}")
+            self.append_summary(
+                f"### ❌ {exc.title}\n\n{exc.message}\n\n**How to fix:** "
+                f"{exc.hint}\n" + _problem_table(exc)
+            )
+        self._write(self.err, f"error: {exc.message}")
+        if exc.hint:
+            self._write(self.err, f"  fix: {exc.hint}")
+
+    # --- results -----------------------------------------------------------------------
+
+    def host_result(self, r: HostResult) -> None:
+        if r.failed and r.error is not None:
+            self._write(self.err, f"✗ {r.host}: {r.error.message}")
+            if r.error.hint:
+                self._write(self.err, f"    fix: {r.error.hint}")
+            return
+        parts = [f"+{len(r.added)} -{len(r.removed)} ~{len(r.changed)} ={r.unchanged}"]
+        if r.mode_drift:
+            parts.append(f"mode {r.mode_before:04o} → {r.mode_after:04o}")
+        mark = {"unchanged": "=", "in-sync": "=", "drift": "≠"}.get(r.status, "✓")
+        self._write(
+            self.err,
+            f"{mark} {r.host}:{r.path} {r.status} ({', '.join(parts)}) in {r.seconds:.2f}s",
+        )
+
+    def summary(self, command: str, plan: Plan, results: list[HostResult]) -> None:
+        """The key-level summary (stdout), the job summary table, and the action outputs."""
+        lines = [f"sops-deploy {command}: {len(plan.secrets)} keys, sha256 {plan.sha256[:12]}"]
+        for r in results:
+            lines.append(f"  {r.host}  {r.path}  {r.status}")
+            for label, keys in (("added", r.added), ("removed", r.removed), ("changed", r.changed)):
+                if keys:
+                    lines.append(f"    {label}: {', '.join(keys)}")
+            if r.mode_drift and r.mode_before is not None and r.mode_after is not None:
+                lines.append(f"    mode: {r.mode_before:04o} (expected {r.mode_after:04o})")
+            if r.error is not None:
+                lines.append(f"    error: {r.error.message}")
+        for line in lines:
+            self._write(self.out, line)
+        if self.github:
+            self.append_summary(_summary_markdown(command, plan, results))
+        self.set_outputs(_outputs(plan, results))
+
+    def set_outputs(self, outputs: Mapping[str, str]) -> None:
+        path = self.env.get("GITHUB_OUTPUT")
+        if not path:
+            return
+        with open(path, "a", encoding="utf-8") as fh:
+            for name, value in outputs.items():
+                delim = f"ghadelim_{secrets.token_hex(8)}"
+                fh.write(f"{name}<<{delim}\n{self.scrub(value)}\n{delim}\n")
+
+    def append_summary(self, markdown: str) -> None:
+        path = self.env.get("GITHUB_STEP_SUMMARY")
+        if path:
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(self.scrub(markdown) + "\n")
+
+
+def _keys(results: list[HostResult], attr: str) -> str:
+    seen: dict[str, None] = {}
+    for r in results:
+        for k in getattr(r, attr):
+            seen[k] = None
+    return ",".join(seen)
+
+
+def _outputs(plan: Plan, results: list[HostResult]) -> dict[str, str]:
+    report = [
+        {
+            "host": r.host,
+            "path": r.path,
+            "status": r.status,
+            "added": r.added,
+            "removed": r.removed,
+            "changed": r.changed,
+            "mode_before": None if r.mode_before is None else f"{r.mode_before:04o}",
+            "error": r.error.message if r.error else None,
+            "seconds": round(r.seconds, 3),
+        }
+        for r in results
+    ]
+    return {
+        "changed": "true" if any(r.status == "changed" for r in results) else "false",
+        "sha256": plan.sha256,
+        "added-keys": _keys(results, "added"),
+        "removed-keys": _keys(results, "removed"),
+        "changed-keys": _keys(results, "changed"),
+        "hosts": ",".join(r.host for r in results),
+        "report": json.dumps(report),
+    }
+
+
+def _summary_markdown(command: str, plan: Plan, results: list[HostResult]) -> str:
+    rows = [
+        "| host | result | added | removed | changed | sha256 | time |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        rows.append(
+            f"| `{r.host}` | {r.status} | {', '.join(r.added) or '–'} | "
+            f"{', '.join(r.removed) or '–'} | {', '.join(r.changed) or '–'} | "
+            f"`{plan.sha256[:12]}` | {r.seconds:.1f}s |"
+        )
+    return f"### sops-deploy {command}\n\n" + "\n".join(rows) + "\n"
+
+
+def _problem_table(exc: SopsDeployError) -> str:
+    if not isinstance(exc, ValidationError):
+        return ""
+    rows = ["| file | line | key | problem | fix |", "|---|---|---|---|---|"]
+    for p in exc.problems:
+        rows.append(f"| `{p.file}` | {p.line or ''} | `{p.key or ''}` | {p.message} | {p.fix} |")
+    return "\n" + "\n".join(rows) + "\n"

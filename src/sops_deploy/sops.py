@@ -1,0 +1,229 @@
+"""Running sops: detect a file's stored format, read its recipients, decrypt it in memory.
+
+The age key reaches sops only through the child's environment (`SOPS_AGE_KEY`), and the
+plaintext only through a pipe: nothing secret is written to disk or put on a command line.
+sops exit codes are mapped to `DecryptError`s that say what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from sops_deploy import agekey
+from sops_deploy.errors import DecryptError, ToolError, UsageError
+
+# sops's own exit codes (getsops/sops cmd/sops/codes).
+SOPS_COULD_NOT_RETRIEVE_KEY = 128
+SOPS_MAC_MISMATCH = 51
+SOPS_MAC_NOT_FOUND = 52
+SOPS_ERROR_DECRYPTING_MAC = 24
+SOPS_ERROR_DECRYPTING_TREE = 25
+SOPS_METADATA_NOT_FOUND = 1
+
+STORED_FORMATS = ("dotenv", "yaml", "json", "binary")
+
+NOT_ENCRYPTED_HINT = (
+    "encrypt it first: `sops encrypt --input-type dotenv --output-type dotenv "
+    "--age <recipient> .env > secrets/.env.encrypted`, then delete the plaintext"
+)
+WRONG_KEY_HINT = (
+    "either set AGE_KEY to a private key whose public key is one of the recipients above, "
+    "or, on a machine that can decrypt, add your recipient to .sops.yaml and run "
+    "`sops updatekeys {file}` and commit the result"
+)
+TAMPERED_HINT = (
+    "the file was modified after it was encrypted (MAC mismatch). Restore it from git "
+    "(`git checkout -- {file}`) or edit it only through `sops edit`"
+)
+
+
+@dataclass(frozen=True)
+class AgeKeySource:
+    """Where sops gets the age identity: key text (AGE_KEY / SOPS_AGE_KEY) or a key file."""
+
+    text: str | None = field(default=None, repr=False)
+    file: str | None = None
+
+    def child_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        env = dict(os.environ if base is None else base)
+        env.pop("AGE_KEY", None)
+        if self.text is not None:
+            env.pop("SOPS_AGE_KEY_FILE", None)
+            env["SOPS_AGE_KEY"] = self.text
+        elif self.file is not None:
+            env.pop("SOPS_AGE_KEY", None)
+            env["SOPS_AGE_KEY_FILE"] = self.file
+        return env
+
+    def key_text(self) -> str | None:
+        if self.text is not None:
+            return self.text
+        if self.file is not None:
+            try:
+                return Path(self.file).read_text(encoding="utf-8")
+            except OSError:
+                return None
+        return None
+
+    @property
+    def given(self) -> bool:
+        return self.text is not None or self.file is not None
+
+
+@dataclass(frozen=True)
+class EncryptedFile:
+    """An encrypted file as read from disk: its path, stored format and age recipients."""
+
+    path: str
+    stored_format: str
+    recipients: tuple[str, ...]
+
+
+_DOTENV_META = re.compile(r"^sops_version=", re.MULTILINE)
+_DOTENV_RECIPIENT = re.compile(r"^sops_age__list_\d+__map_recipient=(\S+)$", re.MULTILINE)
+
+
+def inspect(path: str) -> EncryptedFile:
+    """Read `path`, detect how sops stored it, and list its age recipients."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise UsageError(
+            f"{path}: no such file",
+            "pass the encrypted file with --file (input `file`); the default is "
+            "secrets/.env.encrypted",
+            file=path,
+        ) from None
+    except IsADirectoryError:
+        raise UsageError(
+            f"{path}: is a directory, not an encrypted file", "pass a file path", file=path
+        ) from None
+    except OSError as exc:
+        raise UsageError(
+            f"{path}: cannot read ({exc.strerror})", "check the path and its permissions", file=path
+        ) from None
+    not_encrypted = DecryptError(
+        f"{path}: this file is not encrypted by sops (no sops metadata); refusing to deploy "
+        "plaintext",
+        NOT_ENCRYPTED_HINT,
+        file=path,
+    )
+    if not raw.strip():
+        raise DecryptError(f"{path}: the file is empty", NOT_ENCRYPTED_HINT, file=path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise not_encrypted from None
+    if _DOTENV_META.search(text):
+        return EncryptedFile(path, "dotenv", tuple(_DOTENV_RECIPIENT.findall(text)))
+    doc: object
+    try:
+        doc = json.loads(text)
+        kind = "json"
+    except ValueError:
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise not_encrypted from None
+        kind = "yaml"
+    if not isinstance(doc, dict) or not isinstance(doc.get("sops"), dict):
+        raise not_encrypted
+    if kind == "json" and set(doc) == {"data", "sops"}:
+        kind = "binary"
+    ages = doc["sops"].get("age") or []
+    recips = tuple(
+        str(entry["recipient"])
+        for entry in ages
+        if isinstance(entry, dict) and "recipient" in entry
+    )
+    return EncryptedFile(path, kind, recips)
+
+
+def decrypt(sops_bin: str, enc: EncryptedFile, key: AgeKeySource, *, timeout: float = 60) -> bytes:
+    """Decrypt `enc` with sops; returns the plaintext bytes (dotenv text, or JSON for yaml/json).
+
+    The plaintext is read from sops's stdout pipe and never written anywhere.
+    """
+    out_type = "json" if enc.stored_format in ("yaml", "json") else enc.stored_format
+    argv = [
+        sops_bin,
+        "decrypt",
+        "--input-type",
+        enc.stored_format,
+        "--output-type",
+        out_type,
+        enc.path,
+    ]
+    try:
+        proc = subprocess.run(
+            argv,
+            env=key.child_env(),
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except FileNotFoundError:
+        raise ToolError(
+            f"sops not found at {sops_bin}", "run `sops-deploy tools install` or put sops on PATH"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise DecryptError(
+            f"{enc.path}: sops did not finish within {timeout:.0f}s",
+            "check that sops is not waiting for a key service",
+            file=enc.path,
+        ) from None
+    if proc.returncode == 0:
+        return proc.stdout
+    raise _decrypt_error(enc, key, proc.returncode, proc.stderr.decode("utf-8", "replace"))
+
+
+def _decrypt_error(enc: EncryptedFile, key: AgeKeySource, code: int, stderr: str) -> DecryptError:
+    path = enc.path
+    if code == SOPS_COULD_NOT_RETRIEVE_KEY:
+        listed = ", ".join(enc.recipients) or "(none: the file has no age recipients)"
+        if key.given:
+            text = key.key_text()
+            try:
+                mine = ", ".join(agekey.recipients_of(text)) if text else "(unreadable key file)"
+            except UsageError as exc:
+                mine = f"(not a valid age key: {exc.message})"
+            detail = f"the given age key's public key is {mine}"
+        else:
+            detail = "no age key was given (set the AGE_KEY secret, SOPS_AGE_KEY or --age-key-file)"
+        return DecryptError(
+            f"{path}: no key could decrypt this file. It is encrypted for: {listed}; {detail}",
+            WRONG_KEY_HINT.format(file=path),
+            file=path,
+        )
+    if code in (
+        SOPS_MAC_MISMATCH,
+        SOPS_MAC_NOT_FOUND,
+        SOPS_ERROR_DECRYPTING_MAC,
+        SOPS_ERROR_DECRYPTING_TREE,
+    ):
+        return DecryptError(
+            f"{path}: integrity check failed (sops exit {code})",
+            TAMPERED_HINT.format(file=path),
+            file=path,
+        )
+    if "metadata not found" in stderr:
+        return DecryptError(
+            f"{path}: this file is not encrypted by sops (no sops metadata); refusing to "
+            "deploy plaintext",
+            NOT_ENCRYPTED_HINT,
+            file=path,
+        )
+    last = " ".join(stderr.strip().splitlines()[-3:])[:400]
+    return DecryptError(
+        f"{path}: sops failed (exit {code}): {last}",
+        "the file may be truncated or corrupted: restore it from git, or re-encrypt it",
+        file=path,
+    )
