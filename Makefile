@@ -27,8 +27,8 @@ tools: $(STAMP)
 	@$(PY) -m sops_deploy tools install --source auto >/dev/null
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests scripts
-	$(VENV)/bin/ruff format --check src tests scripts
+	$(VENV)/bin/ruff check src tests scripts bench
+	$(VENV)/bin/ruff format --check src tests scripts bench
 	$(VENV)/bin/mypy --strict src
 
 pytest: $(STAMP)
@@ -39,3 +39,7 @@ demo: setup
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# Speed and memory against the raw OpenSSH pipeline, measured side by side (see bench/).
+bench: setup
+	$(PY) bench/bench.py

@@ -50,6 +50,7 @@ class Sshd:
     client_key: Path
     host_key: Path
     extra_config: str = ""
+    sftp_args: str = ""  # e.g. "-d /srv/host1": where `~/` points for SFTP clients
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -76,7 +77,8 @@ class Sshd:
             f"PidFile {self.root}/sshd.pid\nAuthorizedKeysFile {auth}\nStrictModes no\n"
             "UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
-            "Subsystem sftp internal-sftp\nLogLevel ERROR\nMaxStartups 100:30:200\n"
+            f"Subsystem sftp internal-sftp {self.sftp_args}\n"
+            "LogLevel ERROR\nMaxStartups 100:30:200\n"
             "MaxSessions 100\nAllowTcpForwarding yes\n" + self.extra_config
         )
         with open(self.root / "sshd.log", "ab") as log:
@@ -110,7 +112,12 @@ class Sshd:
 
 
 def make_sshd(
-    root: Path, *, port: int | None = None, client_key: Path | None = None, extra_config: str = ""
+    root: Path,
+    *,
+    port: int | None = None,
+    client_key: Path | None = None,
+    extra_config: str = "",
+    sftp_args: str = "",
 ) -> Sshd:
     """Create keys and config under `root` and start sshd; the caller stops it."""
     root.mkdir(parents=True, exist_ok=True)
@@ -125,6 +132,6 @@ def make_sshd(
         os.environ.get("USER")
         or subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
     )
-    server = Sshd(root, port or free_port(), user, client_key, host_key, extra_config)
+    server = Sshd(root, port or free_port(), user, client_key, host_key, extra_config, sftp_args)
     server.start()
     return server
