@@ -102,6 +102,7 @@ def build_plan(
     merged = envfile.merge(layers)
     problems += schema.check(merged, settings)
     problems += envfile.render_problems(merged, settings.format)
+    problems = schema.drop_covered_warnings(problems)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise ValidationError(problems)
@@ -110,23 +111,13 @@ def build_plan(
 
 
 def parse_plaintext(enc: sops.EncryptedFile, plaintext: bytes) -> tuple[list[Entry], list[Problem]]:
-    try:
-        text = plaintext.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = plaintext[: exc.start].count(b"\n") + 1
-        return [], [
-            Problem(
-                enc.path,
-                line,
-                None,
-                "not-utf8",
-                "the plaintext is not UTF-8 text",
-                "save the file as UTF-8 and re-encrypt it",
-            )
-        ]
+    """One decrypted file as entries: dotenv text (dotenv or binary store) or a flat map."""
+    text, problems = envfile.decode(plaintext, enc.path)
     if enc.stored_format in ("yaml", "json"):
-        return envfile.parse_json_map(text, enc.path)
-    return envfile.parse_dotenv(text, enc.path)
+        entries, found = envfile.parse_json_map(text, enc.path, envfile.key_lines(enc.path))
+    else:
+        entries, found = envfile.parse_dotenv(text, enc.path)
+    return entries, problems + found
 
 
 def _raw_plan(settings: Settings, decrypted: list[tuple[sops.EncryptedFile, bytes]]) -> Plan:

@@ -1,0 +1,44 @@
+"""The secrets themselves: reading the decrypted plaintext, lint, merging, and rendering.
+
+`source` owns what a plaintext means (bytes checks, the strict dotenv grammar, flat
+yaml/json maps, lint); `render` owns what each target reads (encoders and a model of
+each real parser, used to prove a rendered file reads back unchanged).
+"""
+
+from sops_deploy.envfile.render import (
+    FORMATS,
+    MODELS,
+    RenderError,
+    read_values,
+    render,
+    render_problems,
+)
+from sops_deploy.envfile.source import (
+    KEY_RE,
+    Entry,
+    Secrets,
+    decode,
+    key_lines,
+    lint,
+    merge,
+    parse_dotenv,
+    parse_json_map,
+)
+
+__all__ = [
+    "FORMATS",
+    "KEY_RE",
+    "MODELS",
+    "Entry",
+    "RenderError",
+    "Secrets",
+    "decode",
+    "key_lines",
+    "lint",
+    "merge",
+    "parse_dotenv",
+    "parse_json_map",
+    "read_values",
+    "render",
+    "render_problems",
+]

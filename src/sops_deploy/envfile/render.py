@@ -1,0 +1,278 @@
+"""Writing the secrets for the reader that will load them, and proving it reads them back.
+
+Each format has an encoder (`_quote`) and a model of its real parser (`MODELS`):
+- `compose`: Docker Compose (compose-go `dotenv`): single quotes (verbatim) when the value
+  has no `'`, backslash or line break; otherwise double quotes with `\\\\` `\\"` `\\n` `\\r`
+  escapes and every `$` doubled to `$$` so that nothing is interpolated.
+- `dotenv`: python-dotenv `dotenv_values` (interpolation on): double quotes with
+  escapes; a value holding `${...}` is refused, python-dotenv has no way to escape it.
+- `shell`: `set -a; . ./.env` in bash or dash: POSIX single quotes, `'` as `'\\''`;
+  names bash keeps read-only or dynamic are refused.
+After rendering, the whole file is parsed again with the format's model and compared
+key by key; a difference is a problem naming the key, never a silent change.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shlex
+import unicodedata
+from collections.abc import Mapping
+
+from dotenv.parser import parse_stream
+
+from sops_deploy.envfile.source import Secrets
+from sops_deploy.errors import Problem
+
+FORMATS = ("compose", "dotenv", "shell", "raw")
+
+# python-dotenv's own `${NAME}` / `${NAME:-default}` pattern (dotenv/variables.py).
+DOTENV_VARIABLE = re.compile(r"\$\{(?P<name>[^\}:]*)(?::-(?P<default>[^\}]*))?\}")
+
+# bash refuses to assign these (read-only) or gives them a meaning of their own.
+_RESERVED_NAMES = (
+    "BASHOPTS BASHPID BASH_ARGC BASH_ARGV BASH_ARGV0 BASH_COMMAND BASH_LINENO BASH_SOURCE "
+    "BASH_SUBSHELL BASH_VERSINFO DIRSTACK EPOCHREALTIME EPOCHSECONDS EUID FUNCNAME GROUPS "
+    "HISTCMD LINENO OPTIND PPID RANDOM SECONDS SHELLOPTS SRANDOM UID _"
+)
+SHELL_RESERVED = frozenset(_RESERVED_NAMES.split())
+
+
+class RenderError(Exception):
+    """A value the chosen format cannot carry (reported as a Problem by the caller)."""
+
+
+def render(values: Mapping[str, str], fmt: str) -> bytes:
+    """Render `values` as the file `fmt`'s reader parses back into exactly `values`."""
+    lines = [f"{key}={_quote(key, value, fmt)}\n" for key, value in values.items()]
+    return "".join(lines).encode("utf-8")
+
+
+def render_problems(secrets: Secrets, fmt: str) -> list[Problem]:
+    """Problems for values `fmt` cannot carry: refused by the encoder, or changed on re-parse."""
+    problems: list[Problem] = []
+    carried: dict[str, str] = {}
+    for e in secrets.values():
+        try:
+            _quote(e.key, e.value, fmt)
+        except RenderError as exc:
+            problems.append(_unrepresentable(e.file, e.line, e.key, fmt, str(exc)))
+        else:
+            carried[e.key] = e.value
+    if fmt not in MODELS or not carried:
+        return problems
+    reread = MODELS[fmt](render(carried, fmt).decode("utf-8"))
+    for key, value in carried.items():
+        if reread.get(key) != value:
+            e = secrets[key]
+            problems.append(
+                _unrepresentable(e.file, e.line, key, fmt, "its reader would change it")
+            )
+    return problems
+
+
+def _unrepresentable(file: str, line: int | None, key: str, fmt: str, why: str) -> Problem:
+    return Problem(
+        file,
+        line,
+        key,
+        "unrepresentable",
+        f"the value cannot be written in the {fmt} format: {why}",
+        "choose another --format (compose carries every value without NUL), or change the value",
+    )
+
+
+def _quote(key: str, value: str, fmt: str) -> str:
+    if "\x00" in value:
+        raise RenderError("it contains a NUL character")
+    if fmt == "compose":
+        if not any(c in value for c in "'\\\n\r"):
+            return "'" + value + "'"  # compose-go single quotes: verbatim, no interpolation
+        return '"' + _escape(value).replace("$", "$$") + '"'
+    if fmt == "dotenv":
+        if DOTENV_VARIABLE.search(value):
+            raise RenderError("it contains ${...}, which python-dotenv always interpolates")
+        return '"' + _escape(value) + '"'
+    if fmt == "shell":
+        if key in SHELL_RESERVED:
+            raise RenderError(f"bash does not let a file set {key}")
+        return "'" + value.replace("'", "'\\''") + "'"
+    raise ValueError(f"no text rendering for format {fmt}")
+
+
+def _escape(value: str) -> str:
+    """Double-quote escapes both compose-go and python-dotenv decode the same way."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+
+
+# --- models of the real parsers --------------------------------------------------------
+
+
+def dotenv_model(text: str) -> dict[str, str | None]:
+    """python-dotenv `dotenv_values` as a service calls it (file read with universal newlines).
+
+    A value that interpolation would change maps to None: its result depends on the
+    environment of the process that reads it.
+    """
+    out: dict[str, str | None] = {}
+    for binding in parse_stream(io.StringIO(text, newline=None)):
+        if binding.key is None or binding.error:
+            continue
+        value = binding.value
+        out[binding.key] = None if value is None or DOTENV_VARIABLE.search(value) else value
+    return out
+
+
+def shell_model(text: str) -> dict[str, str | None]:
+    """POSIX `sh` reading `KEY='...'` assignments (quote removal as `shlex` does it)."""
+    out: dict[str, str | None] = {}
+    lexer = shlex.shlex(text, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = "#"
+    try:
+        words = list(lexer)
+    except ValueError:
+        return out
+    for word in words:
+        key, eq, value = word.partition("=")
+        if eq:
+            out[key] = value
+    return out
+
+
+_GO_SPACE = frozenset(
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
+    "\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_LINE_SPACE = frozenset("\t\v\f\r \x85\xa0")  # compose-go isSpace: no line break
+_COMPOSE_ESCAPE = re.compile(r"\\(?:[abcfnrtv$\"\\]|0\d{0,3})")
+_COMPOSE_VARIABLE = re.compile(
+    r"\$(?:(?P<escaped>\$)|(?P<named>[_a-z][_a-z0-9]*)|\{(?:(?P<braced>[_a-z][_a-z0-9]*"
+    r"(?::?[-+?](.*))?)\}|(?P<invalid>)))",
+    re.IGNORECASE,
+)
+_SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+class _Interpolated(Exception):
+    """compose-go would substitute a variable: the value depends on the reader's env."""
+
+
+def compose_model(text: str) -> dict[str, str | None]:
+    """compose-go v2 `dotenv` (env_file, project .env), ported statement by statement."""
+    out: dict[str, str | None] = {}
+    src = text.removeprefix("\ufeff")
+    while True:
+        src = _statement_start(src)
+        if not src:
+            return out
+        if re.match(r"export[\t\n\f\r ]+", src):
+            src = src[len("export") :].lstrip("".join(_LINE_SPACE))
+        for i, ch in enumerate(src):
+            if ch in _LINE_SPACE:
+                continue
+            if ch in "=:\n":
+                key, inherited, src = src[:i], ch == "\n", src[i + 1 :]
+                break
+            if ch in "_.-[]" or ch.isalpha() or unicodedata.category(ch).startswith("N"):
+                continue
+            return out  # compose-go: "unexpected character in variable name"
+        else:
+            return out
+        key = key.rstrip("".join(_GO_SPACE))
+        if " " in key or inherited:
+            return out  # an error, or a value from the reader's environment
+        src = src.lstrip("".join(_LINE_SPACE))
+        value, src, ok, substitute = _compose_value(src)
+        if not ok:
+            return out
+        try:
+            out[key] = _compose_substitute(value) if substitute else value
+        except _Interpolated:
+            out[key] = None
+
+
+def _statement_start(src: str) -> str:
+    while True:
+        src = src.lstrip("".join(_GO_SPACE))
+        if not src.startswith("#"):
+            return src
+        cut = src.find("\n")
+        if cut == -1:
+            return ""
+        src = src[cut:]
+
+
+def _compose_value(src: str) -> tuple[str, str, bool, bool]:
+    """(value, rest, parsed ok, subject to substitution): compose-go `extractVarValue`."""
+    quote = src[:1]
+    if quote not in ("'", '"'):
+        value, _, rest = src.partition("\n")
+        value = value.split(" #", 1)[0].rstrip("".join(_GO_SPACE))
+        return value, rest, True, True
+    chars: list[str] = []
+    escaped = False
+    for i in range(1, len(src)):
+        ch = src[i]
+        if ch != quote:
+            if not escaped and ch == "\\":
+                escaped = True
+                continue
+            if escaped:
+                escaped = False
+                chars.append("\\")
+            chars.append(ch)
+            continue
+        if escaped:
+            escaped = False
+            chars.append(ch)
+            continue
+        value = "".join(chars)
+        if quote == "'":
+            return value, src[i + 1 :], True, False  # single quotes: verbatim
+        return _COMPOSE_ESCAPE.sub(_compose_unescape, value), src[i + 1 :], True, True
+    return "", "", False, False  # unterminated quoted value
+
+
+def _compose_unescape(match: re.Match[str]) -> str:
+    seq = match.group(0)
+    if seq == "\\$":
+        return "$$"
+    if seq.startswith("\\0"):
+        digits = seq[2:]
+        if len(digits) == 3 and all(d in "01234567" for d in digits) and int(digits, 8) < 0x80:
+            return chr(int(digits, 8))
+        return seq
+    if seq[1] in _SIMPLE_ESCAPES:
+        return _SIMPLE_ESCAPES[seq[1]]
+    if seq[1] in '"\\':
+        return seq[1]
+    return seq  # `\c`: Go's UnquoteChar refuses it and the text stays as it is
+
+
+def _compose_substitute(value: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        if match.group("escaped"):
+            return "$"
+        raise _Interpolated
+
+    return _COMPOSE_VARIABLE.sub(one, value)
+
+
+MODELS = {"compose": compose_model, "dotenv": dotenv_model, "shell": shell_model}
+
+
+def read_values(data: bytes) -> dict[str, str] | None:
+    """Key→value view of a file on a server, for a key-level diff; None if not dotenv."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    out: dict[str, str] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            return None
+        if binding.key is not None:
+            out[binding.key] = binding.value or ""
+    return out

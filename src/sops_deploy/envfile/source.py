@@ -1,0 +1,349 @@
+"""Reading the decrypted plaintext: bytes checks, the strict dotenv grammar, flat maps, lint.
+
+Source grammar: python-dotenv's `parse_stream` with interpolation off — quotes are
+stripped, double-quoted escapes (`\\n`, `\\"`, `\\\\`, ...) apply, `export ` is accepted,
+and every `$` is literal. Every problem is a `Problem` naming file, line and key; a value
+never appears in one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from dotenv.parser import parse_stream
+
+from sops_deploy.errors import Problem
+
+KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+BOM = b"\xef\xbb\xbf"
+_KEY_HEAD = re.compile(r"^\s*(?:export\s+)?([^\s=#]+)\s*=")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One secret: its key, its value, and where it came from."""
+
+    key: str
+    value: str
+    file: str
+    line: int | None
+
+
+Secrets = dict[str, Entry]
+
+
+def _problem(
+    source: str, line: int | None, key: str | None, rule: str, message: str, fix: str
+) -> Problem:
+    return Problem(source, line, key, rule, message, fix)
+
+
+def _key_of_line(text: str) -> str | None:
+    m = _KEY_HEAD.match(text)
+    return m.group(1) if m and len(m.group(1)) < 80 else None
+
+
+def decode(plaintext: bytes, source: str) -> tuple[str, list[Problem]]:
+    """Bytes-level checks (BOM, non-UTF-8, CRLF) on the plaintext, then its text.
+
+    These run before parsing because a parser hides them: python-dotenv would read a BOM
+    as part of the first key and a CR as part of a value. The text returned has the BOM
+    removed, CRLF turned into LF and undecodable bytes replaced, so that parsing can go on
+    and report every other problem in the same run (nothing is written while any error
+    stands).
+    """
+    problems: list[Problem] = []
+    data = plaintext
+    if data.startswith(BOM):
+        data = data[len(BOM) :]
+        problems.append(
+            _problem(
+                source,
+                1,
+                _key_of_line(data.split(b"\n", 1)[0].decode("utf-8", "replace")),
+                "bom",
+                "the plaintext starts with a UTF-8 byte order mark (BOM)",
+                "save the file as UTF-8 without BOM and re-encrypt it",
+            )
+        )
+    lines = data.split(b"\n")
+    for number, raw in enumerate(lines, start=1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append(
+                _problem(
+                    source,
+                    number,
+                    _key_of_line(raw.decode("utf-8", "replace")),
+                    "not-utf8",
+                    "the line is not valid UTF-8 text",
+                    "save the file as UTF-8 and re-encrypt it",
+                )
+            )
+    crlf = [n for n, raw in enumerate(lines, start=1) if raw.endswith(b"\r")]
+    if crlf:
+        more = f" (and {len(crlf) - 1} more lines)" if len(crlf) > 1 else ""
+        problems.append(
+            _problem(
+                source,
+                crlf[0],
+                _key_of_line(lines[crlf[0] - 1].decode("utf-8", "replace")),
+                "crlf",
+                f"the line ends with CRLF (Windows line ending){more}; parsers disagree "
+                "on whether the CR belongs to the value",
+                "convert the file to LF line endings (e.g. `dos2unix`) and re-encrypt it",
+            )
+        )
+        data = data.replace(b"\r\n", b"\n")
+    return data.decode("utf-8", "replace"), problems
+
+
+def parse_dotenv(text: str, source: str) -> tuple[list[Entry], list[Problem]]:
+    """Parse a dotenv plaintext strictly: every binding with its line, every bad line a Problem.
+
+    After a syntax error the parse resumes on the next physical line, so that an
+    unterminated quote does not swallow the lines after it unreported.
+    """
+    entries: list[Entry] = []
+    problems: list[Problem] = []
+    offset_line = 0
+    rest = text
+    while rest:
+        resume: str | None = None
+        for binding in parse_stream(io.StringIO(rest)):
+            original = binding.original.string
+            leading = original[: len(original) - len(original.lstrip())]
+            line = offset_line + binding.original.line + leading.count("\n")
+            body = original.lstrip()
+            if binding.error:
+                problems.append(_syntax_problem(source, line, body))
+                _, sep, after = body.partition("\n")
+                if sep and after:
+                    offset_line = line
+                    resume = after
+                    break
+                continue
+            if binding.key is None:
+                continue  # comment or blank line
+            if binding.value is None:
+                problems.append(
+                    _problem(
+                        source,
+                        line,
+                        binding.key,
+                        "no-equals",
+                        "the key has no `=` and so no value",
+                        f"write {binding.key}= (empty) or {binding.key}=value",
+                    )
+                )
+                continue
+            problems += _trailing_space(source, line, binding.key, body)
+            entries.append(Entry(binding.key, binding.value, source, line))
+        rest = resume or ""
+    return entries, problems
+
+
+def _syntax_problem(source: str, line: int, body: str) -> Problem:
+    first = body.split("\n", 1)[0]
+    key = _key_of_line(first)
+    value = first.split("=", 1)[1].lstrip(" \t") if "=" in first else ""
+    if value[:1] in ("'", '"'):
+        quote = value[0]
+        return _problem(
+            source,
+            line,
+            key,
+            "unterminated-quote",
+            f"the value opens a {quote} quote that is never closed",
+            f"close the quote at the end of the value, and write a {quote} inside it as \\{quote}",
+        )
+    return _problem(
+        source,
+        line,
+        key,
+        "syntax",
+        "this line is not KEY=VALUE",
+        'write it as KEY=value; quote values with spaces or # as KEY="a value"',
+    )
+
+
+def _trailing_space(source: str, line: int, key: str, body: str) -> list[Problem]:
+    """An unquoted value followed by blanks: python-dotenv drops them, others may not."""
+    first = body.split("\n", 1)[0]
+    if "=" not in first:
+        return []
+    raw = first.split("=", 1)[1].lstrip(" \t").rstrip("\r")
+    if not raw or raw[0] in ("'", '"', "#"):
+        return []
+    without_comment = re.sub(r"\s+#.*", "", raw)
+    if without_comment == without_comment.rstrip():
+        return []
+    return [
+        _problem(
+            source,
+            line,
+            key,
+            "trailing-whitespace",
+            "the unquoted value ends with spaces or tabs, which are dropped",
+            f'delete them, or quote the value if they matter: {key}="..."',
+        )
+    ]
+
+
+def key_lines(path: str) -> dict[str, int]:
+    """Line of each top-level key in a sops yaml/json file (keys are stored in clear)."""
+    try:
+        node = yaml.compose(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {
+        str(k.value): k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)
+    }
+
+
+def parse_json_map(
+    text: str, source: str, lines: Mapping[str, int] | None = None
+) -> tuple[list[Entry], list[Problem]]:
+    """A flat map (decrypted sops yaml/json, as JSON) as entries; nested values are problems."""
+    lines = lines or {}
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        return [], [
+            _problem(
+                source,
+                None,
+                None,
+                "not-a-map",
+                "the decrypted document is not a map of KEY: value",
+                "store a flat map, one KEY: value per line",
+            )
+        ]
+    entries: list[Entry] = []
+    problems: list[Problem] = []
+    for key, value in doc.items():
+        line = lines.get(key)
+        if isinstance(value, (dict, list)):
+            paths = list(_leaf_paths(str(key), value))
+            shown = ", ".join(paths[:3]) + (", …" if len(paths) > 3 else "")
+            problems.append(
+                _problem(
+                    source,
+                    line,
+                    str(key),
+                    "nested",
+                    f"the value is nested ({shown or key}); environment variables are flat",
+                    f"flatten it into top-level keys such as {key}_…, one KEY: value each",
+                )
+            )
+            continue
+        entries.append(Entry(str(key), _scalar_text(value), source, line))
+    return entries, problems
+
+
+def _leaf_paths(prefix: str, value: object) -> Iterable[str]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _leaf_paths(f"{prefix}.{k}", v)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _leaf_paths(f"{prefix}[{i}]", v)
+    else:
+        yield prefix
+
+
+def _scalar_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def lint(entries: Iterable[Entry]) -> list[Problem]:
+    """Rules on keys and values that apply to every source (dotenv, yaml, json)."""
+    problems: list[Problem] = []
+    seen: dict[tuple[str, str], int | None] = {}
+    for e in entries:
+        if not KEY_RE.match(e.key):
+            problems.append(
+                _problem(
+                    e.file,
+                    e.line,
+                    e.key,
+                    "invalid-key",
+                    "a key must match [A-Za-z_][A-Za-z0-9_]*",
+                    "rename it using letters, digits and underscores only",
+                )
+            )
+        elif e.key.lower().startswith("sops_"):
+            problems.append(
+                _problem(
+                    e.file,
+                    e.line,
+                    e.key,
+                    "sops-prefix",
+                    "keys starting with sops_ collide with sops's own metadata",
+                    "rename the key",
+                )
+            )
+        elif e.key != e.key.upper():
+            problems.append(
+                Problem(
+                    e.file,
+                    e.line,
+                    e.key,
+                    "lowercase-key",
+                    "the key has lowercase letters; environment variables are upper case",
+                    f"rename it to {e.key.upper()} (and update the code that reads it)",
+                    "warning",
+                )
+            )
+        if e.value == "":
+            problems.append(
+                Problem(
+                    e.file,
+                    e.line,
+                    e.key,
+                    "empty-value",
+                    "the value is empty",
+                    "give it a value, or mark it allow-empty in the schema",
+                    "warning",
+                )
+            )
+        first = seen.get((e.file, e.key), -1)
+        if first != -1:
+            where = f"line {first}" if first is not None else "above"
+            problems.append(
+                _problem(
+                    e.file,
+                    e.line,
+                    e.key,
+                    "duplicate-key",
+                    f"the key is already defined ({where})",
+                    "keep one definition and delete the other",
+                )
+            )
+        else:
+            seen[(e.file, e.key)] = e.line
+    return problems
+
+
+def merge(layers: Iterable[list[Entry]]) -> Secrets:
+    """Overlay entry lists in order: a later file's value (and line) replaces an earlier one's."""
+    merged: Secrets = {}
+    for layer in layers:
+        for e in layer:
+            merged[e.key] = e
+    return merged

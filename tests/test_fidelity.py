@@ -1,0 +1,304 @@
+"""Fidelity: what each format's REAL reader loads is exactly what was encrypted.
+
+Readers: Docker Compose's own parser (compose-go v2 `dotenv`, via tests/composeparse,
+built with Go into the user cache once), python-dotenv `dotenv_values` (interpolation
+on), and bash and dash sourcing the file with `set -a`. Property tests are derandomized.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import AgeIdentity
+from dotenv import dotenv_values
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sops_deploy import deploy, envfile, sops, tools
+from sops_deploy.envfile import Entry, Secrets
+from sops_deploy.envfile.render import DOTENV_VARIABLE
+
+HARNESS = Path(__file__).parent / "composeparse"
+EXAMPLES = 500
+PROPERTY = settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+HARD = [
+    "$",
+    "${X}",
+    "$X",
+    "$$",
+    "${HOME:-d}",
+    "\\",
+    "\\n",
+    "#",
+    " #",
+    "'",
+    '"',
+    "=",
+    " ",
+    "  ",
+    "\t",
+    "\n",
+    "\r",
+    "\\'",
+    '\\"',
+]
+_text = st.text(
+    alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=10
+)
+VALUES = st.lists(st.one_of(_text, st.sampled_from(HARD)), max_size=8).map("".join)
+KEYS = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}", fullmatch=True)
+# The shell run needs PATH to find `env`; prefixed keys cannot collide with it.
+SHELL_KEYS = st.from_regex(r"S_[A-Za-z0-9_]{0,16}", fullmatch=True)
+
+
+def secrets_of(values: dict[str, str]) -> Secrets:
+    return {k: Entry(k, v, "test.env", i + 1) for i, (k, v) in enumerate(values.items())}
+
+
+# --- the real readers ------------------------------------------------------------------
+
+
+def _harness_binary() -> Path:
+    """Build tests/composeparse once per content hash into the user cache."""
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum", "main.go"):
+        digest.update((HARNESS / name).read_bytes())
+    target = tools.cache_root() / "test-tools" / f"composeparse-{digest.hexdigest()[:16]}"
+    binary = target / "composeparse"
+    if binary.is_file():
+        return binary
+    go = shutil.which("go")
+    if go is None:
+        pytest.fail("Go is needed to build tests/composeparse (Docker Compose's parser)")
+    target.mkdir(parents=True, exist_ok=True)
+    tmp = target / f"composeparse.tmp{os.getpid()}"
+    proc = subprocess.run(
+        [go, "build", "-mod=readonly", "-trimpath", "-o", str(tmp), "."],
+        cwd=HARNESS,
+        env={**os.environ, "CGO_ENABLED": "0"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, f"go build of tests/composeparse failed:\n{proc.stderr}"
+    os.replace(tmp, binary)
+    return binary
+
+
+@pytest.fixture(scope="session")
+def compose_read() -> Iterator[Callable[[Path], dict[str, str]]]:
+    """Docker Compose's parser as one long-lived process speaking JSON lines."""
+    proc = subprocess.Popen(
+        [str(_harness_binary())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        encoding="utf-8",
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    stdin, stdout = proc.stdin, proc.stdout
+
+    def read(path: Path) -> dict[str, str]:
+        stdin.write(json.dumps({"path": str(path)}) + "\n")
+        stdin.flush()
+        answer = json.loads(stdout.readline())
+        assert "error" not in answer, f"compose-go refused the file: {answer['error']}"
+        env: dict[str, str] = answer.get("env") or {}
+        return env
+
+    yield read
+    stdin.close()
+    proc.wait(timeout=30)
+    stdout.close()
+
+
+def shell_read(shell: str, directory: Path) -> dict[str, str]:
+    """`set -a; . ./.env` in `shell`, then the exported environment (NUL-separated)."""
+    proc = subprocess.run(
+        [shell, "-c", "set -a; . ./.env; exec env -0"],
+        cwd=directory,
+        env={"PATH": os.environ["PATH"]},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, f"{shell} failed to source the file: {proc.stderr!r}"
+    out: dict[str, str] = {}
+    for item in proc.stdout.split(b"\0"):
+        if item:
+            key, _, value = item.decode("utf-8").partition("=")
+            out[key] = value
+    return out
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fidelity")
+
+
+def write_env(directory: Path, content: bytes) -> Path:
+    path = directory / ".env"
+    path.write_bytes(content)
+    return path
+
+
+# --- properties ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@PROPERTY
+@given(values=st.dictionaries(KEYS, VALUES, max_size=6))
+def test_compose_reads_back_every_value(
+    values: dict[str, str], compose_read: Callable[[Path], dict[str, str]], workdir: Path
+) -> None:
+    """compose: Docker Compose's own parser reads the rendered file back unchanged."""
+    assert envfile.render_problems(secrets_of(values), "compose") == []
+    content = envfile.render(values, "compose")
+    assert compose_read(write_env(workdir, content)) == values
+    assert envfile.MODELS["compose"](content.decode()) == values
+
+
+@pytest.mark.slow
+@PROPERTY
+@given(values=st.dictionaries(KEYS, VALUES, max_size=6))
+def test_dotenv_reads_back_every_value_it_accepts(values: dict[str, str], workdir: Path) -> None:
+    """dotenv: python-dotenv (interpolation on) reads back every value; ${...} is refused."""
+    refused = {p.key for p in envfile.render_problems(secrets_of(values), "dotenv")}
+    assert refused == {k for k, v in values.items() if DOTENV_VARIABLE.search(v)}
+    carried = {k: v for k, v in values.items() if k not in refused}
+    content = envfile.render(carried, "dotenv")
+    assert dict(dotenv_values(write_env(workdir, content))) == carried
+    assert envfile.MODELS["dotenv"](content.decode()) == carried
+
+
+@pytest.mark.slow
+@PROPERTY
+@given(values=st.dictionaries(SHELL_KEYS, VALUES, max_size=6))
+def test_shell_reads_back_every_value(values: dict[str, str], workdir: Path) -> None:
+    """shell: bash and dash, `set -a; . ./.env`, export exactly the values."""
+    assert envfile.render_problems(secrets_of(values), "shell") == []
+    content = envfile.render(values, "shell")
+    write_env(workdir, content)
+    for shell in ("bash", "dash"):
+        env = shell_read(shell, workdir)
+        assert {k: v for k, v in env.items() if k.startswith("S_")} == values, shell
+    assert envfile.MODELS["shell"](content.decode()) == values
+
+
+# --- refusals are real: each reader would change these values ---------------------------
+
+
+def test_python_dotenv_really_interpolates_what_dotenv_refuses(workdir: Path) -> None:
+    """The refused ${...} values really change under python-dotenv, in any quoting."""
+    for line in ("A='${HOME}'", 'A="${HOME}"', "A=${HOME}"):
+        read = dotenv_values(write_env(workdir, (line + "\n").encode()))
+        assert read["A"] != "${HOME}"
+    problems = envfile.render_problems(secrets_of({"A": "x${HOME}y"}), "dotenv")
+    assert [(p.key, p.rule) for p in problems] == [("A", "unrepresentable")]
+
+
+def test_naive_compose_quoting_would_lose_values(
+    compose_read: Callable[[Path], dict[str, str]], workdir: Path
+) -> None:
+    """The traps the compose renderer avoids are real: $ interpolates, ' # ' comments."""
+    read = compose_read(write_env(workdir, b"A=pa$1wor$D\nB=x #y\nC=\"$X\"\nD='$X'\n"))
+    assert read["A"] != "pa$1wor$D"
+    assert read["B"] == "x"
+    assert read["C"] == "CANARY_X"
+    assert read["D"] == "$X"  # single quotes are verbatim in compose-go
+
+
+@pytest.mark.parametrize("fmt", ["compose", "dotenv", "shell"])
+def test_nul_is_refused_naming_the_key(fmt: str) -> None:
+    """A NUL character cannot be carried by any text format: a problem names the key."""
+    problems = envfile.render_problems(secrets_of({"NUL_KEY": "ab\x00cd"}), fmt)
+    assert [(p.key, p.rule) for p in problems] == [("NUL_KEY", "unrepresentable")]
+    assert "\x00" not in str(problems[0])
+
+
+def test_shell_refuses_names_bash_will_not_set(workdir: Path) -> None:
+    """bash aborts on read-only names like UID: the shell format refuses them up front."""
+    content = b"UID='1234'\n"
+    proc = subprocess.run(
+        ["bash", "-c", "set -a; . ./.env; echo sourced"],
+        cwd=write_env(workdir, content).parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "readonly" in proc.stderr
+    problems = envfile.render_problems(secrets_of({"UID": "1234"}), "shell")
+    assert [(p.key, p.rule) for p in problems] == [("UID", "unrepresentable")]
+
+
+# --- the whole path through sops --------------------------------------------------------
+
+ROUND_TRIP = """\
+# a comment line
+QUOTED_HASH="value # not a comment"
+UNQUOTED_COMMENT=value-before # a comment
+SINGLE='single $NOT_EXPANDED and "double" inside'
+DOLLARS=pa$1wor$D$$end
+ESCAPED_NEWLINE="line one\\nline two"
+ESCAPED_QUOTE="say \\"hi\\" and \\\\ back"
+LITERAL_BACKSLASH_N=raw\\nstays
+export EXPORTED=exported-value
+EQUALS=a=b=c
+EMPTY=
+"""
+
+
+@pytest.mark.parametrize(
+    ("fmt", "extra"),
+    [
+        pytest.param("compose", "BRACED='${HOME} and ${X:-d}'\n", id="compose"),
+        pytest.param("dotenv", "", id="dotenv"),
+        pytest.param("shell", "BRACED='${HOME} and ${X:-d}'\n", id="shell"),
+    ],
+)
+def test_sops_round_trip_equals_python_dotenv_of_the_plaintext(
+    fmt: str,
+    extra: str,
+    encrypt: Callable[..., Path],
+    sops_bin: str,
+    age_id: AgeIdentity,
+    compose_read: Callable[[Path], dict[str, str]],
+    workdir: Path,
+) -> None:
+    """plaintext → sops encrypt → decrypt → parse → render → real reader: the plaintext's values."""
+    plaintext = ROUND_TRIP + extra
+    expected = dict(dotenv_values(stream=io.StringIO(plaintext), interpolate=False))
+    enc = sops.inspect(str(encrypt(plaintext)))
+    decrypted = sops.decrypt(sops_bin, enc, sops.AgeKeySource(file=str(age_id.path)))
+    entries, problems = deploy.parse_plaintext(enc, decrypted)
+    assert [p for p in problems if p.severity == "error"] == []
+    secrets = envfile.merge([entries])
+    assert envfile.render_problems(secrets, fmt) == []
+    content = envfile.render({k: e.value for k, e in secrets.items()}, fmt)
+    path = write_env(workdir, content)
+    if fmt == "compose":
+        assert compose_read(path) == expected
+    elif fmt == "dotenv":
+        assert dict(dotenv_values(path)) == expected
+    else:
+        for shell in ("bash", "dash"):
+            env = shell_read(shell, workdir)
+            assert {k: env.get(k) for k in expected} == expected, shell
