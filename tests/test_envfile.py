@@ -1,0 +1,221 @@
+"""Reading the plaintext: the source grammar, lint rules, flat maps, merging, and the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import CliResult
+
+from sops_deploy import envfile
+from sops_deploy.envfile import Entry
+
+Cli = Callable[..., CliResult]
+
+
+def parse(text: str) -> tuple[dict[str, tuple[str, int | None]], list[tuple[int | None, str]]]:
+    entries, problems = envfile.parse_dotenv(text, "f.env")
+    return {e.key: (e.value, e.line) for e in entries}, [(p.line, p.rule) for p in problems]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "value", "line"),
+    [
+        pytest.param("A=plain\n", "A", "plain", 1, id="unquoted"),
+        pytest.param("\n\n# note\n\nA=x\n", "A", "x", 5, id="line-after-blanks"),
+        pytest.param("export A=x\n", "A", "x", 1, id="export"),
+        pytest.param("A='$HOME ${X} \\n'\n", "A", "$HOME ${X} \\n", 1, id="single-no-escapes"),
+        pytest.param('A="a\\nb \\" \\\\"\n', "A", 'a\nb " \\', 1, id="double-escapes"),
+        pytest.param("A=pa$1wor$D\n", "A", "pa$1wor$D", 1, id="dollar-literal"),
+        pytest.param("A=v # comment\n", "A", "v", 1, id="inline-comment"),
+        pytest.param('A="v # kept"\n', "A", "v # kept", 1, id="quoted-hash"),
+        pytest.param('X=1\nA="multi\nline"\nB=2\n', "B", "2", 4, id="line-after-multiline"),
+    ],
+)
+def test_source_grammar(text: str, key: str, value: str, line: int) -> None:
+    """The documented grammar: quotes stripped, escapes in "..." only, $ literal, lines kept."""
+    values, problems = parse(text)
+    assert problems == []
+    assert values[key] == (value, line)
+
+
+def test_unterminated_quote_does_not_swallow_later_lines() -> None:
+    """After an unclosed quote the parse resumes on the next line, so later keys still count."""
+    values, problems = parse('A=1\nB="open\nC=3\nD="ok"\n')
+    assert problems == [(2, "unterminated-quote")]
+    assert values == {"A": ("1", 1), "C": ("3", 3), "D": ("ok", 4)}
+
+
+@pytest.mark.parametrize(
+    ("plaintext", "rule", "line", "key"),
+    [
+        pytest.param(b"\xef\xbb\xbfA=1\n", "bom", 1, "A", id="bom"),
+        pytest.param(b"A=1\r\nB=2\r\n", "crlf", 1, "A", id="crlf"),
+        pytest.param(b"A=1\nB=caf\xe9\n", "not-utf8", 2, "B", id="not-utf8"),
+    ],
+)
+def test_bytes_level_problems(plaintext: bytes, rule: str, line: int, key: str) -> None:
+    """BOM, CRLF and non-UTF-8 bytes are found on the raw plaintext, with line and key."""
+    text, problems = envfile.decode(plaintext, "f.env")
+    assert [(p.rule, p.line, p.key, p.severity) for p in problems] == [(rule, line, key, "error")]
+    entries, found = envfile.parse_dotenv(text, "f.env")
+    assert found == []
+    assert [e.key for e in entries] == (["A"] if rule == "bom" else ["A", "B"])
+    assert "\r" not in "".join(e.value for e in entries)
+
+
+@pytest.mark.parametrize(
+    ("text", "rule", "severity"),
+    [
+        pytest.param("A=1\nA=2\n", "duplicate-key", "error", id="duplicate-key"),
+        pytest.param("bad-key=1\n", "invalid-key", "error", id="invalid-key"),
+        pytest.param("sops_X=1\n", "sops-prefix", "error", id="sops-prefix"),
+        pytest.param("A=value   \n", "trailing-whitespace", "error", id="trailing-whitespace"),
+        pytest.param("A=\n", "empty-value", "warning", id="empty-value"),
+        pytest.param("Lower_Key=1\n", "lowercase-key", "warning", id="lowercase-key"),
+        pytest.param('A="x\n', "unterminated-quote", "error", id="unterminated-quote"),
+        pytest.param("A\n", "no-equals", "error", id="no-equals"),
+    ],
+)
+def test_lint_rules(text: str, rule: str, severity: str) -> None:
+    """Each lint rule yields one problem with file, line, key, rule, severity and a fix."""
+    entries, problems = envfile.parse_dotenv(text, "f.env")
+    problems += envfile.lint(entries)
+    assert [(p.rule, p.severity) for p in problems] == [(rule, severity)]
+    problem = problems[0]
+    assert problem.file == "f.env"
+    assert problem.line is not None
+    assert problem.key
+    assert problem.fix
+
+
+def test_trailing_whitespace_ignores_quoted_values_and_comments() -> None:
+    """Blanks inside quotes or before a comment are not trailing whitespace."""
+    entries, problems = envfile.parse_dotenv("A=\"v  \"\nB=v # c\nC='x'  \n", "f.env")
+    assert problems == []
+    assert [e.value for e in entries] == ["v  ", "v", "x"]
+
+
+def test_problems_never_contain_the_value() -> None:
+    """No problem text carries the value it is about."""
+    secret = "s3cr3t-VALUE-zz"
+    text = f'bad-key={secret}\nsops_k={secret}\nDUP={secret}\nDUP={secret}  \nO="{secret}\n'
+    entries, problems = envfile.parse_dotenv(text, "f.env")
+    problems += envfile.lint(entries)
+    assert len(problems) >= 5
+    assert all(secret not in str(p) for p in problems)
+
+
+def test_flat_map_nested_value_names_key_path_and_line() -> None:
+    """A nested yaml/json value is a problem naming its key path and the line of its key."""
+    doc = {"A": "x", "DB": {"host": "h", "port": 5432}, "N": 7, "T": True, "Z": None}
+    entries, problems = envfile.parse_json_map(json.dumps(doc), "s.yaml", {"DB": 3})
+    assert {e.key: e.value for e in entries} == {"A": "x", "N": "7", "T": "true", "Z": ""}
+    assert [(p.rule, p.line, p.key) for p in problems] == [("nested", 3, "DB")]
+    assert "DB.host" in problems[0].message
+    assert "DB.port" in problems[0].message
+
+
+def test_merge_later_file_wins_and_keeps_its_location() -> None:
+    """A later layer's value and file/line replace the earlier one's."""
+    first = [Entry("A", "1", "a.env", 1), Entry("B", "2", "a.env", 2)]
+    second = [Entry("B", "3", "b.env", 7)]
+    merged = envfile.merge([first, second])
+    assert merged["B"] == Entry("B", "3", "b.env", 7)
+    assert list(merged) == ["A", "B"]
+
+
+# --- the CLI on real sops files ---------------------------------------------------------
+
+FIVE_PROBLEMS = (
+    "GOOD=value-one\n"
+    "bad-key=value-two\n"
+    "sops_thing=value-three\n"
+    "DUP=value-four\n"
+    "DUP=value-five\n"
+    "TRAIL=value-six   \n"
+    'OPEN="value-seven\n'
+)
+
+
+def test_validate_reports_five_problems_in_one_run(cli: Cli, encrypt: Callable[..., Path]) -> None:
+    """validate on a file with five different problems lists all five with file:line:key, exit 4."""
+    # The binary store: sops's dotenv store itself refuses a sops_ key.
+    enc = encrypt(FIVE_PROBLEMS, fmt="binary")
+    result = cli("validate", "--file", str(enc))
+    assert result.returncode == 4, result.output
+    for line, key, rule in [
+        (2, "bad-key", "invalid-key"),
+        (3, "sops_thing", "sops-prefix"),
+        (5, "DUP", "duplicate-key"),
+        (6, "TRAIL", "trailing-whitespace"),
+        (7, "OPEN", "unterminated-quote"),
+    ]:
+        assert f"{enc}:{line}: {key}: [{rule}]" in result.stderr
+    assert "5 problem(s)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [pytest.param("yaml", id="yaml"), pytest.param("json", id="json")],
+)
+def test_yaml_and_json_sources(
+    cli: Cli, encrypt: Callable[..., Path], tmp_path: Path, fmt: str
+) -> None:
+    """sops yaml/json flat maps deploy their exact values; numbers and booleans become text."""
+    plain = (
+        'API_TOKEN: tok-yaml-0123\nPORT: 5432\nDEBUG: false\nQUOTE: "it\'s $HOME"\n'
+        if fmt == "yaml"
+        else json.dumps({"API_TOKEN": "tok-json-0123", "PORT": 5432, "QUOTE": "it's $HOME"})
+    )
+    enc = encrypt(plain, name=f"s.{fmt}", fmt=fmt)
+    result = cli("validate", "--file", str(enc))
+    assert result.returncode == 0, result.output
+    assert "API_TOKEN" in result.stdout
+    assert "PORT" in result.stdout
+
+
+def test_yaml_nested_value_names_key_path_and_line(cli: Cli, encrypt: Callable[..., Path]) -> None:
+    """A nested map in a sops yaml file fails validation naming DB.host and the key's line."""
+    enc = encrypt("A: one-value\nDB:\n  host: db-host-name\n", name="n.yaml", fmt="yaml")
+    result = cli("validate", "--file", str(enc))
+    assert result.returncode == 4
+    assert f"{enc}:2: DB: [nested]" in result.stderr
+    assert "DB.host" in result.stderr
+
+
+def test_several_files_merge_and_errors_name_their_file(
+    cli: Cli, encrypt: Callable[..., Path], target_args: list[str], remote_dir: Path
+) -> None:
+    """--file twice: the later value wins on the server; a problem names the file it is in."""
+    base = encrypt("A=base-value-1\nB=base-value-2\n", name="base.env")
+    override = encrypt("B=override-value\nC=extra-value-3\n", name="prod.env")
+    result = cli("deploy", "--file", str(base), "--file", str(override), *target_args)
+    assert result.returncode == 0, result.output
+    written = (remote_dir / ".env").read_text()
+    assert "B='override-value'" in written
+    assert "base-value-2" not in written
+    broken = encrypt("B=override-value\nC=trailing-value   \n", name="broken.env")
+    result = cli("validate", "--file", str(base), "--file", str(broken))
+    assert result.returncode == 4
+    assert f"{broken}:2: C: [trailing-whitespace]" in result.stderr
+
+
+def test_binary_store_with_crlf_and_bom_is_refused(cli: Cli, encrypt: Callable[..., Path]) -> None:
+    """A sops binary file whose plaintext has a BOM and CRLF gets both problems, exit 4."""
+    enc = encrypt(b"\xef\xbb\xbfA=value-one\r\nB=value-two\r\n", fmt="binary")
+    result = cli("validate", "--file", str(enc))
+    assert result.returncode == 4
+    assert f"{enc}:1: A: [bom]" in result.stderr
+    assert f"{enc}:1: A: [crlf]" in result.stderr
+
+
+def test_dotenv_format_refuses_interpolated_value(cli: Cli, encrypt: Callable[..., Path]) -> None:
+    """--format dotenv refuses a ${...} value by key (python-dotenv would expand it)."""
+    enc = encrypt("OK=plain-value\nTEMPLATE='prefix-${HOME}-suffix'\n")
+    assert cli("validate", "--file", str(enc)).returncode == 0
+    result = cli("validate", "--file", str(enc), "--format", "dotenv")
+    assert result.returncode == 4
+    assert f"{enc}:2: TEMPLATE: [unrepresentable]" in result.stderr
