@@ -219,3 +219,30 @@ def test_dotenv_format_refuses_interpolated_value(cli: Cli, encrypt: Callable[..
     result = cli("validate", "--file", str(enc), "--format", "dotenv")
     assert result.returncode == 4
     assert f"{enc}:2: TEMPLATE: [unrepresentable]" in result.stderr
+
+
+def test_shell_format_diff_names_only_the_changed_key(
+    cli: Cli, encrypt: Callable[..., Path], target_args: list[str]
+) -> None:
+    """--format shell: a redeploy with one value changed names that key only."""
+    plain = 'QUOTE="it\'s quoted"\nOTHER=other-value-1\n'
+    first = cli("deploy", "--file", str(encrypt(plain)), "--format", "shell", *target_args)
+    assert first.returncode == 0, first.output
+    edited = encrypt(plain.replace("other-value-1", "other-value-2"), name="v2.env")
+    again = cli("deploy", "--file", str(edited), "--format", "shell", *target_args)
+    assert again.returncode == 0, again.output
+    assert "changed: OTHER" in again.stdout
+    assert "added:" not in again.stdout
+
+
+def test_check_sees_what_compose_reads(
+    cli: Cli, encrypt: Callable[..., Path], target_args: list[str], remote_dir: Path
+) -> None:
+    """check: a hand-written A=pa$word on the server is drift: Compose expands $word."""
+    enc = encrypt("A='pa$word-value'\nB=same-value-b\n")
+    (remote_dir / ".env").write_text("A=pa$word-value\nB=same-value-b\n")
+    (remote_dir / ".env").chmod(0o600)
+    result = cli("check", "--file", str(enc), *target_args)
+    assert result.returncode == 3, result.output
+    assert "changed: A" in result.stdout
+    assert "B" not in result.stdout.split("changed:", 1)[1].split("\n", 1)[0]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import AgeIdentity
 from dotenv import dotenv_values
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from sops_deploy import deploy, envfile, sops, tools
@@ -302,3 +302,43 @@ def test_sops_round_trip_equals_python_dotenv_of_the_plaintext(
         for shell in ("bash", "dash"):
             env = shell_read(shell, workdir)
             assert {k: env.get(k) for k in expected} == expected, shell
+
+
+# --- the project's model of compose-go agrees with compose-go on any input --------------
+
+_RAW_CHUNKS = st.sampled_from([*HARD, "'", '"', "\\$", "\\t", "\\0101", "\\c", "x", " ", "é"])
+_RAW_VALUE = st.lists(st.one_of(_RAW_CHUNKS, _text), max_size=6).map("".join)
+_RAW_LINE = st.tuples(st.sampled_from(["", "export ", "  "]), KEYS, _RAW_VALUE).map(
+    lambda t: f"{t[0]}{t[1]}={t[2]}"
+)
+
+
+def _compose_try(
+    compose_read: Callable[[Path], dict[str, str]], path: Path
+) -> dict[str, str] | None:
+    try:
+        return compose_read(path)
+    except AssertionError:
+        return None  # compose-go refused the file; the model is only used on valid files
+
+
+@pytest.mark.slow
+@settings(PROPERTY, max_examples=300)
+@given(lines=st.lists(_RAW_LINE, max_size=5))
+def test_compose_model_matches_compose_go(
+    lines: list[str], compose_read: Callable[[Path], dict[str, str]], workdir: Path
+) -> None:
+    """On arbitrary dotenv text compose-go accepts, the model reads the same keys and values.
+
+    The model marks a value it cannot know (one compose-go would fill from the reader's
+    environment) as None; every other value must be equal.
+    """
+    text = "\n".join(lines) + "\n"
+    real = _compose_try(compose_read, write_env(workdir, text.encode()))
+    event("compose-go refused" if real is None else "compared")
+    if real is None:
+        return
+    model = envfile.MODELS["compose"](text)
+    known = {k: v for k, v in model.items() if v is not None}
+    assert set(known) <= set(real) <= set(model)
+    assert known == {k: real[k] for k in known}

@@ -197,8 +197,8 @@ def apply_host(
 
 
 def _diff_into(result: HostResult, plan: Plan, old: bytes | None) -> None:
-    new_values = envfile.read_values(plan.content) or {}
-    old_values = (envfile.read_values(old) or {}) if old is not None else {}
+    new_values = envfile.read_values(plan.content, plan.format) or {}
+    old_values = (envfile.read_values(old, plan.format) or {}) if old is not None else {}
     result.added = [k for k in new_values if k not in old_values]
     result.removed = [k for k in old_values if k not in new_values]
     result.changed = [k for k in new_values if k in old_values and old_values[k] != new_values[k]]

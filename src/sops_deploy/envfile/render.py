@@ -181,8 +181,11 @@ def compose_model(text: str) -> dict[str, str | None]:
         else:
             return out
         key = key.rstrip("".join(_GO_SPACE))
-        if " " in key or inherited:
-            return out  # an error, or a value from the reader's environment
+        if " " in key:
+            return out  # compose-go: "key cannot contain a space"
+        if inherited:
+            out[key] = None  # `KEY` alone: taken from the reader's environment, if set
+            continue
         src = src.lstrip("".join(_LINE_SPACE))
         value, src, ok, substitute = _compose_value(src)
         if not ok:
@@ -263,13 +266,20 @@ def _compose_substitute(value: str) -> str:
 MODELS = {"compose": compose_model, "dotenv": dotenv_model, "shell": shell_model}
 
 
-def read_values(data: bytes) -> dict[str, str] | None:
-    """Key→value view of a file on a server, for a key-level diff; None if not dotenv."""
+def read_values(data: bytes, fmt: str = "dotenv") -> dict[str, str | None] | None:
+    """Key→value view of a file on a server as `fmt`'s reader sees it, for a key-level diff.
+
+    None if the file is not text of that kind. For compose and shell this is the model of
+    the reader (so `A=a$b` and `A='a$b'` differ under compose, as they do for Compose); a
+    value the reader takes from its environment is None.
+    """
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    out: dict[str, str] = {}
+    if fmt in ("compose", "shell"):
+        return MODELS[fmt](text)
+    out: dict[str, str | None] = {}
     for binding in parse_stream(io.StringIO(text)):
         if binding.error:
             return None
