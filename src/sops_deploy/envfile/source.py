@@ -22,6 +22,7 @@ from sops_deploy.errors import Problem
 
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BOM = b"\xef\xbb\xbf"
+_NAME_LIKE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _KEY_HEAD = re.compile(r"^\s*(?:export\s+)?([^\s=#]+)\s*=")
 
 
@@ -133,14 +134,15 @@ def parse_dotenv(text: str, source: str) -> tuple[list[Entry], list[Problem]]:
             if binding.key is None:
                 continue  # comment or blank line
             if binding.value is None:
+                # Not named by its text: the line may be a pasted value, not a key.
                 problems.append(
                     _problem(
                         source,
                         line,
-                        binding.key,
+                        None,
                         "no-equals",
-                        "the key has no `=` and so no value",
-                        f"write {binding.key}= (empty) or {binding.key}=value",
+                        "the line has no `=`, so it is not KEY=value",
+                        "write it as KEY=value (KEY= for an empty value), or delete the line",
                     )
                 )
                 continue
@@ -200,7 +202,12 @@ def _trailing_space(source: str, line: int, key: str, body: str) -> list[Problem
 def key_lines(path: str) -> dict[str, int]:
     """Line of each top-level key in a sops yaml/json file (keys are stored in clear)."""
     try:
-        node = yaml.compose(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+        if text.lstrip().startswith("{"):
+            # sops indents JSON with tabs, which YAML refuses; in valid JSON a tab can
+            # only be whitespace between tokens, so spaces read the same.
+            text = text.replace("\t", " ")
+        node = yaml.compose(text)
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
     if not isinstance(node, yaml.MappingNode):
@@ -276,12 +283,14 @@ def lint(entries: Iterable[Entry]) -> list[Problem]:
     problems: list[Problem] = []
     seen: dict[tuple[str, str], int | None] = {}
     for e in entries:
+        # Only a name-like key is shown: a long or odd one may be a pasted value.
+        shown = e.key if _NAME_LIKE.match(e.key) else None
         if not KEY_RE.match(e.key):
             problems.append(
                 _problem(
                     e.file,
                     e.line,
-                    e.key,
+                    shown,
                     "invalid-key",
                     "a key must match [A-Za-z_][A-Za-z0-9_]*",
                     "rename it using letters, digits and underscores only",
@@ -292,7 +301,7 @@ def lint(entries: Iterable[Entry]) -> list[Problem]:
                 _problem(
                     e.file,
                     e.line,
-                    e.key,
+                    shown,
                     "sops-prefix",
                     "keys starting with sops_ collide with sops's own metadata",
                     "rename the key",
@@ -303,7 +312,7 @@ def lint(entries: Iterable[Entry]) -> list[Problem]:
                 Problem(
                     e.file,
                     e.line,
-                    e.key,
+                    shown,
                     "lowercase-key",
                     "the key has lowercase letters; environment variables are upper case",
                     f"rename it to {e.key.upper()} (and update the code that reads it)",
@@ -315,7 +324,7 @@ def lint(entries: Iterable[Entry]) -> list[Problem]:
                 Problem(
                     e.file,
                     e.line,
-                    e.key,
+                    shown,
                     "empty-value",
                     "the value is empty",
                     "give it a value, or mark it allow-empty in the schema",
@@ -329,7 +338,7 @@ def lint(entries: Iterable[Entry]) -> list[Problem]:
                 _problem(
                     e.file,
                     e.line,
-                    e.key,
+                    shown,
                     "duplicate-key",
                     f"the key is already defined ({where})",
                     "keep one definition and delete the other",
