@@ -95,7 +95,7 @@ def test_invalid_schema_is_usage_error_with_line(tmp_path: Path, body: str, line
 
 
 def test_env_example_as_schema(tmp_path: Path) -> None:
-    """Every key of a .env.example is required unless its comment says optional."""
+    """Every key of a .env.example is required and non-empty unless its comment says optional."""
     example = tmp_path / ".env.example"
     example.write_text(
         "# database\nDATABASE_URL=postgres://...\nSENTRY_DSN= # optional\n"
@@ -108,8 +108,12 @@ def test_env_example_as_schema(tmp_path: Path) -> None:
         "CDN_URL": False,
         "API_TOKEN": True,
     }
-    problems = schema.check_schema(secrets_of({"API_TOKEN": "x"}), sch, "s.env", set())
-    assert [p.key for p in problems] == ["DATABASE_URL"]
+    values = {"API_TOKEN": "", "CDN_URL": ""}
+    problems = schema.check_schema(secrets_of(values), sch, "s.env", set())
+    assert [(p.key, p.rule) for p in problems] == [
+        ("DATABASE_URL", "required-missing"),
+        ("API_TOKEN", "empty-not-allowed"),
+    ]
 
 
 # --- through the CLI --------------------------------------------------------------------
@@ -167,3 +171,20 @@ def test_empty_value_warning_is_not_doubled_by_schema_error(
     assert checked.returncode == 4
     assert "[empty-not-allowed]" in checked.stderr
     assert "[empty-value]" not in checked.stderr
+
+
+def test_env_example_schema_through_cli(
+    cli: Cli, encrypt: Callable[..., Path], tmp_path: Path
+) -> None:
+    """validate --schema .env.example: a missing required key fails, an optional one does not."""
+    example = tmp_path / ".env.example"
+    example.write_text("API_TOKEN=\nSENTRY_DSN= # optional\n")
+    ok = cli(
+        "validate", "--file", str(encrypt("API_TOKEN=tok-value-1\n")), "--schema", str(example)
+    )
+    assert ok.returncode == 0, ok.output
+    missing = encrypt("OTHER=other-value-1\n", name="m.env")
+    bad = cli("validate", "--file", str(missing), "--schema", str(example))
+    assert bad.returncode == 4
+    assert "API_TOKEN: [required-missing]" in bad.stderr
+    assert "SENTRY_DSN" not in bad.stderr

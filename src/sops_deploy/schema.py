@@ -14,7 +14,8 @@ schema.yaml:
       FEATURE_FLAGS: {allow-empty: true}
 
 A `.env.example` (any schema file not ending in .yaml/.yml/.json): every key it lists is
-required, unless a comment on its line or the comment line just above says `optional`.
+required and non-empty, unless a comment on its line or the comment line just above says
+`optional` (then it may be missing or empty).
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ def _load_example(path: str, text: str) -> Schema:
             raise _bad(path, line, f"{binding.key!r} is not a valid key name", "rename it")
         inline = original.split("#", 1)[1] if "#" in original else ""
         optional = optional_next or bool(_OPTIONAL.search(inline))
-        rules[binding.key] = KeyRule(binding.key, line, required=not optional, allow_empty=True)
+        rules[binding.key] = KeyRule(binding.key, line, required=not optional, allow_empty=optional)
         optional_next = False
     return Schema(path, rules, allow_other_keys=True)
 
