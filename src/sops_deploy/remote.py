@@ -24,7 +24,7 @@ import paramiko
 from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL, SFTP_FLAG_WRITE
 
 from sops_deploy.config import HostSpec
-from sops_deploy.errors import HostKeyError, RemoteError, UsageError
+from sops_deploy.errors import ConnectError, HostKeyError, RemoteError, UsageError
 
 TEMP_MARKER = ".sops-deploy."
 _KEY_CLASSES: tuple[type[paramiko.PKey], ...] = (
@@ -211,6 +211,7 @@ class Connection:
         timeout: float,
         warn: Callable[[str], None] = lambda _m: None,
         sock: socket.socket | paramiko.Channel | None = None,
+        open_sftp: bool = True,
     ) -> None:
         self.spec = spec
         self.user = spec.user or default_user
@@ -219,6 +220,7 @@ class Connection:
         self._timeout = timeout
         self._warn = warn
         self._sock = sock
+        self._open_sftp = open_sftp
         self.transport: paramiko.Transport | None = None
         self._sftp: paramiko.SFTPClient | None = None
 
@@ -243,14 +245,16 @@ class Connection:
             try:
                 sock = socket.create_connection((spec.host, spec.port), timeout=self._timeout)
             except TimeoutError:
-                raise RemoteError(
-                    f"{spec}: connection timed out after {self._timeout:.0f}s",
+                raise ConnectError(
+                    f"{spec}: connection to {spec.host} port {spec.port} timed out after "
+                    f"{self._timeout:g}s",
                     "check the host and port, and that a firewall lets SSH "
                     "through; raise --timeout for slow links",
                 ) from None
             except OSError as exc:
-                raise RemoteError(
-                    f"{spec}: cannot connect: {exc.strerror or exc}",
+                raise ConnectError(
+                    f"{spec}: cannot connect to {spec.host} port {spec.port}: "
+                    f"{exc.strerror or exc}",
                     "check the host name and port, and that sshd is running",
                 ) from None
         transport = paramiko.Transport(sock)
@@ -261,7 +265,14 @@ class Connection:
             transport.start_client(timeout=self._timeout)
         except (paramiko.SSHException, EOFError, OSError) as exc:
             self.close()
-            raise RemoteError(
+            if "banner" in str(exc) or isinstance(exc, TimeoutError):
+                raise ConnectError(
+                    f"{spec}: timed out: no SSH greeting from {spec.host} port {spec.port} "
+                    f"within {self._timeout:g}s",
+                    "check that this port is an SSH server and that nothing on the path "
+                    "stalls the connection; raise --timeout for slow links",
+                ) from None
+            raise ConnectError(
                 f"{spec}: SSH handshake failed: {exc or type(exc).__name__}",
                 "check that the port is an SSH server and that it is reachable",
             ) from None
@@ -281,6 +292,8 @@ class Connection:
             raise RemoteError(
                 f"{spec}: SSH authentication error: {exc}", "check the server's sshd logs"
             ) from None
+        if not self._open_sftp:
+            return
         try:
             self._sftp = paramiko.SFTPClient.from_transport(transport)
         except (paramiko.SSHException, EOFError, OSError) as exc:
@@ -362,12 +375,15 @@ class Connection:
             ) from None
         return FileState(content, stat.S_IMODE(mode), uid=attr.st_uid, gid=attr.st_gid)
 
-    def write_atomic(self, path: str, data: bytes, mode: int) -> None:
+    def write_atomic(
+        self, path: str, data: bytes, mode: int, owner: tuple[int, int] | None = None
+    ) -> None:
         """Replace `path` with `data` so that readers see the old file or the new one, whole.
 
         The temp file is created exclusively with mode 0600 in the target's directory (so
         it is never readable by others, not even for a moment), filled, given its final
-        mode, then renamed over the target with posix-rename. Any failure removes it.
+        mode and (when `owner` is given and differs) the old file's uid/gid, then renamed
+        over the target with posix-rename. Any failure removes it.
         """
         directory, name = posixpath.split(path)
         temp = posixpath.join(directory, f".{name}{TEMP_MARKER}{secrets.token_hex(6)}.tmp")
@@ -378,6 +394,8 @@ class Connection:
                 handle.write(data)
             if mode != 0o600:
                 self.sftp.chmod(temp, mode)
+            if owner is not None:
+                self._chown_like(temp, path, owner)
             self.sftp.posix_rename(temp, path)
         except BaseException as exc:
             self._remove_quietly(temp)
@@ -391,6 +409,12 @@ class Connection:
                     f"{self.spec}: the disk holding {directory} is full",
                     "free space on the server; the old file is untouched",
                 ) from None
+            if isinstance(exc, TimeoutError):
+                raise RemoteError(
+                    f"{self.spec}: timed out after {self._timeout:g}s while writing {path}; "
+                    "the old file is untouched",
+                    "the server or the network stalled; check them, or raise --timeout",
+                ) from None
             if isinstance(exc, (OSError, EOFError, paramiko.SSHException)):
                 raise RemoteError(
                     f"{self.spec}: write failed: {exc or type(exc).__name__}; "
@@ -398,6 +422,25 @@ class Connection:
                     "check the connection and the server's disk",
                 ) from None
             raise
+
+    def _chown_like(self, temp: str, path: str, owner: tuple[int, int]) -> None:
+        attr = self.sftp.stat(temp)
+        if (attr.st_uid, attr.st_gid) == owner:
+            return
+        try:
+            self.sftp.chown(temp, *owner)
+        except PermissionError:
+            self._warn(
+                f"{self.spec}: {path} was owned by {owner[0]}:{owner[1]}; {self.user} may not "
+                "give the new file that owner, so it now belongs to "
+                f"{attr.st_uid}:{attr.st_gid}"
+            )
+
+    def write_private(self, path: str, data: bytes) -> None:
+        """Create `path` exclusively, mode 0600 from the first instant, holding `data`."""
+        with self._create_private(path) as handle:
+            handle.set_pipelined(True)
+            handle.write(data)
 
     def _create_private(self, path: str) -> paramiko.SFTPFile:
         # paramiko's SFTPClient.open sends no attributes, so the server would create the
