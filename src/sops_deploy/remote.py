@@ -16,12 +16,21 @@ import posixpath
 import secrets
 import socket
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import paramiko
-from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL, SFTP_FLAG_WRITE
+from paramiko.sftp import (
+    CMD_EXTENDED,
+    CMD_EXTENDED_REPLY,
+    CMD_HANDLE,
+    CMD_OPEN,
+    SFTP_FLAG_CREATE,
+    SFTP_FLAG_EXCL,
+    SFTP_FLAG_WRITE,
+)
 
 from sops_deploy.config import HostSpec
 from sops_deploy.errors import ConnectError, HostKeyError, RemoteError, UsageError
@@ -260,23 +269,27 @@ class Connection:
         transport = paramiko.Transport(sock)
         self.transport = transport
         transport.set_keepalive(15)
+        transport.banner_timeout = self._timeout
         self._prefer_known_key_types(transport)
+        started = time.monotonic()
         try:
             transport.start_client(timeout=self._timeout)
+            server_key = transport.get_remote_server_key()  # raises if start_client timed out
         except (paramiko.SSHException, EOFError, OSError) as exc:
             self.close()
-            if "banner" in str(exc) or isinstance(exc, TimeoutError):
+            if time.monotonic() - started >= self._timeout * 0.9:
                 raise ConnectError(
-                    f"{spec}: timed out: no SSH greeting from {spec.host} port {spec.port} "
+                    f"{spec}: timed out: no SSH answer from {spec.host} port {spec.port} "
                     f"within {self._timeout:g}s",
                     "check that this port is an SSH server and that nothing on the path "
                     "stalls the connection; raise --timeout for slow links",
                 ) from None
             raise ConnectError(
-                f"{spec}: SSH handshake failed: {exc or type(exc).__name__}",
+                f"{spec}: SSH handshake failed: {str(exc) or type(exc).__name__} "
+                f"({spec.host} port {spec.port} closed the connection)",
                 "check that the port is an SSH server and that it is reachable",
             ) from None
-        verify_host_key(spec, transport.get_remote_server_key(), self._trust, self._warn)
+        verify_host_key(spec, server_key, self._trust, self._warn)
         try:
             transport.auth_publickey(self.user, pkey)
         except paramiko.AuthenticationException:
@@ -320,7 +333,8 @@ class Connection:
 
     def close(self) -> None:
         if self._sftp is not None:
-            self._sftp.close()
+            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                self._sftp.close()  # raises when the connection is already gone
             self._sftp = None
         if self.transport is not None:
             self.transport.close()
@@ -404,7 +418,9 @@ class Connection:
                     f"{self.spec}: permission denied writing in {directory}",
                     f"let {self.user} create files in {directory}",
                 ) from None
-            if isinstance(exc, OSError) and "No space" in str(exc):
+            if isinstance(exc, OSError) and (
+                "No space" in str(exc) or self._free_bytes(directory) < len(data)
+            ):
                 raise RemoteError(
                     f"{self.spec}: the disk holding {directory} is full",
                     "free space on the server; the old file is untouched",
@@ -416,12 +432,29 @@ class Connection:
                     "the server or the network stalled; check them, or raise --timeout",
                 ) from None
             if isinstance(exc, (OSError, EOFError, paramiko.SSHException)):
+                why = "the connection was lost" if isinstance(exc, EOFError) else str(exc)
                 raise RemoteError(
-                    f"{self.spec}: write failed: {exc or type(exc).__name__}; "
+                    f"{self.spec}: write of {path} failed: {why or type(exc).__name__}; "
                     "the old file is untouched",
                     "check the connection and the server's disk",
                 ) from None
             raise
+
+    def _free_bytes(self, directory: str) -> int:
+        """Space left for us under `directory` (statvfs@openssh.com); huge if unknown.
+
+        OpenSSH's sftp-server reports ENOSPC as a bare "Failure" (SFTP v3 has no code for
+        it), so a failed write asks the file system how much room is left."""
+        try:
+            kind, msg = self.sftp._request(  # type: ignore[attr-defined]
+                CMD_EXTENDED, "statvfs@openssh.com", directory
+            )
+        except (OSError, EOFError, paramiko.SSHException):
+            return 1 << 62
+        if kind != CMD_EXTENDED_REPLY or msg is None:
+            return 1 << 62
+        _bsize, frsize, _blocks, _bfree, bavail = (msg.get_int64() for _ in range(5))
+        return int(frsize * bavail)
 
     def _chown_like(self, temp: str, path: str, owner: tuple[int, int]) -> None:
         attr = self.sftp.stat(temp)

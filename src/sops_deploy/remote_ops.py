@@ -69,8 +69,9 @@ def lost(spec: HostSpec, what: str, exc: BaseException) -> RemoteError:
             f"{spec}: timed out while {what}",
             "the server or the network stalled; check them, or raise --timeout",
         )
+    why = "the connection was lost" if isinstance(exc, EOFError) else str(exc)
     return RemoteError(
-        f"{spec}: {what} failed: {exc or type(exc).__name__}",
+        f"{spec}: {what} failed: {why or type(exc).__name__}",
         "check the connection and the server (disk, permissions), then deploy again",
     )
 
@@ -146,7 +147,7 @@ def _tunnel(hop: Connection, jump: HostSpec, spec: HostSpec, timeout: float) -> 
     except (*IO_ERRORS, paramiko.ChannelException) as exc:
         raise ConnectError(
             f"{spec}: the jump host {jump} could not open a tunnel to {spec.host} port "
-            f"{spec.port}: {exc or type(exc).__name__}",
+            f"{spec.port}: {str(exc) or type(exc).__name__}",
             "check that the target is reachable from the jump host and that the jump "
             "host's sshd allows it (AllowTcpForwarding yes)",
         ) from None
