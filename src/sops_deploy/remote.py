@@ -402,10 +402,7 @@ class Connection:
         directory, name = posixpath.split(path)
         temp = posixpath.join(directory, f".{name}{TEMP_MARKER}{secrets.token_hex(6)}.tmp")
         try:
-            handle = self._create_private(temp)
-            with handle:
-                handle.set_pipelined(True)
-                handle.write(data)
+            self._write_checked(temp, data)
             if mode != 0o600:
                 self.sftp.chmod(temp, mode)
             if owner is not None:
@@ -471,9 +468,22 @@ class Connection:
 
     def write_private(self, path: str, data: bytes) -> None:
         """Create `path` exclusively, mode 0600 from the first instant, holding `data`."""
-        with self._create_private(path) as handle:
+        self._write_checked(path, data)
+
+    def _write_checked(self, path: str, data: bytes) -> None:
+        # Pipelined writes are answered asynchronously, and paramiko keeps a failed answer
+        # (ENOSPC, EDQUOT…) in `_saved_exception` without raising it on close: a full disk
+        # would silently leave a short file. Check both the saved error and the size.
+        handle = self._create_private(path)
+        with handle:
             handle.set_pipelined(True)
             handle.write(data)
+        saved = getattr(handle, "_saved_exception", None)
+        if isinstance(saved, BaseException):
+            raise saved
+        size = self.sftp.stat(path).st_size
+        if size != len(data):
+            raise OSError(f"short write: {size} of {len(data)} bytes reached the server")
 
     def _create_private(self, path: str) -> paramiko.SFTPFile:
         # paramiko's SFTPClient.open sends no attributes, so the server would create the
