@@ -389,3 +389,27 @@ def test_jump_host_that_cannot_reach_target_says_so(
     assert "could not open a tunnel" in result.stderr
     assert "AllowTcpForwarding" in result.stderr
     assert not os.listdir(remote_dir)
+
+
+def test_post_command_timeout_counts_as_failure_and_rolls_back(
+    cli: Cli, encrypt: Callable[..., Path], target_args: list[str], remote_dir: Path
+) -> None:
+    """A post-command that outlives --post-command-timeout fails, rolls back, and says so."""
+    target = remote_dir / ".env"
+    old = b"OLD=old-value-1\n"
+    target.write_bytes(old)
+    target.chmod(0o600)
+    result = cli(
+        "deploy",
+        "--file",
+        str(encrypt("NEW=new-value-4\n")),
+        *target_args,
+        "--post-command",
+        'if grep -q NEW .env; then sleep 30; fi; echo "old file is fine"',
+        "--post-command-timeout",
+        "1",
+    )
+    assert result.returncode == 1
+    assert "post-command: timed out after 1s" in result.stderr
+    assert "post-command after rollback: exit 0" in result.stderr
+    assert target.read_bytes() == old
