@@ -27,8 +27,8 @@ from sops_deploy.errors import (
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
+    from sops_deploy.postdeploy import CommandRun
     from sops_deploy.remote import Connection, FileState
-    from sops_deploy.remote_ops import CommandRun
 
 
 @dataclass(frozen=True)
@@ -297,7 +297,7 @@ def _post_command(
     owner: tuple[int, int] | None,
     result: HostResult,
 ) -> None:
-    from sops_deploy.remote_ops import run_command
+    from sops_deploy.postdeploy import run_command
 
     assert settings.post_command is not None
     directory = path.rsplit("/", 1)[0] or "/"
@@ -332,10 +332,11 @@ def _post_command(
 
 
 def _audit(conn: Connection, path: str, plan: Plan, result: HostResult) -> None:
-    from sops_deploy import remote_ops
+    from sops_deploy import postdeploy
+    from sops_deploy.remote_ops import IO_ERRORS
 
     outcome = "rolled-back" if result.rolled_back else result.status
-    record = remote_ops.audit_record(
+    record = postdeploy.audit_record(
         host=result.host,
         path=result.path,
         sha256=plan.sha256,
@@ -347,8 +348,8 @@ def _audit(conn: Connection, path: str, plan: Plan, result: HostResult) -> None:
         post_command=[{"exit": r.exit_status, "timed_out": r.timed_out} for r in result.commands],
     )
     try:
-        remote_ops.append_audit(conn, path, record)
-    except remote_ops.IO_ERRORS:
+        postdeploy.append_audit(conn, path, record)
+    except IO_ERRORS:
         if result.status != "failed":
             raise
 

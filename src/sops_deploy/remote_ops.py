@@ -1,5 +1,5 @@
 """Safe operations around one remote write: connect (jump host, retries), the remote lock,
-stale debris cleanup, backups, the post-deploy command, and the audit trail.
+stale debris cleanup, and backups. (The post-command and audit live in `postdeploy.py`.)
 
 `remote.py` owns the socket and the byte-level atomic write; this module composes those
 primitives into the steps a careful deploy takes. It decides nothing about *what* to write.
@@ -15,44 +15,31 @@ died while writing it).
 from __future__ import annotations
 
 import contextlib
-import functools
 import getpass
 import json
 import os
 import posixpath
 import re
 import secrets
-import shlex
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import paramiko
-from paramiko.sftp import (
-    CMD_HANDLE,
-    CMD_OPEN,
-    SFTP_FLAG_APPEND,
-    SFTP_FLAG_CREATE,
-    SFTP_FLAG_WRITE,
-)
 
 from sops_deploy.config import HostSpec
 from sops_deploy.errors import ConnectError, RemoteError
 from sops_deploy.remote import TEMP_MARKER, Connection, Credentials, Trust
 
 LOCK_SUFFIX = ".sops-deploy.lock"
-AUDIT_SUFFIX = ".deploy.log"
 BACKUP_INFIX = ".bak."
 STALE_LOCK_SECONDS = 15 * 60  # longer than any deploy: two post-command runs at the default
 UNREADABLE_LOCK_SECONDS = 10
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 16.0
-OUTPUT_TAIL_LINES = 20
 _BACKUP_RE = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")
 IO_ERRORS = (OSError, EOFError, paramiko.SSHException)
 
@@ -95,6 +82,7 @@ def connected(
     """An open connection to `spec` (through `jump` if given), retried with exponential
     backoff on connection errors only. Nothing is retried once the caller has the
     connection, so a write is never repeated."""
+    common: dict[str, Any] = {"default_user": default_user, "timeout": timeout, "warn": warn}
     attempt = 0
     while True:
         hop: Connection | None = None
@@ -102,16 +90,10 @@ def connected(
         try:
             sock = None
             if jump is not None:
-                hop = Connection(
-                    jump, creds, trust, default_user=default_user, timeout=timeout, warn=warn,
-                    open_sftp=False,
-                )  # fmt: skip
+                hop = Connection(jump, creds, trust, open_sftp=False, **common)
                 hop.open()
                 sock = _tunnel(hop, jump, spec, timeout)
-            conn = Connection(
-                spec, creds, trust, default_user=default_user, timeout=timeout, warn=warn,
-                sock=sock,
-            )  # fmt: skip
+            conn = Connection(spec, creds, trust, sock=sock, **common)
             conn.open()
             break
         except ConnectError as exc:
@@ -158,6 +140,13 @@ def _tunnel(hop: Connection, jump: HostSpec, spec: HostSpec, timeout: float) -> 
 
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return os.environ.get("USER") or "unknown"
 
 
 def _holder_text(info: dict[str, Any] | None) -> str:
@@ -222,7 +211,7 @@ def remote_lock(
     token = secrets.token_hex(8)
     body = json.dumps(
         {
-            "user": local_actor(),
+            "user": _local_user(),
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "run_id": os.environ.get("GITHUB_RUN_ID"),
@@ -336,127 +325,3 @@ def prune_backups(conn: Connection, path: str, keep: int) -> None:
     for old in backups_of(conn, path)[: -keep if keep > 0 else None]:
         with contextlib.suppress(FileNotFoundError):
             conn.sftp.remove(old)
-
-
-# --- the post-deploy command -----------------------------------------------------------
-
-
-@dataclass
-class CommandRun:
-    """One run of the post-deploy command: its exit status and the last lines it printed."""
-
-    label: str  # "post-command" or "post-command after rollback"
-    exit_status: int | None
-    output_tail: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    timed_out: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_status == 0 and not self.timed_out
-
-    def describe(self) -> str:
-        if self.timed_out:
-            return f"{self.label}: timed out after {self.seconds:.0f}s"
-        return f"{self.label}: exit {self.exit_status} in {self.seconds:.1f}s"
-
-
-def run_command(
-    conn: Connection, directory: str, command: str, timeout: float, label: str
-) -> CommandRun:
-    """Run `cd DIR && COMMAND` on an exec channel of the same transport; stdout+stderr
-    combined, the last lines kept. The caller masks them before anything prints."""
-    if conn.transport is None:
-        raise RuntimeError("connection is not open")
-    started = time.monotonic()
-    try:
-        chan = conn.transport.open_session(timeout=timeout)
-    except IO_ERRORS as exc:
-        raise lost(conn.spec, "opening a channel for the post-command", exc) from None
-    buf = bytearray()
-    timed_out = False
-    try:
-        chan.set_combine_stderr(True)
-        chan.settimeout(0.2)
-        chan.exec_command(f"cd {shlex.quote(directory)} && {command}")
-        while True:
-            try:
-                data = chan.recv(32768)
-            except TimeoutError:
-                data = None
-            if data:
-                buf += data
-                del buf[:-65536]
-                continue
-            if data == b"" and chan.exit_status_ready():
-                break
-            if time.monotonic() - started > timeout:
-                timed_out = True
-                break
-        status = None if timed_out else chan.recv_exit_status()
-    except IO_ERRORS as exc:
-        raise lost(conn.spec, "running the post-command", exc) from None
-    finally:
-        chan.close()
-    lines = buf.decode("utf-8", "replace").splitlines()[-OUTPUT_TAIL_LINES:]
-    return CommandRun(
-        label, status, [ln[:300] for ln in lines], time.monotonic() - started, timed_out
-    )
-
-
-# --- the audit trail -------------------------------------------------------------------
-
-
-def local_actor() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return os.environ.get("USER") or "unknown"
-
-
-@functools.cache
-def source_commit() -> str | None:
-    if os.environ.get("GITHUB_SHA"):
-        return os.environ["GITHUB_SHA"]
-    try:
-        proc = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return proc.stdout.strip() or None if proc.returncode == 0 else None
-
-
-def run_url() -> str | None:
-    env = os.environ
-    parts = [env.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")]
-    if not all(parts):
-        return None
-    return f"{parts[0]}/{parts[1]}/actions/runs/{parts[2]}"
-
-
-def audit_record(**fields: Any) -> dict[str, Any]:
-    """One audit line: when, who, from which commit and run, and what happened (names only)."""
-    return {
-        "time": _now(),
-        "actor": os.environ.get("GITHUB_ACTOR") or local_actor(),
-        "commit": source_commit(),
-        "run_url": run_url(),
-        **fields,
-    }
-
-
-def append_audit(conn: Connection, path: str, record: dict[str, Any]) -> None:
-    """Append one JSON line to `<path>.deploy.log`, created 0600."""
-    log = path + AUDIT_SUFFIX
-    attrs = paramiko.SFTPAttributes()
-    attrs.st_mode = 0o600
-    flags = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_APPEND
-    kind, msg = conn.sftp._request(CMD_OPEN, log, flags, attrs)  # type: ignore[attr-defined]
-    if kind != CMD_HANDLE or msg is None:
-        raise paramiko.SFTPError("expected a file handle")
-    with paramiko.SFTPFile(conn.sftp, msg.get_binary(), "ab") as fh:
-        fh.write((json.dumps(record, sort_keys=True) + "\n").encode())
-    attr = conn.sftp.stat(log)
-    if attr.st_mode is not None and attr.st_mode & 0o077:
-        conn.sftp.chmod(log, 0o600)
