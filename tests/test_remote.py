@@ -229,3 +229,17 @@ def test_disk_full_is_named_and_old_file_kept(
     assert "free space on the server" in result.stderr
     assert (tiny_disk / ".env").read_text() == old
     assert not [p for p in tiny_disk.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_backup_that_does_not_fit_replaces_nothing(
+    cli: Cli, encrypt: Callable[..., Path], target_args: list[str], tiny_disk: Path
+) -> None:
+    """When the backup cannot be written the deploy stops before replacing anything."""
+    old = "OLD=" + "o" * 40_000 + "\n"
+    (tiny_disk / ".env").write_text(old)
+    result = cli("deploy", "--file", str(encrypt(env_text(1))), *target_args)
+    assert result.returncode == 1
+    assert "could not write the backup" in result.stderr
+    assert "--backup 0" in result.stderr
+    assert (tiny_disk / ".env").read_text() == old
+    assert not [p for p in tiny_disk.iterdir() if ".bak." in p.name or ".tmp" in p.name]

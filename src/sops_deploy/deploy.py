@@ -240,9 +240,10 @@ def _compare(
     _diff_into(result, plan, current.content)
     result.mode_before = current.mode
     result.mode_after = settings.file_mode
-    same = current.content == plan.content and current.mode == settings.file_mode
+    same_mode = current.mode == settings.file_mode
+    same = current.content == plan.content and same_mode
     if mode in ("check", "diff"):
-        drift = bool(result.added or result.removed or result.changed) or not same
+        drift = bool(result.added or result.removed or result.changed) or not same_mode
         result.status = "drift" if drift else "in-sync"
     else:
         result.status = "unchanged" if same else "would-change"

@@ -291,21 +291,28 @@ def clean_debris(conn: Connection, path: str) -> list[str]:
 
 
 def backup(conn: Connection, path: str, old: bytes, keep: int) -> str:
-    """Keep `old` as `<path>.bak.<UTC timestamp>` (0600) and prune to the newest `keep`."""
+    """Keep `old` as `<path>.bak.<UTC timestamp>` (0600) and prune to the newest `keep`.
+
+    Called under the lock, so no other deploy creates backups of this file meanwhile."""
     while True:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
         name = f"{path}{BACKUP_INFIX}{stamp}"
         try:
+            conn.sftp.lstat(name)
+            continue  # same microsecond as an earlier backup: take the next stamp
+        except FileNotFoundError:
+            pass
+        try:
             conn.write_private(name, old)
-            break
-        except FileExistsError:
-            continue
-        except OSError:
-            try:
-                conn.sftp.lstat(name)
-            except FileNotFoundError:
-                raise
-            continue  # same microsecond as another backup: pick the next stamp
+        except IO_ERRORS as exc:
+            with contextlib.suppress(*IO_ERRORS):
+                conn.sftp.remove(name)
+            raise RemoteError(
+                f"{conn.spec}: could not write the backup {name}: "
+                f"{str(exc) or type(exc).__name__}; nothing was replaced",
+                "free space on the server (or pass --backup 0), then deploy again",
+            ) from None
+        break
     prune_backups(conn, path, keep)
     return name
 
