@@ -40,7 +40,8 @@ def test_happy_path_writes_file_0600_with_exact_values(
     }
     assert "changed" in result.stdout
     assert "added: DATABASE_URL, API_TOKEN, GREETING" in result.stdout
-    assert not [p for p in remote_dir.iterdir() if p.name != ".env"], "temp file left behind"
+    leftovers = [p for p in remote_dir.iterdir() if ".sops-deploy." in p.name]
+    assert not leftovers, "temp or lock file left behind"
 
 
 def test_rerun_is_idempotent(

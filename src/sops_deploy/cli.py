@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from sops_deploy import __version__
 from sops_deploy.config import (
@@ -114,6 +114,69 @@ def _target_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _safety_flags(d: argparse._ArgumentGroup) -> None:
+    d.add_argument(
+        "--backup", type=int, metavar="N", help="keep the newest N backups (default 5; 0: none)"
+    )
+    d.add_argument(
+        "--post-command", metavar="CMD", help="run CMD in the file's directory after a change"
+    )
+    d.add_argument(
+        "--post-command-timeout", type=float, metavar="S", help="post-command limit (default 300)"
+    )
+    d.add_argument(
+        "--rollback-on-failure",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="restore the previous file if the post-command fails (default on)",
+    )
+    d.add_argument(
+        "--lock-timeout", type=float, metavar="S", help="wait for a concurrent deploy (default 60)"
+    )
+
+
+class _Safety(TypedDict):
+    backup: int
+    post_command: str | None
+    post_command_timeout: float
+    rollback_on_failure: bool
+    lock_timeout: float
+
+
+def _safety_settings(args: argparse.Namespace, env: Mapping[str, str]) -> _Safety:
+    """--backup, --post-command, --rollback-on-failure, --lock-timeout (deploy only)."""
+
+    def number(flag: str, kind: type[int] | type[float], default: float) -> float:
+        value = getattr(args, flag, None)
+        if value is None:
+            value = env_number(env, flag.upper(), kind)
+        if value is None:
+            return default
+        if value < 0:
+            raise UsageError(
+                f"--{flag.replace('_', '-')} {value:g} must not be negative",
+                f"use --{flag.replace('_', '-')} {default:g}",
+            )
+        return value
+
+    rollback = getattr(args, "rollback_on_failure", None)
+    if rollback is None:
+        rollback = env_flag(env, "ROLLBACK_ON_FAILURE")
+    command = getattr(args, "post_command", None) or env_value(env, "POST_COMMAND")
+    if command is not None and ("\x00" in command or not command.strip()):
+        raise UsageError(
+            "--post-command is empty or contains a NUL character",
+            "pass a shell command such as 'docker compose up -d'",
+        )
+    return {
+        "backup": int(number("backup", int, 5)),
+        "post_command": command,
+        "post_command_timeout": number("post_command_timeout", float, 300.0) or 300.0,
+        "rollback_on_failure": True if rollback is None else rollback,
+        "lock_timeout": number("lock_timeout", float, 60.0),
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sops-deploy",
@@ -137,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--dry-run", action="store_true", default=None, help="connect and compare, write nothing"
     )
+    _safety_flags(d)
     for name, text in (
         ("check", "exit 3 if any host differs (names keys, never values)"),
         ("diff", "show added/removed/changed keys per host, never values"),
@@ -244,6 +308,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
         fail_fast=pick_bool("fail_fast"),
         follow_symlinks=pick_bool("follow_symlinks"),
         dry_run=pick_bool("dry_run") if command == "deploy" else False,
+        **_safety_settings(args, env),
     )
 
 

@@ -136,6 +136,7 @@ class Settings:
     backup: int = 5
     post_command: str | None = None
     rollback_on_failure: bool = True
+    post_command_timeout: float = 300.0
     lock_timeout: float = 60.0
     json_output: bool = False
 

@@ -16,10 +16,19 @@ from typing import TYPE_CHECKING
 from sops_deploy import envfile, schema, sops
 from sops_deploy.config import HostSpec, Settings
 from sops_deploy.envfile import Entry, Secrets
-from sops_deploy.errors import Problem, SopsDeployError, UsageError, ValidationError
+from sops_deploy.errors import (
+    Problem,
+    RemoteError,
+    SopsDeployError,
+    UsageError,
+    ValidationError,
+)
 
 if TYPE_CHECKING:
-    from sops_deploy.remote import Connection
+    from contextlib import AbstractContextManager
+
+    from sops_deploy.postdeploy import CommandRun
+    from sops_deploy.remote import Connection, FileState
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,9 @@ class HostResult:
     mode_after: int | None = None
     error: SopsDeployError | None = None
     seconds: float = 0.0
+    backup: str | None = None
+    commands: list[CommandRun] = field(default_factory=list)
+    rolled_back: bool = False
 
     @property
     def failed(self) -> bool:
@@ -150,50 +162,188 @@ def connection_for(settings: Settings, spec: HostSpec, warn: Callable[[str], Non
     )
 
 
+def open_host(
+    settings: Settings, spec: HostSpec, warn: Callable[[str], None]
+) -> AbstractContextManager[Connection]:
+    """A connection to `spec` through the jump host if any, retried on connection errors."""
+    from sops_deploy.remote import Credentials, Trust, local_user
+    from sops_deploy.remote_ops import connected
+
+    return connected(
+        spec,
+        Credentials(settings.ssh_key, settings.ssh_key_file, settings.ssh_passphrase),
+        Trust(settings.known_hosts, settings.fingerprints, settings.insecure_any_host_key),
+        default_user=settings.user or local_user(),
+        timeout=settings.timeout,
+        retries=settings.retries,
+        jump=settings.jump_host,
+        warn=warn,
+    )
+
+
 def apply_host(
     settings: Settings, plan: Plan, spec: HostSpec, mode: str, warn: Callable[[str], None]
 ) -> HostResult:
     """Deploy to (mode="deploy") or compare with (mode="check"/"diff") one host."""
+    from sops_deploy.remote_ops import IO_ERRORS, lost, remote_lock
+
     started = time.monotonic()
     result = HostResult(str(spec), "failed")
     try:
-        with connection_for(settings, spec, warn) as conn:
-            path = conn.resolve(settings.remote_path)
-            result.path = path
-            current = conn.state(path)
-            if current.is_symlink:
-                if not settings.follow_symlinks:
-                    raise UsageError(
-                        f"{spec}: {path} is a symlink; refusing to replace it",
-                        "point --remote-path at the real file, or pass "
-                        "--follow-symlinks to write through the link",
-                    )
-                path = conn.sftp.normalize(path)
+        with open_host(settings, spec, warn) as conn:
+            try:
+                path = conn.resolve(settings.remote_path)
                 result.path = path
-                current = conn.state(path)
-            _diff_into(result, plan, current.content)
-            result.mode_before = current.mode
-            result.mode_after = settings.file_mode
-            same_bytes = current.content == plan.content
-            same_mode = current.mode == settings.file_mode
-            if mode in ("check", "diff"):
-                drift = bool(result.added or result.removed or result.changed) or not same_mode
-                result.status = "drift" if drift else "in-sync"
-            elif same_bytes and same_mode:
-                result.status = "unchanged"
-            elif settings.dry_run:
-                result.status = "would-change"
-            elif same_bytes:
-                conn.chmod(path, settings.file_mode)
-                result.status = "changed"
-            else:
-                conn.write_atomic(path, plan.content, settings.file_mode)
-                result.status = "changed"
+                if mode == "deploy" and not settings.dry_run:
+                    _current(settings, conn, path, result)  # directory, symlink: fail early
+                    with remote_lock(conn, path, timeout=settings.lock_timeout, warn=warn):
+                        _deploy_locked(settings, plan, conn, path, result, warn)
+                else:
+                    _compare(settings, plan, conn, path, mode, result)
+            except IO_ERRORS as exc:
+                raise lost(spec, f"working on {result.path or settings.remote_path}", exc) from None
     except SopsDeployError as exc:
         result.status = "failed"
         result.error = exc
     result.seconds = time.monotonic() - started
     return result
+
+
+def _current(settings: Settings, conn: Connection, path: str, result: HostResult) -> FileState:
+    """What is at `path` now, following a symlink only with --follow-symlinks."""
+    current = conn.state(path)
+    if current.is_symlink:
+        if not settings.follow_symlinks:
+            raise UsageError(
+                f"{conn.spec}: {path} is a symlink; refusing to replace it",
+                "point --remote-path at the real file, or pass "
+                "--follow-symlinks to write through the link",
+            )
+        result.path = conn.sftp.normalize(path)
+        current = conn.state(result.path)
+    return current
+
+
+def _compare(
+    settings: Settings, plan: Plan, conn: Connection, path: str, mode: str, result: HostResult
+) -> None:
+    current = _current(settings, conn, path, result)
+    _diff_into(result, plan, current.content)
+    result.mode_before = current.mode
+    result.mode_after = settings.file_mode
+    same_mode = current.mode == settings.file_mode
+    same = current.content == plan.content and same_mode
+    if mode in ("check", "diff"):
+        drift = bool(result.added or result.removed or result.changed) or not same_mode
+        result.status = "drift" if drift else "in-sync"
+    else:
+        result.status = "unchanged" if same else "would-change"
+
+
+def _deploy_locked(
+    settings: Settings,
+    plan: Plan,
+    conn: Connection,
+    lock_path: str,
+    result: HostResult,
+    warn: Callable[[str], None],
+) -> None:
+    """Under the lock: clean debris, back up, write, post-command (and rollback), audit."""
+    from sops_deploy import remote_ops
+
+    remote_ops.clean_debris(conn, lock_path)
+    current = _current(settings, conn, lock_path, result)
+    path = result.path
+    _diff_into(result, plan, current.content)
+    result.mode_before = current.mode
+    result.mode_after = settings.file_mode
+    owner = None if current.uid is None or current.gid is None else (current.uid, current.gid)
+    try:
+        if current.content == plan.content:
+            if current.mode != settings.file_mode:
+                conn.chmod(path, settings.file_mode)
+            result.status = "changed" if current.mode != settings.file_mode else "unchanged"
+        else:
+            if current.content is not None and settings.backup > 0:
+                result.backup = remote_ops.backup(conn, path, current.content, settings.backup)
+            conn.write_atomic(path, plan.content, settings.file_mode, owner)
+            result.status = "changed"
+            if settings.post_command:
+                _post_command(settings, conn, path, current, owner, result)
+    except BaseException as exc:
+        result.status = "failed"
+        if isinstance(exc, SopsDeployError):
+            result.error = exc
+        _audit(conn, lock_path, plan, result)
+        raise
+    _audit(conn, lock_path, plan, result)
+    if result.error is not None:
+        raise result.error
+
+
+def _post_command(
+    settings: Settings,
+    conn: Connection,
+    path: str,
+    old: FileState,
+    owner: tuple[int, int] | None,
+    result: HostResult,
+) -> None:
+    from sops_deploy.postdeploy import run_command
+
+    assert settings.post_command is not None
+    directory = path.rsplit("/", 1)[0] or "/"
+    timeout = settings.post_command_timeout
+    run = run_command(conn, directory, settings.post_command, timeout, "post-command")
+    result.commands.append(run)
+    if run.ok:
+        return
+    result.status = "failed"
+    if not settings.rollback_on_failure:
+        result.error = RemoteError(
+            f"{conn.spec}: {run.describe()}; the new {path} stays in place "
+            "(--no-rollback-on-failure)",
+            "read the command's output above, fix the cause, and deploy again",
+        )
+        return
+    if old.content is None:
+        conn.sftp.remove(path)
+    else:
+        conn.write_atomic(path, old.content, old.mode or settings.file_mode, owner)
+    result.rolled_back = True
+    again = run_command(
+        conn, directory, settings.post_command, timeout, "post-command after rollback"
+    )
+    result.commands.append(again)
+    restored = "removed the new file" if old.content is None else "restored the previous file"
+    result.error = RemoteError(
+        f"{conn.spec}: {run.describe()}; {restored} {path}; {again.describe()}",
+        "read the command's output above: the new secrets made it fail; fix them (or the "
+        "service) and deploy again",
+    )
+
+
+def _audit(conn: Connection, path: str, plan: Plan, result: HostResult) -> None:
+    from sops_deploy import postdeploy
+    from sops_deploy.remote_ops import IO_ERRORS
+
+    outcome = "rolled-back" if result.rolled_back else result.status
+    record = postdeploy.audit_record(
+        host=result.host,
+        path=result.path,
+        sha256=plan.sha256,
+        added=result.added,
+        removed=result.removed,
+        changed=result.changed,
+        result=outcome,
+        backup=result.backup,
+        post_command=[{"exit": r.exit_status, "timed_out": r.timed_out} for r in result.commands],
+    )
+    try:
+        postdeploy.append_audit(conn, path, record)
+    except IO_ERRORS:
+        if result.status != "failed":
+            raise
 
 
 def _diff_into(result: HostResult, plan: Plan, old: bytes | None) -> None:

@@ -101,6 +101,12 @@ class RemoteError(SopsDeployError):
     title = "Remote operation failed"
 
 
+class ConnectError(RemoteError):
+    """The server could not be reached or did not speak SSH in time; safe to retry (exit 1)."""
+
+    title = "Connection failed"
+
+
 class HostKeyError(RemoteError):
     """The server's host key is unknown or changed; refused (exit 1)."""
 

@@ -16,15 +16,24 @@ import posixpath
 import secrets
 import socket
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import paramiko
-from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL, SFTP_FLAG_WRITE
+from paramiko.sftp import (
+    CMD_EXTENDED,
+    CMD_EXTENDED_REPLY,
+    CMD_HANDLE,
+    CMD_OPEN,
+    SFTP_FLAG_CREATE,
+    SFTP_FLAG_EXCL,
+    SFTP_FLAG_WRITE,
+)
 
 from sops_deploy.config import HostSpec
-from sops_deploy.errors import HostKeyError, RemoteError, UsageError
+from sops_deploy.errors import ConnectError, HostKeyError, RemoteError, UsageError
 
 TEMP_MARKER = ".sops-deploy."
 _KEY_CLASSES: tuple[type[paramiko.PKey], ...] = (
@@ -211,6 +220,7 @@ class Connection:
         timeout: float,
         warn: Callable[[str], None] = lambda _m: None,
         sock: socket.socket | paramiko.Channel | None = None,
+        open_sftp: bool = True,
     ) -> None:
         self.spec = spec
         self.user = spec.user or default_user
@@ -219,6 +229,7 @@ class Connection:
         self._timeout = timeout
         self._warn = warn
         self._sock = sock
+        self._open_sftp = open_sftp
         self.transport: paramiko.Transport | None = None
         self._sftp: paramiko.SFTPClient | None = None
 
@@ -243,29 +254,42 @@ class Connection:
             try:
                 sock = socket.create_connection((spec.host, spec.port), timeout=self._timeout)
             except TimeoutError:
-                raise RemoteError(
-                    f"{spec}: connection timed out after {self._timeout:.0f}s",
+                raise ConnectError(
+                    f"{spec}: connection to {spec.host} port {spec.port} timed out after "
+                    f"{self._timeout:g}s",
                     "check the host and port, and that a firewall lets SSH "
                     "through; raise --timeout for slow links",
                 ) from None
             except OSError as exc:
-                raise RemoteError(
-                    f"{spec}: cannot connect: {exc.strerror or exc}",
+                raise ConnectError(
+                    f"{spec}: cannot connect to {spec.host} port {spec.port}: "
+                    f"{exc.strerror or exc}",
                     "check the host name and port, and that sshd is running",
                 ) from None
         transport = paramiko.Transport(sock)
         self.transport = transport
         transport.set_keepalive(15)
+        transport.banner_timeout = self._timeout
         self._prefer_known_key_types(transport)
+        started = time.monotonic()
         try:
             transport.start_client(timeout=self._timeout)
+            server_key = transport.get_remote_server_key()  # raises if start_client timed out
         except (paramiko.SSHException, EOFError, OSError) as exc:
             self.close()
-            raise RemoteError(
-                f"{spec}: SSH handshake failed: {exc or type(exc).__name__}",
+            if time.monotonic() - started >= self._timeout * 0.9:
+                raise ConnectError(
+                    f"{spec}: timed out: no SSH answer from {spec.host} port {spec.port} "
+                    f"within {self._timeout:g}s",
+                    "check that this port is an SSH server and that nothing on the path "
+                    "stalls the connection; raise --timeout for slow links",
+                ) from None
+            raise ConnectError(
+                f"{spec}: SSH handshake failed: {str(exc) or type(exc).__name__} "
+                f"({spec.host} port {spec.port} closed the connection)",
                 "check that the port is an SSH server and that it is reachable",
             ) from None
-        verify_host_key(spec, transport.get_remote_server_key(), self._trust, self._warn)
+        verify_host_key(spec, server_key, self._trust, self._warn)
         try:
             transport.auth_publickey(self.user, pkey)
         except paramiko.AuthenticationException:
@@ -281,6 +305,8 @@ class Connection:
             raise RemoteError(
                 f"{spec}: SSH authentication error: {exc}", "check the server's sshd logs"
             ) from None
+        if not self._open_sftp:
+            return
         try:
             self._sftp = paramiko.SFTPClient.from_transport(transport)
         except (paramiko.SSHException, EOFError, OSError) as exc:
@@ -307,7 +333,8 @@ class Connection:
 
     def close(self) -> None:
         if self._sftp is not None:
-            self._sftp.close()
+            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                self._sftp.close()  # raises when the connection is already gone
             self._sftp = None
         if self.transport is not None:
             self.transport.close()
@@ -362,22 +389,24 @@ class Connection:
             ) from None
         return FileState(content, stat.S_IMODE(mode), uid=attr.st_uid, gid=attr.st_gid)
 
-    def write_atomic(self, path: str, data: bytes, mode: int) -> None:
+    def write_atomic(
+        self, path: str, data: bytes, mode: int, owner: tuple[int, int] | None = None
+    ) -> None:
         """Replace `path` with `data` so that readers see the old file or the new one, whole.
 
         The temp file is created exclusively with mode 0600 in the target's directory (so
         it is never readable by others, not even for a moment), filled, given its final
-        mode, then renamed over the target with posix-rename. Any failure removes it.
+        mode and (when `owner` is given and differs) the old file's uid/gid, then renamed
+        over the target with posix-rename. Any failure removes it.
         """
         directory, name = posixpath.split(path)
         temp = posixpath.join(directory, f".{name}{TEMP_MARKER}{secrets.token_hex(6)}.tmp")
         try:
-            handle = self._create_private(temp)
-            with handle:
-                handle.set_pipelined(True)
-                handle.write(data)
+            self._write_checked(temp, data)
             if mode != 0o600:
                 self.sftp.chmod(temp, mode)
+            if owner is not None:
+                self._chown_like(temp, path, owner)
             self.sftp.posix_rename(temp, path)
         except BaseException as exc:
             self._remove_quietly(temp)
@@ -386,18 +415,75 @@ class Connection:
                     f"{self.spec}: permission denied writing in {directory}",
                     f"let {self.user} create files in {directory}",
                 ) from None
-            if isinstance(exc, OSError) and "No space" in str(exc):
+            if isinstance(exc, OSError) and (
+                "No space" in str(exc) or self._free_bytes(directory) < len(data)
+            ):
                 raise RemoteError(
                     f"{self.spec}: the disk holding {directory} is full",
                     "free space on the server; the old file is untouched",
                 ) from None
-            if isinstance(exc, (OSError, EOFError, paramiko.SSHException)):
+            if isinstance(exc, TimeoutError):
                 raise RemoteError(
-                    f"{self.spec}: write failed: {exc or type(exc).__name__}; "
+                    f"{self.spec}: timed out after {self._timeout:g}s while writing {path}; "
+                    "the old file is untouched",
+                    "the server or the network stalled; check them, or raise --timeout",
+                ) from None
+            if isinstance(exc, (OSError, EOFError, paramiko.SSHException)):
+                why = "the connection was lost" if isinstance(exc, EOFError) else str(exc)
+                raise RemoteError(
+                    f"{self.spec}: write of {path} failed: {why or type(exc).__name__}; "
                     "the old file is untouched",
                     "check the connection and the server's disk",
                 ) from None
             raise
+
+    def _free_bytes(self, directory: str) -> int:
+        """Space left for us under `directory` (statvfs@openssh.com); huge if unknown.
+
+        OpenSSH's sftp-server reports ENOSPC as a bare "Failure" (SFTP v3 has no code for
+        it), so a failed write asks the file system how much room is left."""
+        try:
+            kind, msg = self.sftp._request(  # type: ignore[attr-defined]
+                CMD_EXTENDED, "statvfs@openssh.com", directory
+            )
+        except (OSError, EOFError, paramiko.SSHException):
+            return 1 << 62
+        if kind != CMD_EXTENDED_REPLY or msg is None:
+            return 1 << 62
+        _bsize, frsize, _blocks, _bfree, bavail = (msg.get_int64() for _ in range(5))
+        return int(frsize * bavail)
+
+    def _chown_like(self, temp: str, path: str, owner: tuple[int, int]) -> None:
+        attr = self.sftp.stat(temp)
+        if (attr.st_uid, attr.st_gid) == owner:
+            return
+        try:
+            self.sftp.chown(temp, *owner)
+        except PermissionError:
+            self._warn(
+                f"{self.spec}: {path} was owned by {owner[0]}:{owner[1]}; {self.user} may not "
+                "give the new file that owner, so it now belongs to "
+                f"{attr.st_uid}:{attr.st_gid}"
+            )
+
+    def write_private(self, path: str, data: bytes) -> None:
+        """Create `path` exclusively, mode 0600 from the first instant, holding `data`."""
+        self._write_checked(path, data)
+
+    def _write_checked(self, path: str, data: bytes) -> None:
+        # Pipelined writes are answered asynchronously, and paramiko keeps a failed answer
+        # (ENOSPC, EDQUOT…) in `_saved_exception` without raising it on close: a full disk
+        # would silently leave a short file. Check both the saved error and the size.
+        handle = self._create_private(path)
+        with handle:
+            handle.set_pipelined(True)
+            handle.write(data)
+        saved = getattr(handle, "_saved_exception", None)
+        if isinstance(saved, BaseException):
+            raise saved
+        size = self.sftp.stat(path).st_size
+        if size != len(data):
+            raise OSError(f"short write: {size} of {len(data)} bytes reached the server")
 
     def _create_private(self, path: str) -> paramiko.SFTPFile:
         # paramiko's SFTPClient.open sends no attributes, so the server would create the

@@ -129,6 +129,10 @@ class Reporter:
     # --- results -----------------------------------------------------------------------
 
     def host_result(self, r: HostResult) -> None:
+        for run in r.commands:
+            self._write(self.err, f"  {r.host}: {run.describe()}")
+            for line in run.output_tail:
+                self._write(self.err, f"    | {line}")
         if r.failed and r.error is not None:
             self._write(self.err, f"✗ {r.host}: {r.error.message}")
             if r.error.hint:
@@ -153,6 +157,11 @@ class Reporter:
                     lines.append(f"    {label}: {', '.join(keys)}")
             if r.mode_drift and r.mode_before is not None and r.mode_after is not None:
                 lines.append(f"    mode: {r.mode_before:04o} (expected {r.mode_after:04o})")
+            if r.backup:
+                lines.append(f"    backup: {r.backup}")
+            lines.extend(f"    {run.describe()}" for run in r.commands)
+            if r.rolled_back:
+                lines.append("    rolled back to the previous file")
             if r.error is not None:
                 lines.append(f"    error: {r.error.message}")
         for line in lines:
@@ -196,6 +205,17 @@ def _outputs(plan: Plan, results: list[HostResult]) -> dict[str, str]:
             "changed": r.changed,
             "mode_before": None if r.mode_before is None else f"{r.mode_before:04o}",
             "error": r.error.message if r.error else None,
+            "backup": r.backup,
+            "post_command": [
+                {
+                    "label": c.label,
+                    "exit": c.exit_status,
+                    "timed_out": c.timed_out,
+                    "output_tail": c.output_tail,
+                }
+                for c in r.commands
+            ],
+            "rolled_back": r.rolled_back,
             "seconds": round(r.seconds, 3),
         }
         for r in results
