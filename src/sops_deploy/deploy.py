@@ -7,16 +7,23 @@ Nothing here parses flags or prints; `cli.py` and `report.py` do.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sops_deploy import envfile, schema, sops
 from sops_deploy.config import HostSpec, Settings
 from sops_deploy.envfile import Entry, Secrets
-from sops_deploy.errors import Problem, SopsDeployError, UsageError, ValidationError
+from sops_deploy.errors import (
+    Problem,
+    RemoteError,
+    SopsDeployError,
+    UsageError,
+    ValidationError,
+)
 
 if TYPE_CHECKING:
     from sops_deploy.remote import Connection
@@ -44,7 +51,7 @@ class HostResult:
     """The outcome for one host. Key names only; never a value."""
 
     host: str
-    status: str  # changed | unchanged | would-change | in-sync | drift | failed
+    status: str  # changed | unchanged | would-change | in-sync | drift | failed | skipped
     path: str = ""
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
@@ -54,6 +61,27 @@ class HostResult:
     mode_after: int | None = None
     error: SopsDeployError | None = None
     seconds: float = 0.0
+    note: str = ""  # why a host was skipped
+
+    @property
+    def reason(self) -> str:
+        """One line for the result table: the error, the skip, or what differs. No values."""
+        if self.error is not None:
+            return self.error.message
+        if self.note:
+            return self.note
+        parts = [
+            f"{label} {', '.join(keys)}"
+            for label, keys in (
+                ("added", self.added),
+                ("removed", self.removed),
+                ("changed", self.changed),
+            )
+            if keys
+        ]
+        if self.mode_drift and self.mode_before is not None and self.mode_after is not None:
+            parts.append(f"mode {self.mode_before:04o} (want {self.mode_after:04o})")
+        return "; ".join(parts)
 
     @property
     def failed(self) -> bool:
@@ -227,22 +255,41 @@ def apply_all(
     warn: Callable[[str], None],
     on_done: Callable[[HostResult], None] = lambda _r: None,
 ) -> list[HostResult]:
-    """Apply to every host, `settings.parallel` at a time; results in host order."""
+    """Apply to every host, `settings.parallel` at a time; results in host order.
+
+    `on_done` sees each result as it completes. Every host is tried even when some fail;
+    with `settings.fail_fast`, hosts not yet started when a host fails are not started
+    and come back as "skipped". An unexpected exception in one host's thread fails that
+    host only.
+    """
     if not settings.hosts:
         raise UsageError("no host given", "pass --host user@server (repeatable)")
     workers = max(1, min(settings.parallel, len(settings.hosts)))
+    stop = threading.Event()
+
+    def one(spec: HostSpec) -> HostResult:
+        if stop.is_set():
+            return HostResult(str(spec), "skipped", note=SKIPPED_NOTE)
+        try:
+            result = apply_host(settings, plan, spec, mode, warn)
+        except Exception as exc:  # one host's bug must not abandon the other hosts
+            result = HostResult(str(spec), "failed")
+            result.error = RemoteError(
+                f"{spec}: unexpected {type(exc).__name__}: {exc}",
+                "this is a bug in sops-deploy; please report it with the log above",
+            )
+        if result.failed and settings.fail_fast:
+            stop.set()
+        return result
+
     results: dict[int, HostResult] = {}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {
-            pool.submit(apply_host, settings, plan, spec, mode, warn): i
-            for i, spec in enumerate(settings.hosts)
-        }
-        for future, index in futures.items():
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="host") as pool:
+        futures = {pool.submit(one, spec): i for i, spec in enumerate(settings.hosts)}
+        for future in as_completed(futures):
             result = future.result()
-            results[index] = result
+            results[futures[future]] = result
             on_done(result)
-            if result.failed and settings.fail_fast:
-                for other in futures:
-                    other.cancel()
-                break
     return [results[i] for i in sorted(results)]
+
+
+SKIPPED_NOTE = "not started: another host failed and --fail-fast is set"
