@@ -6,6 +6,7 @@ same `/srv/app/.env` is a different file on each, as on separate machines.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -17,6 +18,10 @@ import pytest
 from conftest import CliResult, FleetHost
 from dotenv import dotenv_values
 from sshd import free_port
+
+from sops_deploy.deploy import SKIPPED_NOTE, HostResult, Plan
+from sops_deploy.errors import RemoteError
+from sops_deploy.report import Reporter
 
 pytestmark = pytest.mark.slow
 
@@ -33,9 +38,7 @@ EXPECTED = {
 Cli = Callable[..., CliResult]
 
 
-def write_config(
-    tmp_path: Path, hosts: list[str], fleet: list[FleetHost], extra: str = ""
-) -> Path:
+def write_config(tmp_path: Path, hosts: list[str], fleet: list[FleetHost]) -> Path:
     """A sops-deploy.yaml with a `production` environment over `hosts`, all host keys pinned."""
     known = tmp_path / "known_hosts"
     known.write_text("".join(h.sshd.known_hosts_line + "\n" for h in fleet))
@@ -52,7 +55,7 @@ def write_config(
         f"    remote-path: {REMOTE}\n"
         "    retries: 0\n"
         "    timeout: 60\n"
-        "    hosts:\n" + listed + extra
+        "    hosts:\n" + listed
     )
     return config
 
@@ -74,7 +77,7 @@ def key_table(stdout: str) -> set[tuple[str, str, str]]:
     start = next(i for i, line in enumerate(lines) if re.match(r"host\s+key\s+difference", line))
     rows = set()
     for line in lines[start + 1 :]:
-        if not line.strip():
+        if not line.strip() or line.startswith("(added / removed / changed"):
             break
         host, key, what = re.split(r"\s{2,}", line.strip(), maxsplit=2)
         rows.add((host, key, what))
@@ -270,3 +273,24 @@ def test_hosts_json_lists_the_environment_for_a_matrix(
     ]
     plain = cli("hosts", *production)
     assert plain.stdout.split() == [h.sshd.host for h in fleet_hosts]
+
+
+def test_job_summary_has_the_host_and_key_tables(tmp_path: Path) -> None:
+    """On GitHub the step summary gets one row per host and one per differing key or failure."""
+    summary = tmp_path / "summary.md"
+    out, err = io.StringIO(), io.StringIO()
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    reporter = Reporter(out=out, err=err, env=env)
+    plan = Plan({}, b"A=1\n", "compose")
+    drift = HostResult("deploy@web1:22", "drift", "/srv/app/.env", changed=["API_TOKEN"])
+    drift.mode_before, drift.mode_after = 0o644, 0o600
+    failed = HostResult("deploy@web2:22", "failed", error=RemoteError("web2: connection refused"))
+    skipped = HostResult("deploy@web3:22", "skipped", note=SKIPPED_NOTE)
+    reporter.summary("check", plan, [drift, failed, skipped])
+    text = summary.read_text()
+    assert "| `deploy@web1:22` | drift |" in text
+    assert "| `deploy@web1:22` | `API_TOKEN` | changed |" in text
+    assert "| `deploy@web1:22` | `(file mode)` | 0644 instead of 0600 |" in text
+    assert "| `deploy@web2:22` | – | failed: web2: connection refused |" in text
+    assert f"| `deploy@web3:22` | – | skipped: {SKIPPED_NOTE} |" in text
+    assert "3 host(s): 1 drift, 1 failed, 1 skipped" in out.getvalue()

@@ -52,6 +52,7 @@ class Field:
     path: bool = False  # resolved relative to the config file's directory
     check: Callable[[str], object] | None = None
     minimum: float | None = None
+    example: str = ""  # a good value to suggest in errors
 
 
 def _known_hosts_path(text: str) -> bool:
@@ -65,21 +66,21 @@ FIELDS: dict[str, Field] = {
     "format": Field("str", "FORMAT", check=check_format),
     "file-mode": Field("mode", "FILE_MODE", check=parse_mode),
     "post-command": Field("str", "POST_COMMAND"),
-    "backup": Field("int", "BACKUP", minimum=0),
+    "backup": Field("int", "BACKUP", minimum=0, example="5"),
     "required": Field("list", "REQUIRED"),
     "schema": Field("str", "SCHEMA", path=True),
     "known-hosts": Field("str", "KNOWN_HOSTS", path=True),
     "host-key-fingerprints": Field("list", "HOST_KEY_FINGERPRINT"),
     "user": Field("str", "USER"),
-    "port": Field("int", "PORT", minimum=1),
+    "port": Field("int", "PORT", minimum=1, example="22"),
     "jump-host": Field("str", "JUMP_HOST", check=lambda t: parse_host(t, what="--jump-host")),
     "ssh-key-file": Field("str", "SSH_KEY_FILE", path=True),
-    "timeout": Field("number", "TIMEOUT", minimum=0.001),
-    "retries": Field("int", "RETRIES", minimum=0),
-    "parallel": Field("int", "PARALLEL", minimum=1),
+    "timeout": Field("number", "TIMEOUT", minimum=0.001, example="20"),
+    "retries": Field("int", "RETRIES", minimum=0, example="2"),
+    "parallel": Field("int", "PARALLEL", minimum=1, example="8"),
     "fail-fast": Field("bool", "FAIL_FAST"),
     "follow-symlinks": Field("bool", "FOLLOW_SYMLINKS"),
-    "lock-timeout": Field("number", "LOCK_TIMEOUT", minimum=0),
+    "lock-timeout": Field("number", "LOCK_TIMEOUT", minimum=0, example="60"),
     "rollback-on-failure": Field("bool", "ROLLBACK_ON_FAILURE"),
 }
 REQUIRED_FIELDS = ("hosts", "remote-path")
@@ -187,7 +188,7 @@ def _scalar(path: str, name: str, node: Node, field: Field) -> str:
             path,
             node,
             f"`{name}` must be {_WANT[field.kind]}, not {_type_name(node)}",
-            f"write `{name}: {_EXAMPLE[field.kind]}`",
+            f"write `{name}: {field.example or _EXAMPLE[field.kind]}`",
         )
     value = float(text)
     if field.minimum is not None and value < field.minimum:
@@ -195,7 +196,7 @@ def _scalar(path: str, name: str, node: Node, field: Field) -> str:
             path,
             node,
             f"`{name}` is {text}; it must be at least {field.minimum:g}",
-            f"write `{name}: {_EXAMPLE[field.kind]}`",
+            f"write `{name}: {field.example or _EXAMPLE[field.kind]}`",
         )
     return text
 
@@ -283,7 +284,7 @@ def load(path: str) -> ConfigFile:
         ) from None
     if root is None:
         raise UsageError(
-            f"{path}: the file is empty", "add an `environments:` mapping", file=path, line=1
+            f"{path}:1: the file is empty", "add an `environments:` mapping", file=path, line=1
         )
     base = Path(os.path.dirname(path))
     defaults: dict[str, str] = {}

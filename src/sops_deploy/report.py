@@ -161,6 +161,7 @@ class Reporter:
         lines += ["", *host_table(results)]
         if command in ("check", "diff") and key_rows(results):
             lines += ["", *_aligned([("host", "key", "difference"), *key_rows(results)])]
+            lines.append("(added / removed / changed: what a deploy would do to that host)")
         for line in lines:
             self._write(self.out, line)
         if self.github:
