@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 from conftest import CliResult, FleetHost
 from dotenv import dotenv_values
-from sshd import free_port
+from sshd import Sshd, free_port
 
-from sops_deploy.deploy import SKIPPED_NOTE, HostResult, Plan
+from sops_deploy import deploy
+from sops_deploy.config import HostSpec, Settings, parse_host
+from sops_deploy.deploy import SKIPPED_NOTE, UNPARSEABLE, HostResult, Plan
 from sops_deploy.errors import RemoteError
 from sops_deploy.report import Reporter
 
@@ -251,6 +253,18 @@ def test_diff_reports_drift_and_exits_0(
     assert target.read_bytes() == before
 
 
+def test_check_of_a_file_broken_by_hand_is_drift(
+    cli: Cli, production: list[str], fleet_hosts: list[FleetHost]
+) -> None:
+    """A server file that no longer parses drifts as a whole; no key is invented."""
+    assert cli("deploy", *production).returncode == 0
+    with fleet_hosts[4].path(REMOTE).open("a") as fh:
+        fh.write("this line is not dotenv\n")
+    result = cli("check", *production)
+    assert result.returncode == 3, result.output
+    assert key_table(result.stdout) == {(str_host(fleet_hosts[4]), UNPARSEABLE, "changed")}
+
+
 def test_check_of_a_never_deployed_fleet_lists_every_key_as_added(
     cli: Cli, production: list[str], fleet_hosts: list[FleetHost]
 ) -> None:
@@ -294,3 +308,42 @@ def test_job_summary_has_the_host_and_key_tables(tmp_path: Path) -> None:
     assert "| `deploy@web2:22` | – | failed: web2: connection refused |" in text
     assert f"| `deploy@web3:22` | – | skipped: {SKIPPED_NOTE} |" in text
     assert "3 host(s): 1 drift, 1 failed, 1 skipped" in out.getvalue()
+
+
+def test_a_bug_on_one_host_fails_that_host_only(
+    fleet_hosts: list[FleetHost], sshd_server: Sshd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected exception in one host's thread fails that host; the others deploy."""
+    broken = fleet_hosts[1].sshd.host
+    real = deploy.connection_for
+
+    def connection_for(settings: Settings, spec: HostSpec, warn: Callable[[str], None]) -> object:
+        # Mock: no real component raises a non-SopsDeployError on demand; this stands in
+        # for a bug (say a Paramiko exception we failed to translate) on one host.
+        if str(spec) == broken:
+            raise RuntimeError("simulated bug")
+        return real(settings, spec, warn)
+
+    monkeypatch.setattr(deploy, "connection_for", connection_for)
+    settings = Settings(
+        command="deploy",
+        hosts=tuple(parse_host(h.sshd.host) for h in fleet_hosts),
+        remote_path=REMOTE,
+        ssh_key=sshd_server.client_key.read_text(),
+        known_hosts="".join(h.sshd.known_hosts_line + "\n" for h in fleet_hosts),
+        retries=0,
+        timeout=60,
+    )
+    plan = Plan({}, b"FLEET_KEY=fleet-value\n", "compose")
+    done: list[str] = []
+    results = deploy.apply_all(
+        settings, plan, "deploy", lambda _w: None, lambda r: done.append(r.host)
+    )
+    assert [r.host for r in results] == [h.sshd.host for h in fleet_hosts]
+    assert sorted(done) == sorted(r.host for r in results)
+    statuses = {r.host: r.status for r in results}
+    assert statuses.pop(broken) == "failed"
+    assert set(statuses.values()) == {"changed"}
+    error = next(r.error for r in results if r.host == broken)
+    assert error is not None
+    assert "unexpected RuntimeError: simulated bug" in error.message

@@ -235,7 +235,12 @@ def apply_host(
 
 def _diff_into(result: HostResult, plan: Plan, old: bytes | None) -> None:
     new_values = envfile.read_values(plan.content) or {}
-    old_values = (envfile.read_values(old) or {}) if old is not None else {}
+    parsed_old = envfile.read_values(old) if old is not None else {}
+    if parsed_old is None and plan.format != "raw":
+        # A hand-edited file that no longer parses: its keys cannot be compared one by one.
+        result.changed = [UNPARSEABLE]
+        return
+    old_values = parsed_old or {}
     result.added = [k for k in new_values if k not in old_values]
     result.removed = [k for k in old_values if k not in new_values]
     result.changed = [k for k in new_values if k in old_values and old_values[k] != new_values[k]]
@@ -292,4 +297,5 @@ def apply_all(
     return [results[i] for i in sorted(results)]
 
 
+UNPARSEABLE = "(server file does not parse as dotenv)"
 SKIPPED_NOTE = "not started: another host failed and --fail-fast is set"
