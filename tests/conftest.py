@@ -8,8 +8,10 @@ stdout or stderr, for every run of every test that uses it.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,3 +221,57 @@ def target_args(sshd_server: Sshd, remote_dir: Path, tmp_path: Path) -> list[str
 def other_host_key(tmp_path: Path) -> str:
     """The public key line of an unrelated host key (for 'changed host key' tests)."""
     return keygen(tmp_path / "other_host_key")
+
+
+@dataclass
+class FleetHost:
+    """One sshd of the fleet: `root` is its ChrootDirectory, so `/srv/app/.env` is its own."""
+
+    sshd: Sshd
+    root: Path
+
+    def path(self, remote: str = "/srv/app/.env") -> Path:
+        """Where a remote path of this host lies on the local filesystem."""
+        return self.root / remote.lstrip("/")
+
+
+FLEET_SIZE = 8
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory: pytest.TempPathFactory, sshd_server: Sshd) -> Iterator[list[FleetHost]]:
+    """Eight real sshd on 127.0.0.1, each chrooted to its own root: eight 'servers'.
+
+    sshd demands that every component of a ChrootDirectory is root-owned and not group- or
+    other-writable; /tmp is world-writable, so the roots live under /run instead.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("ChrootDirectory needs sshd running as root")
+    base = Path(tempfile.mkdtemp(prefix="sops-deploy-fleet-", dir="/run"))
+    hosts = []
+    try:
+        for i in range(FLEET_SIZE):
+            root = base / f"host{i}"
+            (root / "srv" / "app").mkdir(parents=True)
+            root.chmod(0o755)
+            server = make_sshd(
+                tmp_path_factory.mktemp(f"fleet{i}"),
+                client_key=sshd_server.client_key,
+                extra_config=f"ChrootDirectory {root}\n",
+            )
+            hosts.append(FleetHost(server, root))
+        yield hosts
+    finally:
+        for host in hosts:
+            host.sshd.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def fleet_hosts(fleet: list[FleetHost]) -> list[FleetHost]:
+    """The fleet with every server's /srv/app emptied for this test."""
+    for host in fleet:
+        app = host.path("/srv/app")
+        shutil.rmtree(app)
+        app.mkdir()
+    return fleet

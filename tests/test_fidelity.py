@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from sops_deploy import deploy, envfile, sops, tools
 from sops_deploy.envfile import Entry, Secrets
-from sops_deploy.envfile.render import DOTENV_VARIABLE
+from sops_deploy.envfile.render import DOTENV_VARIABLE, Unparseable
 
 HARNESS = Path(__file__).parent / "composeparse"
 EXAMPLES = 500
@@ -328,7 +328,8 @@ def _compose_try(
 def test_compose_model_matches_compose_go(
     lines: list[str], compose_read: Callable[[Path], dict[str, str]], workdir: Path
 ) -> None:
-    """On arbitrary dotenv text compose-go accepts, the model reads the same keys and values.
+    """On arbitrary dotenv text the model refuses what compose-go refuses, and otherwise
+    reads the same keys and values.
 
     The model marks a value it cannot know (one compose-go would fill from the reader's
     environment) as None; every other value must be equal.
@@ -337,6 +338,8 @@ def test_compose_model_matches_compose_go(
     real = _compose_try(compose_read, write_env(workdir, text.encode()))
     event("compose-go refused" if real is None else "compared")
     if real is None:
+        with pytest.raises(Unparseable):
+            envfile.MODELS["compose"](text)
         return
     model = envfile.MODELS["compose"](text)
     known = {k: v for k, v in model.items() if v is not None}

@@ -9,14 +9,16 @@ from the environment (AGE_KEY, SSH_PRIVATE_KEY, SSH_PRIVATE_KEY_PASSPHRASE).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypedDict
 
-from sops_deploy import __version__
+from sops_deploy import __version__, configfile
 from sops_deploy.config import (
     DEFAULT_FILE,
+    HostSpec,
     Settings,
     age_source,
     check_format,
@@ -28,6 +30,7 @@ from sops_deploy.config import (
     parse_mode,
     split_list,
 )
+from sops_deploy.configfile import DEFAULT_CONFIG
 from sops_deploy.errors import EXIT_DRIFT, EXIT_OK, EXIT_RUNTIME, SopsDeployError, UsageError
 from sops_deploy.report import Reporter
 
@@ -40,6 +43,14 @@ secrets come from the environment, never from flags:
   SSH_PRIVATE_KEY, SSH_PRIVATE_KEY_PASSPHRASE     the SSH key (or --ssh-key-file)
 every flag can also be set as SOPS_DEPLOY_<FLAG>, e.g. SOPS_DEPLOY_REMOTE_PATH.
 exit codes: 0 ok, 1 runtime failure, 2 usage, 3 drift (check), 4 validation, 5 decryption
+"""
+
+
+HOSTS_EPILOG = """\
+--json prints a list for a GitHub Actions matrix, one object per host:
+  [{"host": "deploy@web1.example.com:22", "name": "web1.example.com"}, ...]
+  strategy: {matrix: {include: ${{ fromJSON(needs.plan.outputs.hosts) }}}}
+then deploy one host per job with: --env NAME --host "${MATRIX_HOST}"
 """
 
 
@@ -177,6 +188,16 @@ def _safety_settings(args: argparse.Namespace, env: Mapping[str, str]) -> _Safet
     }
 
 
+def _config_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("config file")
+    g.add_argument(
+        "--config",
+        metavar="PATH",
+        help=f"sops-deploy.yaml with named environments (default {DEFAULT_CONFIG} if present)",
+    )
+    g.add_argument("--env", metavar="NAME", help="the environment in the config file to use")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sops-deploy",
@@ -196,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _target_flags(deploy)
     _source_flags(deploy)
+    _config_flags(deploy)
     d = deploy.add_argument_group("deploy")
     d.add_argument(
         "--dry-run", action="store_true", default=None, help="connect and compare, write nothing"
@@ -210,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         _target_flags(p)
         _source_flags(p)
+        _config_flags(p)
     validate = sub.add_parser(
         "validate",
         help="decrypt, lint and check the secrets; no network",
@@ -217,6 +240,19 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _source_flags(validate)
+    _config_flags(validate)
+
+    hosts = sub.add_parser(
+        "hosts",
+        help="list the hosts of an environment (--json for a GitHub strategy.matrix)",
+        epilog=HOSTS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    hosts.add_argument("--json", action="store_true", help='print [{"host": ..., "name": ...}]')
+    hosts.add_argument("--host", action="append", metavar="[USER@]HOST[:PORT]")
+    hosts.add_argument("--user", help="SSH user for hosts that do not name one")
+    hosts.add_argument("--port", type=int, help="SSH port for hosts that do not name one")
+    _config_flags(hosts)
 
     tools = sub.add_parser("tools", help="manage the sops binary")
     tsub = tools.add_subparsers(dest="tools_command", metavar="ACTION", required=True)
@@ -249,6 +285,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
             return bool(value)
         return bool(env_flag(env, flag.upper()))
 
+    env = configfile.merged_env(getattr(args, "config", None), getattr(args, "env", None), env)
     command = args.command
     fmt = check_format(pick("format") or "compose")
     files = pick_list("file") or (DEFAULT_FILE,)
@@ -264,17 +301,12 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
     if command not in ("deploy", "check", "diff"):
         return settings
 
-    port_text = pick("port")
-    default_port = _int(port_text, "--port") if port_text else None
-    hosts = []
-    for text in pick_list("host"):
-        spec = parse_host(text)
-        if default_port is not None and f":{spec.port}" not in text.rsplit("]", 1)[-1]:
-            spec = type(spec)(spec.host, default_port, spec.user)
-        hosts.append(spec)
+    hosts = _hosts(pick_list("host"), pick("port"))
     if not hosts:
         raise UsageError(
-            "no host given", "pass --host user@server (repeatable), or set the action input `host`"
+            "no host given",
+            "pass --host user@server (repeatable), set the action input `host`, "
+            "or pick an environment of sops-deploy.yaml with --env NAME",
         )
     jump = pick("jump_host")
     timeout = args.timeout if args.timeout is not None else env_number(env, "TIMEOUT", float)
@@ -310,6 +342,18 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
         dry_run=pick_bool("dry_run") if command == "deploy" else False,
         **_safety_settings(args, env),
     )
+
+
+def _hosts(texts: Sequence[str], port_text: str | None) -> list[HostSpec]:
+    """Parse host specs; `port_text` (--port) applies to the hosts that name no port."""
+    default_port = _int(port_text, "--port") if port_text else None
+    hosts = []
+    for text in texts:
+        spec = parse_host(text)
+        if default_port is not None and f":{spec.port}" not in text.rsplit("]", 1)[-1]:
+            spec = type(spec)(spec.host, default_port, spec.user)
+        hosts.append(spec)
+    return hosts
 
 
 def _int(text: str, what: str) -> int:
@@ -377,6 +421,38 @@ def cmd_tools(args: argparse.Namespace, reporter: Reporter) -> int:
     return EXIT_OK
 
 
+def cmd_hosts(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """Print the hosts of the chosen environment, one per line or as a matrix JSON list."""
+    env = configfile.merged_env(args.config, args.env, env)
+    texts = args.host or list(split_list(env_value(env, "HOST")))
+    port = str(args.port) if args.port is not None else env_value(env, "PORT")
+    user = args.user or env_value(env, "USER")
+    hosts = _hosts(texts, port)
+    if not hosts:
+        raise UsageError("no host given", "pass --env NAME of sops-deploy.yaml, or --host")
+    if user:
+        hosts = [h if h.user else HostSpec(h.host, h.port, user) for h in hosts]
+    if args.json:
+        print(json.dumps(matrix_entries(hosts)))
+    else:
+        for spec in hosts:
+            print(spec)
+    return EXIT_OK
+
+
+def matrix_entries(hosts: Sequence[HostSpec]) -> list[dict[str, str]]:
+    """`[{"host": "user@host:port", "name": "host[:port]"}]`: one GitHub matrix job each.
+
+    `host` is what `--host` accepts; `name` is short and stable, for job names.
+    """
+    out = []
+    for spec in hosts:
+        bare = f"[{spec.host}]" if ":" in spec.host else spec.host
+        name = bare if spec.port == 22 else f"{bare}:{spec.port}"
+        out.append({"host": str(spec), "name": name})
+    return out
+
+
 COMMANDS: dict[str, Callable[[Settings, Reporter], int]] = {
     "deploy": cmd_remote,
     "check": cmd_remote,
@@ -393,6 +469,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     try:
         if args.command == "tools":
             return cmd_tools(args, reporter)
+        if args.command == "hosts":
+            return cmd_hosts(args, environ)
         settings = settings_from(args, environ)
         reporter.mask(settings.secret_texts())
         return COMMANDS[args.command](settings, reporter)

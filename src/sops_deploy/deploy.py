@@ -7,9 +7,10 @@ Nothing here parses flags or prints; `cli.py` and `report.py` do.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -53,7 +54,7 @@ class HostResult:
     """The outcome for one host. Key names only; never a value."""
 
     host: str
-    status: str  # changed | unchanged | would-change | in-sync | drift | failed
+    status: str  # changed | unchanged | would-change | in-sync | drift | failed | skipped
     path: str = ""
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
@@ -66,6 +67,27 @@ class HostResult:
     backup: str | None = None
     commands: list[CommandRun] = field(default_factory=list)
     rolled_back: bool = False
+    note: str = ""  # why a host was skipped
+
+    @property
+    def reason(self) -> str:
+        """One line for the result table: the error, the skip, or what differs. No values."""
+        if self.error is not None:
+            return self.error.message
+        if self.note:
+            return self.note
+        parts = [
+            f"{label} {', '.join(keys)}"
+            for label, keys in (
+                ("added", self.added),
+                ("removed", self.removed),
+                ("changed", self.changed),
+            )
+            if keys
+        ]
+        if self.mode_drift and self.mode_before is not None and self.mode_after is not None:
+            parts.append(f"mode {self.mode_before:04o} (want {self.mode_after:04o})")
+        return "; ".join(parts)
 
     @property
     def failed(self) -> bool:
@@ -144,22 +166,6 @@ def _raw_plan(settings: Settings, decrypted: list[tuple[sops.EncryptedFile, byte
 
 
 # --- applying the plan ---------------------------------------------------------------------
-
-
-def connection_for(settings: Settings, spec: HostSpec, warn: Callable[[str], None]) -> Connection:
-    # Imported here so that `--help`, `--version` and `validate` never load Paramiko.
-    from sops_deploy.remote import Connection, Credentials, Trust, local_user
-
-    creds = Credentials(settings.ssh_key, settings.ssh_key_file, settings.ssh_passphrase)
-    trust = Trust(settings.known_hosts, settings.fingerprints, settings.insecure_any_host_key)
-    return Connection(
-        spec,
-        creds,
-        trust,
-        default_user=settings.user or local_user(),
-        timeout=settings.timeout,
-        warn=warn,
-    )
 
 
 def open_host(
@@ -348,7 +354,12 @@ def _audit(conn: Connection, path: str, plan: Plan, result: HostResult) -> None:
 
 def _diff_into(result: HostResult, plan: Plan, old: bytes | None) -> None:
     new_values = envfile.read_values(plan.content, plan.format) or {}
-    old_values = (envfile.read_values(old, plan.format) or {}) if old is not None else {}
+    parsed_old = envfile.read_values(old, plan.format) if old is not None else {}
+    if parsed_old is None and plan.format != "raw":
+        # A hand-edited file that no longer parses: its keys cannot be compared one by one.
+        result.changed = [UNPARSEABLE]
+        return
+    old_values = parsed_old or {}
     result.added = [k for k in new_values if k not in old_values]
     result.removed = [k for k in old_values if k not in new_values]
     result.changed = [k for k in new_values if k in old_values and old_values[k] != new_values[k]]
@@ -368,22 +379,42 @@ def apply_all(
     warn: Callable[[str], None],
     on_done: Callable[[HostResult], None] = lambda _r: None,
 ) -> list[HostResult]:
-    """Apply to every host, `settings.parallel` at a time; results in host order."""
+    """Apply to every host, `settings.parallel` at a time; results in host order.
+
+    `on_done` sees each result as it completes. Every host is tried even when some fail;
+    with `settings.fail_fast`, hosts not yet started when a host fails are not started
+    and come back as "skipped". An unexpected exception in one host's thread fails that
+    host only.
+    """
     if not settings.hosts:
         raise UsageError("no host given", "pass --host user@server (repeatable)")
     workers = max(1, min(settings.parallel, len(settings.hosts)))
+    stop = threading.Event()
+
+    def one(spec: HostSpec) -> HostResult:
+        if stop.is_set():
+            return HostResult(str(spec), "skipped", note=SKIPPED_NOTE)
+        try:
+            result = apply_host(settings, plan, spec, mode, warn)
+        except Exception as exc:  # one host's bug must not abandon the other hosts
+            result = HostResult(str(spec), "failed")
+            result.error = RemoteError(
+                f"{spec}: unexpected {type(exc).__name__}: {exc}",
+                "this is a bug in sops-deploy; please report it with the log above",
+            )
+        if result.failed and settings.fail_fast:
+            stop.set()
+        return result
+
     results: dict[int, HostResult] = {}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {
-            pool.submit(apply_host, settings, plan, spec, mode, warn): i
-            for i, spec in enumerate(settings.hosts)
-        }
-        for future, index in futures.items():
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="host") as pool:
+        futures = {pool.submit(one, spec): i for i, spec in enumerate(settings.hosts)}
+        for future in as_completed(futures):
             result = future.result()
-            results[index] = result
+            results[futures[future]] = result
             on_done(result)
-            if result.failed and settings.fail_fast:
-                for other in futures:
-                    other.cancel()
-                break
     return [results[i] for i in sorted(results)]
+
+
+UNPARSEABLE = "(server file does not parse as dotenv)"
+SKIPPED_NOTE = "not started: another host failed and --fail-fast is set"

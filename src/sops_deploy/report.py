@@ -13,7 +13,7 @@ import os
 import secrets
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from sops_deploy.errors import Problem, SopsDeployError, ValidationError
@@ -138,6 +138,9 @@ class Reporter:
             if r.error.hint:
                 self._write(self.err, f"    fix: {r.error.hint}")
             return
+        if r.status == "skipped":
+            self._write(self.err, f"- {r.host}: skipped ({r.note})")
+            return
         parts = [f"+{len(r.added)} -{len(r.removed)} ~{len(r.changed)} ={r.unchanged}"]
         if r.mode_drift:
             parts.append(f"mode {r.mode_before:04o} → {r.mode_after:04o}")
@@ -164,10 +167,16 @@ class Reporter:
                 lines.append("    rolled back to the previous file")
             if r.error is not None:
                 lines.append(f"    error: {r.error.message}")
+        lines += ["", *host_table(results)]
+        if command in ("check", "diff") and key_rows(results):
+            lines += ["", *_aligned([("host", "key", "difference"), *key_rows(results)])]
+            lines.append("(added / removed / changed: what a deploy would do to that host)")
         for line in lines:
             self._write(self.out, line)
         if self.github:
-            self.append_summary(_summary_markdown(command, plan, results))
+            self.append_summary(
+                _summary_markdown(command, plan, results) + _differences_markdown(results)
+            )
         self.set_outputs(_outputs(plan, results))
 
     def set_outputs(self, outputs: Mapping[str, str]) -> None:
@@ -252,3 +261,52 @@ def _problem_table(exc: SopsDeployError) -> str:
     for p in exc.problems:
         rows.append(f"| `{p.file}` | {p.line or ''} | `{p.key or ''}` | {p.message} | {p.fix} |")
     return "\n" + "\n".join(rows) + "\n"
+
+
+# --- the fleet tables: one row per host, and one row per differing key -------------------
+
+
+def _aligned(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def host_table(results: list[HostResult]) -> list[str]:
+    """The terminal table: host, result, time, reason (errors and key names, never values)."""
+    rows = [("host", "result", "time", "reason")]
+    rows += [(r.host, r.status, f"{r.seconds:.2f}s", r.reason or "–") for r in results]
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    total = ", ".join(f"{n} {status}" for status, n in counts.items())
+    return [*_aligned(rows), f"{len(results)} host(s): {total}"]
+
+
+def key_rows(results: list[HostResult]) -> list[tuple[str, str, str]]:
+    """(host, key, difference) for every key that differs and every mode drift."""
+    rows = []
+    for r in results:
+        for label, keys in (("added", r.added), ("removed", r.removed), ("changed", r.changed)):
+            rows += [(r.host, key, label) for key in keys]
+        if r.mode_drift and r.mode_before is not None and r.mode_after is not None:
+            rows.append(
+                (r.host, "(file mode)", f"{r.mode_before:04o} instead of {r.mode_after:04o}")
+            )
+    return rows
+
+
+def _differences_markdown(results: list[HostResult]) -> str:
+    rows = [f"| `{host}` | `{key}` | {what} |" for host, key, what in key_rows(results)]
+    rows += [
+        f"| `{r.host}` | – | {r.status}: {r.reason} |"
+        for r in results
+        if r.status in ("failed", "skipped")
+    ]
+    if not rows:
+        return ""
+    return "\n#### Differences and failures\n\n| host | key | difference |\n|---|---|---|\n" + (
+        "\n".join(rows) + "\n"
+    )

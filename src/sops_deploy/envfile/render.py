@@ -155,12 +155,19 @@ _COMPOSE_VARIABLE = re.compile(
 _SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 
 
+class Unparseable(ValueError):
+    """The reader refuses the whole file (compose-go returns an error, no values)."""
+
+
 class _Interpolated(Exception):
     """compose-go would substitute a variable: the value depends on the reader's env."""
 
 
 def compose_model(text: str) -> dict[str, str | None]:
-    """compose-go v2 `dotenv` (env_file, project .env), ported statement by statement."""
+    """compose-go v2 `dotenv` (env_file, project .env), ported statement by statement.
+
+    Raises Unparseable where compose-go fails the whole file.
+    """
     out: dict[str, str | None] = {}
     src = text.removeprefix("\ufeff")
     while True:
@@ -177,19 +184,19 @@ def compose_model(text: str) -> dict[str, str | None]:
                 break
             if ch in "_.-[]" or ch.isalpha() or unicodedata.category(ch).startswith("N"):
                 continue
-            return out  # compose-go: "unexpected character in variable name"
+            raise Unparseable("unexpected character in variable name")
         else:
-            return out
+            raise Unparseable("a key without '='")
         key = key.rstrip("".join(_GO_SPACE))
         if " " in key:
-            return out  # compose-go: "key cannot contain a space"
+            raise Unparseable("key cannot contain a space")
         if inherited:
             out[key] = None  # `KEY` alone: taken from the reader's environment, if set
             continue
         src = src.lstrip("".join(_LINE_SPACE))
         value, src, ok, substitute = _compose_value(src)
         if not ok:
-            return out
+            raise Unparseable("unterminated quoted value")
         try:
             out[key] = _compose_substitute(value) if substitute else value
         except _Interpolated:
@@ -278,7 +285,10 @@ def read_values(data: bytes, fmt: str = "dotenv") -> dict[str, str | None] | Non
     except UnicodeDecodeError:
         return None
     if fmt in ("compose", "shell"):
-        return MODELS[fmt](text)
+        try:
+            return MODELS[fmt](text)
+        except Unparseable:
+            return None
     out: dict[str, str | None] = {}
     for binding in parse_stream(io.StringIO(text)):
         if binding.error:
