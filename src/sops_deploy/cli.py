@@ -154,12 +154,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _source_flags(validate)
 
-    tools = sub.add_parser("tools", help="manage the sops binary")
+    tools = sub.add_parser("tools", help="manage the sops and age binaries")
     tsub = tools.add_subparsers(dest="tools_command", metavar="ACTION", required=True)
-    install = tsub.add_parser("install", help="install pinned sops into the user cache")
-    install.add_argument("--source", default="auto", choices=("auto", "system", "go"))
-    install.add_argument("--sops-version", default=None)
+    _tools_install_flags(
+        tsub.add_parser("install", help="install pinned, verified sops/age into the user cache")
+    )
+    for p in (deploy, validate):
+        p.add_argument(
+            "--export-env",
+            metavar="K1,K2|*",
+            help="on GitHub: export these keys' values (masked) to $GITHUB_ENV for later steps",
+        )
     return parser
+
+
+def _tools_install_flags(install: argparse.ArgumentParser) -> None:
+    install.add_argument(
+        "tool", nargs="?", default="sops", choices=("sops", "age", "all"), help="default sops"
+    )
+    install.add_argument(
+        "--source",
+        default=None,
+        choices=("auto", "release", "mirror", "system", "go"),
+        help="auto (default): release when reachable, else go install; mirror: release "
+        "layout under --mirror",
+    )
+    install.add_argument("--mirror", metavar="URL", help="base URL laid out like github.com")
+    install.add_argument("--sops-version", default=None)
+    install.add_argument("--age-version", default=None)
+    install.add_argument("--sops-sha256", metavar="HEX", help="SHA-256 of the sops release asset")
+    install.add_argument("--age-sha256", metavar="HEX", help="SHA-256 of the age .tar.gz")
+    install.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        default=None,
+        help="install a version with no known digest (warns)",
+    )
 
 
 def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
@@ -196,6 +226,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
         schema=pick("schema"),
         format=fmt,
         age=age_source(env, pick("age_key_file")),
+        export_env=pick_list("export_env"),
     )
     if command not in ("deploy", "check", "diff"):
         return settings
@@ -244,6 +275,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
         fail_fast=pick_bool("fail_fast"),
         follow_symlinks=pick_bool("follow_symlinks"),
         dry_run=pick_bool("dry_run") if command == "deploy" else False,
+        export_env=settings.export_env,
     )
 
 
@@ -264,6 +296,8 @@ def _plan(settings: Settings, reporter: Reporter) -> Plan:
     decrypted = deploy.decrypt_all(settings, sops_bin)
     plan = deploy.build_plan(settings, decrypted, reporter.mask)
     reporter.problems(plan.warnings)
+    if settings.export_env:
+        reporter.export_env({k: e.value for k, e in plan.secrets.items()}, settings.export_env)
     return plan
 
 
@@ -293,7 +327,11 @@ def cmd_remote(settings: Settings, reporter: Reporter) -> int:
         f"{what} {len(plan.secrets)} keys to {len(settings.hosts)} host(s): {settings.remote_path}"
     )
     mode = "deploy" if settings.command == "deploy" else settings.command
-    results = deploy.apply_all(settings, plan, mode, reporter.warn, reporter.host_result)
+    reporter.group(f"sops-deploy {settings.command}: per-host progress")
+    try:
+        results = deploy.apply_all(settings, plan, mode, reporter.warn, reporter.host_result)
+    finally:
+        reporter.endgroup()
     reporter.summary(settings.command, plan, results)
     if any(r.failed for r in results):
         return EXIT_RUNTIME
@@ -302,15 +340,37 @@ def cmd_remote(settings: Settings, reporter: Reporter) -> int:
     return EXIT_OK
 
 
-def cmd_tools(args: argparse.Namespace, reporter: Reporter) -> int:
+def cmd_tools(args: argparse.Namespace, reporter: Reporter, env: Mapping[str, str]) -> int:
     from sops_deploy import tools
 
-    version = args.sops_version or tools.DEFAULT_SOPS_VERSION
-    path = tools.install("sops", version, args.source)
-    reporter.info(f"sops {version}: {path}")
-    print(path)
+    def opt(flag: str) -> str | None:
+        value = getattr(args, flag)
+        return str(value) if value is not None else env_value(env, flag.upper())
+
+    source = opt("source") or "auto"
+    mirror = opt("mirror")
+    if source == "mirror":
+        if not mirror:
+            raise UsageError("--source mirror needs --mirror URL", "pass --mirror https://host")
+        source = "release"
+    allow = bool(args.allow_unverified) or bool(env_flag(env, "ALLOW_UNVERIFIED"))
+    for tool in tools.TOOLS if args.tool == "all" else (args.tool,):
+        version = opt(f"{tool}_version") or tools.default_version(tool)
+        path = tools.install(
+            tool,
+            version,
+            source,
+            mirror=mirror,
+            sha256=opt(f"{tool}_sha256"),
+            allow_unverified=allow,
+            warn=reporter.warn,
+        )
+        reporter.info(f"{tool} {version}: {path}")
+        print(path)
     return EXIT_OK
 
+
+SECRET_ENV = ("AGE_KEY", "SOPS_AGE_KEY", "SSH_PRIVATE_KEY", "SSH_PRIVATE_KEY_PASSPHRASE")
 
 COMMANDS: dict[str, Callable[[Settings, Reporter], int]] = {
     "deploy": cmd_remote,
@@ -324,10 +384,12 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     """Run one command; every SopsDeployError becomes its message and exit code here."""
     environ = dict(os.environ if env is None else env)
     reporter = Reporter(env=environ)
+    # Key material is masked before anything else can print, even a usage error.
+    reporter.mask(environ[k] for k in SECRET_ENV if environ.get(k, "").strip())
     args = build_parser().parse_args(argv)
     try:
         if args.command == "tools":
-            return cmd_tools(args, reporter)
+            return cmd_tools(args, reporter, environ)
         settings = settings_from(args, environ)
         reporter.mask(settings.secret_texts())
         return COMMANDS[args.command](settings, reporter)
