@@ -309,6 +309,7 @@ def cmd_validate(settings: Settings, reporter: Reporter) -> int:
         f"{settings.format} format, sha256 {plan.sha256[:12]}"
     )
     print(f"  keys: {keys}")
+    reporter.set_outputs({"sha256": plan.sha256})
     return EXIT_OK
 
 
@@ -384,12 +385,12 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     """Run one command; every SopsDeployError becomes its message and exit code here."""
     environ = dict(os.environ if env is None else env)
     reporter = Reporter(env=environ)
-    # Key material is masked before anything else can print, even a usage error.
-    reporter.mask(environ[k] for k in SECRET_ENV if environ.get(k, "").strip())
     args = build_parser().parse_args(argv)
     try:
         if args.command == "tools":
             return cmd_tools(args, reporter, environ)
+        # Key material is masked before anything else can print.
+        reporter.mask(environ[k] for k in SECRET_ENV if environ.get(k, "").strip())
         settings = settings_from(args, environ)
         reporter.mask(settings.secret_texts())
         return COMMANDS[args.command](settings, reporter)
