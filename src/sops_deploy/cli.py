@@ -390,9 +390,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         if args.command == "tools":
             return cmd_tools(args, reporter, environ)
         # Key material is masked before anything else can print.
-        reporter.mask(environ[k] for k in SECRET_ENV if environ.get(k, "").strip())
+        reporter.mask_keys(environ[k] for k in SECRET_ENV if environ.get(k, "").strip())
         settings = settings_from(args, environ)
-        reporter.mask(settings.secret_texts())
+        reporter.mask_keys(settings.secret_texts())
         return COMMANDS[args.command](settings, reporter)
     except SopsDeployError as exc:
         reporter.failure(exc)

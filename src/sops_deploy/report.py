@@ -46,6 +46,7 @@ class Reporter:
         self.env = dict(os.environ if env is None else env)
         self.github = self.env.get("GITHUB_ACTIONS") == "true"
         self._redact: list[str] = []
+        self._masked: set[str] = set()
         self._lock = threading.Lock()
 
     # --- masking -----------------------------------------------------------------------
@@ -57,12 +58,25 @@ class Reporter:
                 stripped = line.strip()
                 if not stripped or "\n" in line:
                     continue
-                if self.github:
-                    for form in dict.fromkeys((line, stripped)):
+                for form in dict.fromkeys((line, stripped)):
+                    if form in self._masked:
+                        continue
+                    self._masked.add(form)
+                    if self.github:
                         self._write(self.out, f"::add-mask::{_escape_data(form)}", redact=False)
-                if len(stripped) >= MIN_REDACT:
-                    self._redact.append(stripped)
+                    if form == stripped and len(stripped) >= MIN_REDACT:
+                        self._redact.append(stripped)
         self._redact.sort(key=len, reverse=True)
+
+    def mask_keys(self, texts: Iterable[str]) -> None:
+        """Mask key material (age identity, SSH key): every line except `#` comments,
+        which carry public information (an age key file's `# public key:` line)."""
+        self.mask(
+            line
+            for text in texts
+            for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")
+        )
 
     def scrub(self, text: str) -> str:
         for value in self._redact:
