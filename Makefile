@@ -6,12 +6,17 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+# The action's hash-locked wheels, for the act tests (which must not reach PyPI).
+WHEELHOUSE := $(VENV)/wheelhouse-$(shell cat requirements/action.txt | sha256sum | cut -c1-12)
+# actionlint, built once with `go install` into the user cache.
+ACTIONLINT_VERSION := v1.7.12
+ACTIONLINT := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/sops-deploy/actionlint/$(ACTIONLINT_VERSION)/actionlint
 
 .PHONY: test demo bench setup system-deps tools lint pytest clean
 
 test: setup lint pytest
 
-setup: system-deps $(STAMP) tools
+setup: system-deps $(STAMP) tools $(WHEELHOUSE) $(ACTIONLINT)
 
 system-deps:
 	@scripts/install-system-deps.sh
@@ -26,10 +31,21 @@ $(STAMP): pyproject.toml
 tools: $(STAMP)
 	@$(PY) -m sops_deploy tools install --source auto >/dev/null
 
-lint: $(STAMP)
+$(WHEELHOUSE): requirements/action.txt | $(STAMP)
+	@rm -rf $(VENV)/wheelhouse-* && mkdir -p $@.tmp
+	@$(PY) -m pip download -q --require-hashes --no-deps --only-binary=:all: \
+		-r requirements/action.txt -d $@.tmp && mv $@.tmp $@
+
+$(ACTIONLINT):
+	@mkdir -p $(dir $@)
+	@GOBIN=$(dir $@) CGO_ENABLED=0 go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
+lint: $(STAMP) $(ACTIONLINT)
 	$(VENV)/bin/ruff check src tests scripts bench
 	$(VENV)/bin/ruff format --check src tests scripts bench
 	$(VENV)/bin/mypy --strict src
+	$(VENV)/bin/zizmor --offline --quiet action.yml .github/workflows tests/workflows
+	$(ACTIONLINT) .github/workflows/*.yml tests/workflows/*.yml
 
 pytest: $(STAMP)
 	$(PY) -m pytest

@@ -254,12 +254,42 @@ def build_parser() -> argparse.ArgumentParser:
     hosts.add_argument("--port", type=int, help="SSH port for hosts that do not name one")
     _config_flags(hosts)
 
-    tools = sub.add_parser("tools", help="manage the sops binary")
+    tools = sub.add_parser("tools", help="manage the sops and age binaries")
     tsub = tools.add_subparsers(dest="tools_command", metavar="ACTION", required=True)
-    install = tsub.add_parser("install", help="install pinned sops into the user cache")
-    install.add_argument("--source", default="auto", choices=("auto", "system", "go"))
-    install.add_argument("--sops-version", default=None)
+    _tools_install_flags(
+        tsub.add_parser("install", help="install pinned, verified sops/age into the user cache")
+    )
+    for p in (deploy, validate):
+        p.add_argument(
+            "--export-env",
+            metavar="K1,K2|*",
+            help="on GitHub: export these keys' values (masked) to $GITHUB_ENV for later steps",
+        )
     return parser
+
+
+def _tools_install_flags(install: argparse.ArgumentParser) -> None:
+    install.add_argument(
+        "tool", nargs="?", default="sops", choices=("sops", "age", "all"), help="default sops"
+    )
+    install.add_argument(
+        "--source",
+        default=None,
+        choices=("auto", "release", "mirror", "system", "go"),
+        help="auto (default): release when reachable, else go install; mirror: release "
+        "layout under --mirror",
+    )
+    install.add_argument("--mirror", metavar="URL", help="base URL laid out like github.com")
+    install.add_argument("--sops-version", default=None)
+    install.add_argument("--age-version", default=None)
+    install.add_argument("--sops-sha256", metavar="HEX", help="SHA-256 of the sops release asset")
+    install.add_argument("--age-sha256", metavar="HEX", help="SHA-256 of the age .tar.gz")
+    install.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        default=None,
+        help="install a version with no known digest (warns)",
+    )
 
 
 def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
@@ -297,6 +327,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
         schema=pick("schema"),
         format=fmt,
         age=age_source(env, pick("age_key_file")),
+        export_env=pick_list("export_env"),
     )
     if command not in ("deploy", "check", "diff"):
         return settings
@@ -341,6 +372,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
         follow_symlinks=pick_bool("follow_symlinks"),
         dry_run=pick_bool("dry_run") if command == "deploy" else False,
         **_safety_settings(args, env),
+        export_env=settings.export_env,
     )
 
 
@@ -373,6 +405,8 @@ def _plan(settings: Settings, reporter: Reporter) -> Plan:
     decrypted = deploy.decrypt_all(settings, sops_bin)
     plan = deploy.build_plan(settings, decrypted, reporter.mask)
     reporter.problems(plan.warnings)
+    if settings.export_env:
+        reporter.export_env({k: e.value for k, e in plan.secrets.items()}, settings.export_env)
     return plan
 
 
@@ -384,6 +418,7 @@ def cmd_validate(settings: Settings, reporter: Reporter) -> int:
         f"{settings.format} format, sha256 {plan.sha256[:12]}"
     )
     print(f"  keys: {keys}")
+    reporter.set_outputs({"sha256": plan.sha256})
     return EXIT_OK
 
 
@@ -402,7 +437,11 @@ def cmd_remote(settings: Settings, reporter: Reporter) -> int:
         f"{what} {len(plan.secrets)} keys to {len(settings.hosts)} host(s): {settings.remote_path}"
     )
     mode = "deploy" if settings.command == "deploy" else settings.command
-    results = deploy.apply_all(settings, plan, mode, reporter.warn, reporter.host_result)
+    reporter.group(f"sops-deploy {settings.command}: per-host progress")
+    try:
+        results = deploy.apply_all(settings, plan, mode, reporter.warn, reporter.host_result)
+    finally:
+        reporter.endgroup()
     reporter.summary(settings.command, plan, results)
     if any(r.failed for r in results):
         return EXIT_RUNTIME
@@ -411,13 +450,33 @@ def cmd_remote(settings: Settings, reporter: Reporter) -> int:
     return EXIT_OK
 
 
-def cmd_tools(args: argparse.Namespace, reporter: Reporter) -> int:
+def cmd_tools(args: argparse.Namespace, reporter: Reporter, env: Mapping[str, str]) -> int:
     from sops_deploy import tools
 
-    version = args.sops_version or tools.DEFAULT_SOPS_VERSION
-    path = tools.install("sops", version, args.source)
-    reporter.info(f"sops {version}: {path}")
-    print(path)
+    def opt(flag: str) -> str | None:
+        value = getattr(args, flag)
+        return str(value) if value is not None else env_value(env, flag.upper())
+
+    source = opt("source") or "auto"
+    mirror = opt("mirror")
+    if source == "mirror":
+        if not mirror:
+            raise UsageError("--source mirror needs --mirror URL", "pass --mirror https://host")
+        source = "release"
+    allow = bool(args.allow_unverified) or bool(env_flag(env, "ALLOW_UNVERIFIED"))
+    for tool in tools.TOOLS if args.tool == "all" else (args.tool,):
+        version = opt(f"{tool}_version") or tools.default_version(tool)
+        path = tools.install(
+            tool,
+            version,
+            source,
+            mirror=mirror,
+            sha256=opt(f"{tool}_sha256"),
+            allow_unverified=allow,
+            warn=reporter.warn,
+        )
+        reporter.info(f"{tool} {version}: {path}")
+        print(path)
     return EXIT_OK
 
 
@@ -453,6 +512,8 @@ def matrix_entries(hosts: Sequence[HostSpec]) -> list[dict[str, str]]:
     return out
 
 
+SECRET_ENV = ("AGE_KEY", "SOPS_AGE_KEY", "SSH_PRIVATE_KEY", "SSH_PRIVATE_KEY_PASSPHRASE")
+
 COMMANDS: dict[str, Callable[[Settings, Reporter], int]] = {
     "deploy": cmd_remote,
     "check": cmd_remote,
@@ -468,11 +529,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     args = build_parser().parse_args(argv)
     try:
         if args.command == "tools":
-            return cmd_tools(args, reporter)
+            return cmd_tools(args, reporter, environ)
         if args.command == "hosts":
             return cmd_hosts(args, environ)
+        # Key material is masked before anything else can print.
+        reporter.mask_keys(environ[k] for k in SECRET_ENV if environ.get(k, "").strip())
         settings = settings_from(args, environ)
-        reporter.mask(settings.secret_texts())
+        reporter.mask_keys(settings.secret_texts())
         return COMMANDS[args.command](settings, reporter)
     except SopsDeployError as exc:
         reporter.failure(exc)

@@ -139,6 +139,7 @@ class Settings:
     post_command_timeout: float = 300.0
     lock_timeout: float = 60.0
     json_output: bool = False
+    export_env: tuple[str, ...] = ()  # keys (or '*') to export to $GITHUB_ENV
 
     def secret_texts(self) -> list[str]:
         """Key material that must be masked before anything prints."""

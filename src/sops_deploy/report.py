@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from sops_deploy.errors import Problem, SopsDeployError, ValidationError
+from sops_deploy.errors import Problem, SopsDeployError, UsageError, ValidationError
 
 if TYPE_CHECKING:
     from sops_deploy.deploy import HostResult, Plan
@@ -46,6 +46,7 @@ class Reporter:
         self.env = dict(os.environ if env is None else env)
         self.github = self.env.get("GITHUB_ACTIONS") == "true"
         self._redact: list[str] = []
+        self._masked: set[str] = set()
         self._lock = threading.Lock()
 
     # --- masking -----------------------------------------------------------------------
@@ -57,11 +58,25 @@ class Reporter:
                 stripped = line.strip()
                 if not stripped or "\n" in line:
                     continue
-                if self.github:
-                    self._write(self.out, f"::add-mask::{_escape_data(line)}", redact=False)
-                if len(stripped) >= MIN_REDACT:
-                    self._redact.append(stripped)
+                for form in dict.fromkeys((line, stripped)):
+                    if form in self._masked:
+                        continue
+                    self._masked.add(form)
+                    if self.github:
+                        self._write(self.out, f"::add-mask::{_escape_data(form)}", redact=False)
+                    if form == stripped and len(stripped) >= MIN_REDACT:
+                        self._redact.append(stripped)
         self._redact.sort(key=len, reverse=True)
+
+    def mask_keys(self, texts: Iterable[str]) -> None:
+        """Mask key material (age identity, SSH key): every line except `#` comments,
+        which carry public information (an age key file's `# public key:` line)."""
+        self.mask(
+            line
+            for text in texts
+            for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")
+        )
 
     def scrub(self, text: str) -> str:
         for value in self._redact:
@@ -185,14 +200,44 @@ class Reporter:
             return
         with open(path, "a", encoding="utf-8") as fh:
             for name, value in outputs.items():
-                delim = f"ghadelim_{secrets.token_hex(8)}"
-                fh.write(f"{name}<<{delim}\n{self.scrub(value)}\n{delim}\n")
+                fh.write(_heredoc(name, self.scrub(value)))
+
+    def export_env(self, values: Mapping[str, str], keys: Iterable[str]) -> None:
+        """Append the named keys' values (or all, for `*`) to $GITHUB_ENV for later steps.
+
+        The values were masked when parsed; each is written as a heredoc whose random
+        delimiter is checked not to occur in the value.
+        """
+        wanted = list(values) if "*" in keys else list(dict.fromkeys(keys))
+        missing = [k for k in wanted if k not in values]
+        if missing:
+            raise UsageError(
+                f"export-env names {', '.join(missing)}, not in the secrets",
+                "list only keys that the encrypted file defines, or use *",
+            )
+        path = self.env.get("GITHUB_ENV")
+        if not path:
+            self.warn("export-env ignored: GITHUB_ENV is not set (not running on GitHub Actions)")
+            return
+        self.mask(values[k] for k in wanted)
+        with open(path, "a", encoding="utf-8") as fh:
+            for key in wanted:
+                fh.write(_heredoc(key, values[key]))
+        self.info(f"exported {len(wanted)} key(s) to later steps: {', '.join(wanted)}")
 
     def append_summary(self, markdown: str) -> None:
         path = self.env.get("GITHUB_STEP_SUMMARY")
         if path:
             with open(path, "a", encoding="utf-8") as fh:
                 fh.write(self.scrub(markdown) + "\n")
+
+
+def _heredoc(name: str, value: str) -> str:
+    """`name<<DELIM`, the value, `DELIM`: the file-command form for multi-line values."""
+    while True:
+        delim = f"ghadelim_{secrets.token_hex(16)}"
+        if delim not in value:
+            return f"{name}<<{delim}\n{value}\n{delim}\n"
 
 
 def _keys(results: list[HostResult], attr: str) -> str:

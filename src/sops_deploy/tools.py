@@ -1,10 +1,17 @@
-"""Find or install the sops binary (and age, for maintainers), pinned and cached.
+"""Find or install sops and age, pinned, verified and cached.
 
-Sources: `system` (what is on PATH, at least a minimum version) and `go` (`go install`
-of a pinned version). Installs land in a user cache directory,
+Sources:
+- `release`: the project's published release assets, verified (see `release.py`);
+  `tools-mirror` is the same layout under another base URL (GitHub Enterprise, mirrors).
+- `system`: what is on PATH, at least a minimum version.
+- `go`: `go install` of a pinned version.
+- `auto`: `release` when the release host answers quickly, else `go`.
+
+Installs land in a user cache directory,
 `$RUNNER_TOOL_CACHE/sops-deploy/<tool>/<version>/<os>-<arch>` on runners, otherwise
 `$XDG_CACHE_HOME/sops-deploy/...` (default `~/.cache/sops-deploy/...`), so the next run
-finds them and does nothing.
+finds them and downloads nothing. A download goes to a temporary file inside the cache,
+is verified, and only then renamed into place: a mismatch installs nothing.
 """
 
 from __future__ import annotations
@@ -15,15 +22,33 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sops_deploy.errors import ToolError
+from sops_deploy.release import (
+    BINARIES,
+    DOWNLOAD_TIMEOUT,
+    GITHUB,
+    PINNED_SHA256,
+    PROBE_TIMEOUT,
+    Release,
+    Unreachable,
+    is_sha256,
+)
 
 DEFAULT_SOPS_VERSION = "3.13.2"
+DEFAULT_AGE_VERSION = "1.3.1"
 MIN_SOPS_VERSION = (3, 9, 0)
-GO_PACKAGES = {"sops": "github.com/getsops/sops/v3/cmd/sops"}
-SOURCES = ("auto", "system", "go")
+MIN_AGE_VERSION = (1, 1, 0)
+GO_PACKAGES = {
+    "sops": ("github.com/getsops/sops/v3/cmd/sops",),
+    "age": ("filippo.io/age/cmd/age", "filippo.io/age/cmd/age-keygen"),
+}
+TOOLS = tuple(BINARIES)
+SOURCES = ("auto", "release", "system", "go")
+_ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 
 @dataclass(frozen=True)
@@ -36,16 +61,20 @@ class Platform:
         return f"{self.os}-{self.arch}"
 
 
-def current_platform() -> Platform:
-    system = platform.system().lower()
-    machine = platform.machine().lower()
-    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
+def platform_for(system: str, machine: str) -> Platform:
+    """Map an OS and machine name to a supported Platform, or say clearly that it is not."""
+    system, machine = system.lower(), machine.lower()
+    arch = _ARCHES.get(machine)
     if system not in ("linux", "darwin") or arch is None:
         raise ToolError(
             f"unsupported platform {system}/{machine}",
             "sops-deploy runs on Linux and macOS, amd64 or arm64",
         )
     return Platform(system, arch)
+
+
+def current_platform() -> Platform:
+    return platform_for(platform.system(), platform.machine())
 
 
 def cache_root() -> Path:
@@ -58,7 +87,7 @@ def cache_root() -> Path:
 
 def cached_path(tool: str, version: str, plat: Platform | None = None) -> Path:
     plat = plat or current_platform()
-    return cache_root() / tool / version / plat.tag / tool
+    return cache_root() / tool / version / plat.tag / BINARIES.get(tool, (tool,))[0]
 
 
 def version_of(binary: str) -> tuple[int, ...] | None:
@@ -90,20 +119,25 @@ def find_sops(version: str = DEFAULT_SOPS_VERSION) -> str:
     cached = cached_path("sops", version)
     if cached.is_file():
         return str(cached)
-    on_path = shutil.which("sops")
+    return _on_path("sops", version)
+
+
+def _on_path(tool: str, version: str) -> str:
+    minimum = MIN_SOPS_VERSION if tool == "sops" else MIN_AGE_VERSION
+    on_path = shutil.which(tool)
     if on_path:
         found = version_of(on_path)
-        if found is None or found < MIN_SOPS_VERSION:
+        if found is None or found < minimum:
             raise ToolError(
-                f"sops on PATH ({on_path}) is version {_fmt(found)}; need "
-                f"{_fmt(MIN_SOPS_VERSION)} or newer",
-                "run `sops-deploy tools install` to install a pinned sops",
+                f"{tool} on PATH ({on_path}) is version {_fmt(found)}; need "
+                f"{_fmt(minimum)} or newer",
+                f"run `sops-deploy tools install {tool}` to install a pinned {tool}",
             )
         return on_path
     raise ToolError(
-        "sops is not installed",
-        f"run `sops-deploy tools install` (installs sops {version} into "
-        f"{cache_root()}), or install sops {_fmt(MIN_SOPS_VERSION)}+ on PATH",
+        f"{tool} is not installed",
+        f"run `sops-deploy tools install {tool}` (installs {tool} {version} into "
+        f"{cache_root()}), or install {tool} {_fmt(minimum)}+ on PATH",
     )
 
 
@@ -111,32 +145,81 @@ def _fmt(v: tuple[int, ...] | None) -> str:
     return ".".join(map(str, v)) if v else "unknown"
 
 
-def install(tool: str, version: str, source: str) -> Path:
-    """Install `tool` at `version` from `source` into the cache; a no-op when present."""
-    if tool not in GO_PACKAGES:
-        raise ToolError(f"unknown tool {tool!r}", f"choose one of {', '.join(GO_PACKAGES)}")
-    target = cached_path(tool, version)
-    if target.is_file():
-        return target
+def default_version(tool: str) -> str:
+    return DEFAULT_SOPS_VERSION if tool == "sops" else DEFAULT_AGE_VERSION
+
+
+def install(
+    tool: str,
+    version: str,
+    source: str,
+    *,
+    mirror: str | None = None,
+    sha256: str | None = None,
+    allow_unverified: bool = False,
+    plat: Platform | None = None,
+    warn: Callable[[str], None] = lambda _msg: None,
+) -> Path:
+    """Install `tool` at `version` from `source` into the cache; a no-op when present.
+
+    Returns the path of the tool's main binary (`sops`, or `age` beside `age-keygen`).
+    """
+    if tool not in BINARIES:
+        raise ToolError(f"unknown tool {tool!r}", f"choose one of {', '.join(BINARIES)}")
+    if source not in SOURCES:
+        raise ToolError(f"unknown tools source {source!r}", f"choose one of {', '.join(SOURCES)}")
+    if not re.fullmatch(r"\d+\.\d+\.\d+", version):
+        raise ToolError(
+            f"{tool} version {version!r} is not MAJOR.MINOR.PATCH",
+            f"pass a release version such as {default_version(tool)}",
+        )
+    if sha256 is not None:
+        sha256 = sha256.strip().lower()
+        if not is_sha256(sha256):
+            raise ToolError(
+                f"--{tool}-sha256 is not a SHA-256 hex digest",
+                "pass the 64 hex characters of the release asset's SHA-256",
+            )
+    plat = plat or current_platform()
+    platform_for(plat.os, plat.arch)
     if source == "system":
-        return Path(find_sops(version))
-    if source in ("go", "auto"):
-        return _go_install(tool, version, target)
-    raise ToolError(f"unknown tools source {source!r}", f"choose one of {', '.join(SOURCES)}")
+        return Path(find_sops(version) if tool == "sops" else _on_path(tool, version))
+    target_dir = cache_root() / tool / version / plat.tag
+    if all((target_dir / name).is_file() for name in BINARIES[tool]):
+        return target_dir / BINARIES[tool][0]
+    if source == "go":
+        return _go_install(tool, version, target_dir)
+    expected = sha256 or PINNED_SHA256.get((tool, version, plat.os, plat.arch))
+    if source == "auto" and expected is None and not allow_unverified:
+        return _go_install(tool, version, target_dir)
+    release = Release(tool, version, plat, mirror or GITHUB)
+    try:
+        return release.install(
+            target_dir,
+            expected,
+            allow_unverified=allow_unverified,
+            warn=warn,
+            timeout=PROBE_TIMEOUT if source == "auto" else DOWNLOAD_TIMEOUT,
+        )
+    except Unreachable:
+        if source != "auto":
+            raise
+    return _go_install(tool, version, target_dir)
 
 
-def _go_install(tool: str, version: str, target: Path) -> Path:
+def _go_install(tool: str, version: str, target_dir: Path) -> Path:
     go = shutil.which("go")
     if go is None:
         raise ToolError(
             f"cannot build {tool} {version}: Go is not installed",
             "install Go (https://go.dev/dl) or use another tools source",
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as gobin:
+    target_dir.mkdir(parents=True, exist_ok=True)
+    packages = [f"{pkg}@v{version}" for pkg in GO_PACKAGES[tool]]
+    with tempfile.TemporaryDirectory(dir=target_dir.parent, prefix=".go-") as gobin:
         env = {**os.environ, "GOBIN": gobin, "CGO_ENABLED": "0", "GOFLAGS": "-trimpath"}
         proc = subprocess.run(
-            [go, "install", f"{GO_PACKAGES[tool]}@v{version}"],
+            [go, "install", *packages],
             env=env,
             capture_output=True,
             text=True,
@@ -145,8 +228,9 @@ def _go_install(tool: str, version: str, target: Path) -> Path:
         )
         if proc.returncode != 0:
             raise ToolError(
-                f"`go install {GO_PACKAGES[tool]}@v{version}` failed: {proc.stderr.strip()[-500:]}",
+                f"`go install {' '.join(packages)}` failed: {proc.stderr.strip()[-500:]}",
                 "check the version exists and the Go module proxy is reachable",
             )
-        os.replace(Path(gobin) / tool, target)
-    return target
+        for name in BINARIES[tool]:
+            os.replace(Path(gobin) / name, target_dir / name)
+    return target_dir / BINARIES[tool][0]
