@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from sops_deploy import __version__
+from sops_deploy import __version__, maintain
 from sops_deploy.config import (
     DEFAULT_FILE,
     Settings,
@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     install = tsub.add_parser("install", help="install pinned sops into the user cache")
     install.add_argument("--source", default="auto", choices=("auto", "system", "go"))
     install.add_argument("--sops-version", default=None)
+    maintain.add_parsers(sub)
     return parser
 
 
@@ -328,6 +329,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     try:
         if args.command == "tools":
             return cmd_tools(args, reporter)
+        if args.command in maintain.COMMANDS:
+            return maintain.run(args, environ, reporter)
         settings = settings_from(args, environ)
         reporter.mask(settings.secret_texts())
         return COMMANDS[args.command](settings, reporter)
