@@ -154,7 +154,8 @@ def verify_host_key(
             f"{spec}: host key fingerprint mismatch: the server presented {seen} "
             f"({key.get_name()}), expected {', '.join(trust.fingerprints)}",
             "if the server was rebuilt, verify the new key out of band and update "
-            "host-key-fingerprint; otherwise someone may be intercepting the connection",
+            "host-key-fingerprint; otherwise someone may be intercepting the connection "
+            "(see README#faq-unknown-host-key)",
         )
     known = trust.host_keys().lookup(spec.known_hosts_name)
     if known:
@@ -166,7 +167,8 @@ def verify_host_key(
             f"{spec}: HOST KEY CHANGED: the server presented {key.get_name()} {seen}, "
             f"but known_hosts has {listed}",
             "if you rebuilt the server, verify the new key and replace its known_hosts line; "
-            "otherwise someone may be intercepting the connection",
+            "otherwise someone may be intercepting the connection "
+            "(see README#faq-unknown-host-key)",
         )
     if trust.insecure:
         warn(
@@ -178,7 +180,7 @@ def verify_host_key(
         f"{spec}: unknown host key {key.get_name()} {seen}; refusing to connect",
         f"verify it on the server (`ssh-keygen -lf /etc/ssh/ssh_host_{_short(key)}_key.pub`), "
         f"then pin it with --host-key-fingerprint {seen} or add `ssh-keyscan -p {spec.port} "
-        f"{spec.host}` output to known-hosts",
+        f"{spec.host}` output to known-hosts (see README#faq-unknown-host-key)",
     )
 
 
@@ -251,7 +253,8 @@ class Connection:
             except OSError as exc:
                 raise RemoteError(
                     f"{spec}: cannot connect: {exc.strerror or exc}",
-                    "check the host name and port, and that sshd is running",
+                    "check the host name and port, and that sshd is running "
+                    "(see README#faq-cannot-connect)",
                 ) from None
         transport = paramiko.Transport(sock)
         self.transport = transport
@@ -274,7 +277,8 @@ class Connection:
                 f"{spec}: authentication failed for user {self.user} with the "
                 f"{pkey.get_name()} key {fingerprint(pkey)}",
                 f"add the matching public key to ~{self.user}/.ssh/authorized_keys on the "
-                "server, or check the user name (--user / user@host)",
+                "server, or check the user name (--user / user@host) "
+                "(see README#faq-cannot-connect)",
             ) from None
         except (paramiko.SSHException, EOFError, OSError) as exc:
             self.close()
@@ -330,7 +334,8 @@ class Connection:
         except FileNotFoundError:
             raise RemoteError(
                 f"{self.spec}: directory {directory} does not exist",
-                f"create it on the server (`mkdir -p {directory}`) or fix --remote-path",
+                f"create it on the server (`mkdir -p {directory}`) or fix --remote-path "
+                "(see README#faq-remote-dir)",
             ) from None
         except PermissionError:
             raise RemoteError(
