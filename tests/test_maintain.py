@@ -134,6 +134,13 @@ def test_init_workflow_uses_the_action_inputs(
     assert step["with"]["file"] == "secrets/.env.encrypted"
     assert step["with"]["age-key"] == "${{ secrets.AGE_KEY }}"
     assert workflow["permissions"] == {"contents": "read"}
+    branch = subprocess.run(
+        ["git", "-C", str(tmp_path), "symbolic-ref", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert workflow[True]["push"]["branches"] == [branch]  # YAML 1.1 reads `on:` as True
     action = yaml.safe_load((Path(__file__).parent.parent / "action.yml").read_text())
     declared = set(action.get("inputs") or {})
     if declared:  # the composite action's inputs (DESIGN.md); absent only before it lands
@@ -168,6 +175,19 @@ def test_init_prompts(
     assert (tmp_path / "secrets" / "known_hosts").exists() is pinned
     assert (tmp_path / ".sops.yaml").exists() is pinned, "a refused host key writes nothing"
     assert (tmp_path / ".env").exists() is plaintext_left
+
+
+def test_init_with_a_bad_plaintext_names_the_line_and_writes_nothing(
+    cli: Cli, tmp_path: Path, secret_values: set[str]
+) -> None:
+    """A .env line that does not parse fails init with file:line and key; nothing is written."""
+    (tmp_path / ".env").write_text('API_TOKEN=tok_fine_value_1\nBROKEN="unterminated\n')
+    secret_values.add("tok_fine_value_1")
+    result = cli("init", "--from", ".env", "--yes")
+    assert result.returncode == 4
+    assert ".env:2" in result.stderr
+    assert not (tmp_path / "secrets").exists()
+    assert not (tmp_path / ".sops.yaml").exists()
 
 
 def test_init_refuses_to_overwrite_without_force(cli: Cli, tmp_path: Path) -> None:

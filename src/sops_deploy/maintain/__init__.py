@@ -8,6 +8,7 @@ from `cli.py`, which stays the single error boundary.
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -119,7 +120,11 @@ def run(args: argparse.Namespace, env: Mapping[str, str], reporter: Reporter) ->
             raise UsageError("rotate needs a KEY", "e.g. `sops-deploy rotate API_TOKEN --generate`")
         if len(files) != 1:
             raise UsageError("rotate KEY changes one file", "pass a single --file")
-        value = rotation.generate(args.length, args.charset) if args.generate else _stdin_value()
+        value = (
+            rotation.generate(args.length, args.charset)
+            if args.generate
+            else _stdin_value(args.key)
+        )
         return rotation.rotate_value(files[0], args.key, value, age, reporter)
     if args.command == "recipients":
         from sops_deploy.maintain import rotation
@@ -157,9 +162,9 @@ def _config(path: str | None) -> Path:
     return found
 
 
-def _stdin_value() -> str:
-    if sys.stdin.isatty():
-        print("new value (input hidden is not available; end with Enter):", file=sys.stderr)
+def _stdin_value(key: str) -> str:
+    if sys.stdin.isatty():  # typed by hand: no echo, so the value is not left on screen
+        return getpass.getpass(f"new value for {key} (not shown): ", stream=sys.stderr)
     text = sys.stdin.read()
     return text[:-1] if text.endswith("\n") else text
 

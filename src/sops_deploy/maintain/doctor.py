@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sops_deploy import __version__, agekey, deploy, sops, tools
-from sops_deploy.config import Settings
+from sops_deploy.config import HostSpec, Settings
 from sops_deploy.errors import SopsDeployError, ValidationError
 from sops_deploy.maintain import sopsconfig
 from sops_deploy.report import Reporter
@@ -165,10 +165,7 @@ def _recipient_checks(
     yield Check(name, True, f"{len(enc.recipients)} recipient(s), your key among them")
 
 
-def _host_check(settings: Settings, spec: object, warn: Callable[[str], None]) -> Check:
-    from sops_deploy.config import HostSpec
-
-    assert isinstance(spec, HostSpec)
+def _host_check(settings: Settings, spec: HostSpec, warn: Callable[[str], None]) -> Check:
     name = f"host {spec}"
     if not (settings.ssh_key or settings.ssh_key_file):
         from sops_deploy.maintain import hostkeys

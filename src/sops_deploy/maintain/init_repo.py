@@ -224,6 +224,7 @@ def _workflow(opts: InitOptions) -> str:
     text = template.read_text(encoding="utf-8")
     host = json.dumps(str(opts.host)) if opts.host else "${{ vars.DEPLOY_HOST }}"
     for name, value in (
+        ("BRANCH", json.dumps(_branch(opts.root))),
         ("ACTION", opts.action_ref),
         ("FILE", json.dumps(ENCRYPTED)),
         ("HOST", host),
@@ -231,6 +232,15 @@ def _workflow(opts: InitOptions) -> str:
     ):
         text = text.replace(f"@@{name}@@", value)
     return text
+
+
+def _branch(root: Path) -> str:
+    """The branch checked out in `root` (the one to deploy from), else main."""
+    try:
+        head = (root / ".git" / "HEAD").read_text(encoding="utf-8").strip()
+    except OSError:
+        return "main"
+    return head.removeprefix("ref: refs/heads/") if head.startswith("ref: refs/heads/") else "main"
 
 
 def _shell_path(path: str) -> str:
