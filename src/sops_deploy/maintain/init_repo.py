@@ -96,6 +96,18 @@ def _read_plaintext(path: Path, reporter: Reporter) -> dict[str, str]:
     entries, problems = envfile.parse_dotenv(text, str(path))
     reporter.mask(e.value for e in entries)
     problems += envfile.lint(entries)
+    problems += [
+        Problem(
+            str(path),
+            e.line,
+            e.key,
+            "multi-line",
+            "the value spans several lines, which sops's dotenv format cannot store",
+            "write it on one line (e.g. base64), or keep it in its own sops-encrypted file",
+        )
+        for e in entries
+        if "\n" in e.value or "\r" in e.value
+    ]
     if not entries and not problems:
         problems.append(
             Problem(str(path), None, None, "empty", "no KEY=value line", "add your secrets")

@@ -8,6 +8,7 @@ user on the machine could read it in the process list.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -64,8 +65,10 @@ def _error(what: str, code: int, stderr: str, key: sops.AgeKeySource) -> SopsDep
             "set AGE_KEY (or --age-key-file) to a private key whose public key is a "
             "recipient of the file (see README#faq-no-key-could-decrypt)",
         )
-    # sops prints its own message on stderr; it names paths and keys, not values.
+    # sops quotes a plaintext line it cannot parse ("invalid dotenv input line: …"):
+    # keep its words, never the quoted content.
     last = " ".join(stderr.strip().splitlines()[-2:])[:300]
+    last = re.sub(r"(input line|line)\s*:.*", r"\1: (content withheld)", last)
     return DecryptError(f"{what}: sops failed (exit {code}): {last}", "see the message above")
 
 
