@@ -285,6 +285,12 @@ def two_recipient_file(
             lambda v: v == "tok_rotated_from_stdin_77",
             id="value-stdin",
         ),
+        pytest.param(
+            ["--value-stdin"],
+            'it\'s "quoted" # not a comment \\ $HOME \n',
+            lambda v: v == 'it\'s "quoted" # not a comment \\ $HOME ',
+            id="value-stdin-needs-quoting",
+        ),
     ],
 )
 def test_rotate_changes_exactly_one_value(

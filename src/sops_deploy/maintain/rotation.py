@@ -44,11 +44,36 @@ def generate(length: int, charset: str) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
-def _decrypted_keys(sops_bin: str, enc: sops.EncryptedFile, age: sops.AgeKeySource) -> list[str]:
+def _decrypted(
+    sops_bin: str, enc: sops.EncryptedFile, age: sops.AgeKeySource, reporter: Reporter
+) -> dict[str, str]:
     entries, _problems = envfile.parse_dotenv(
         sops.decrypt(sops_bin, enc, age).decode("utf-8", "replace"), enc.path
     )
-    return [e.key for e in entries]
+    reporter.mask(e.value for e in entries)
+    return {e.key: e.value for e in entries}
+
+
+def dotenv_text(key: str, value: str) -> str:
+    """How `value` must be written after `KEY=` so the dotenv parser reads it back exactly.
+
+    sops stores a dotenv value as the raw text after `=`, so a value with spaces, `#`,
+    quotes or backslashes needs quoting. The candidates are checked with the same parser
+    that deploy uses; a value none of them carries is refused.
+    """
+    candidates = [
+        value,
+        "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'",
+        '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"',
+    ]
+    for text in candidates:
+        entries, problems = envfile.parse_dotenv(f"{key}={text}\n", "<new value>")
+        if not problems and [(e.key, e.value) for e in entries] == [(key, value)]:
+            return text
+    raise UsageError(
+        f"{key}: the new value cannot be written in a dotenv file so that it reads back exactly",
+        "use `sops edit` for this value, or choose one without that mix of quotes",
+    )
 
 
 def rotate_value(
@@ -79,11 +104,22 @@ def rotate_value(
             f"{path} is stored as {enc.stored_format}, not dotenv",
             "rotate keys of yaml/json files with `sops set` directly",
         )
-    before = _decrypted_keys(sops_bin, enc, age)
-    sopscmd.set_value(sops_bin, Path(path), enc.stored_format, key, value, age)
-    after = _decrypted_keys(sops_bin, sops.inspect(path), age)
+    stored = dotenv_text(key, value)
+    before = _decrypted(sops_bin, enc, age, reporter)
+    sopscmd.set_value(sops_bin, Path(path), enc.stored_format, key, stored, age)
+    after = _decrypted(sops_bin, sops.inspect(path), age, reporter)
+    others_same = {k: v for k, v in after.items() if k != key} == {
+        k: v for k, v in before.items() if k != key
+    }
+    if after.get(key) != value or not others_same:
+        raise UsageError(
+            f"{path}: after `sops set`, {key} does not read back as the new value, or "
+            "another key changed",
+            f"restore the file (`git checkout -- {path}`) and set {key} with `sops edit`",
+            file=path,
+        )
     verb = "rotated" if key in before else "added"
-    print(f"✓ {verb} {key} in {path} ({len(after) - 1} other key(s) untouched)")
+    print(f"✓ {verb} {key} in {path} ({len(after) - 1} other key(s) verified unchanged)")
     reporter.info("  commit and push the file to deploy it, or run `sops-deploy deploy`")
     return 0
 
