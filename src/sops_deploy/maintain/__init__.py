@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from sops_deploy.config import Settings
 
 COMMANDS = ("init", "rotate", "recipients", "doctor")
+KEY_EPILOG = """\
+the age key comes from AGE_KEY (or SOPS_AGE_KEY / SOPS_AGE_KEY_FILE) or --age-key-file,
+e.g. AGE_KEY="$(cat secrets/age-key.txt)" sops-deploy ...
+"""
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,6 +34,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     init = sub.add_parser(
         "init",
         help="set up a repository: age key, .sops.yaml, encrypted .env, pinned host, workflow",
+        description="Set up this directory (a git repository root) for sops-deploy and print "
+        "the exact next steps. Never overwrites without --force; never replaces an existing "
+        "secrets/age-key.txt. --yes answers every prompt but keeps the --from plaintext unless "
+        "--delete-plaintext is given.",
     )
     init.add_argument("--from", dest="from_env", metavar="PATH", help="plaintext .env to encrypt")
     init.add_argument("--host", metavar="[USER@]HOST[:PORT]", help="fetch and pin its host key")
@@ -51,7 +59,14 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     init.add_argument("--timeout", type=float, default=20.0, metavar="S", help="SSH timeout")
 
-    rotate = sub.add_parser("rotate", help="change one value, or the data key, without plaintext")
+    rotate = sub.add_parser(
+        "rotate",
+        help="change one value, or the data key, without plaintext",
+        description="Set KEY to a new value inside the encrypted file through "
+        "`sops set --value-stdin`: no plaintext file, no value on a command line or in output.",
+        epilog=KEY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     rotate.add_argument("key", nargs="?", metavar="KEY", help="the key whose value to replace")
     how = rotate.add_mutually_exclusive_group(required=True)
     how.add_argument("--generate", action="store_true", help="a random value (never shown)")
@@ -66,13 +81,27 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     rotate.add_argument("--file", action="append", metavar="PATH", help="encrypted file")
     rotate.add_argument("--age-key-file", metavar="PATH", help="age identity file")
 
-    recipients = sub.add_parser("recipients", help="add or remove an age recipient, re-key files")
+    recipients = sub.add_parser(
+        "recipients",
+        help="add or remove an age recipient, re-key files",
+        description="Edit the age recipients of every rule in .sops.yaml, then re-key every "
+        "file the rules match (`sops updatekeys -y`; on remove, a new data key first).",
+        epilog=KEY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     recipients.add_argument("action", choices=("add", "remove"))
     recipients.add_argument("recipient", metavar="AGE1…")
     recipients.add_argument("--config", metavar="PATH", help=".sops.yaml (default: found)")
     recipients.add_argument("--age-key-file", metavar="PATH", help="age identity file")
 
-    doctor = sub.add_parser("doctor", help="check tools, keys, files and hosts; ✓/✗ with fixes")
+    doctor = sub.add_parser(
+        "doctor",
+        help="check tools, keys, files and hosts; ✓/✗ with fixes",
+        description="One ✓/✗ line per check, each ✗ with its fix. Exit 0 when every check "
+        "passes, 1 when any fails.",
+        epilog=KEY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _source_flags(doctor)
     doctor.add_argument("--config", metavar="PATH", help=".sops.yaml (default: found)")
     d = doctor.add_argument_group("hosts")
