@@ -88,7 +88,6 @@ def printed_deploy_command(stdout: str) -> list[str]:
 # --- init ----------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_init_then_printed_deploy_command_works(
     cli: Cli, tmp_path: Path, sshd_server: Sshd, remote_dir: Path, secret_values: set[str]
 ) -> None:
@@ -201,6 +200,19 @@ def test_init_refuses_a_multiline_value_sops_cannot_store(
     assert "CERT" in result.stderr
     assert "multi-line" in result.stderr
     assert not (tmp_path / "secrets").exists()
+
+
+def test_init_with_an_unreachable_host_writes_nothing(
+    cli: Cli, tmp_path: Path, secret_values: set[str]
+) -> None:
+    """When the host key cannot be fetched, init fails (exit 1) before writing anything."""
+    (tmp_path / ".env").write_text(PLAIN)
+    secret_values.update(VALUES.values())
+    result = cli("init", "--from", ".env", "--host", f"127.0.0.1:{free_port()}", "--yes")
+    assert result.returncode == 1
+    assert "cannot connect" in result.stderr
+    assert "README#faq-cannot-connect" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".env"]
 
 
 def test_init_refuses_to_overwrite_without_force(cli: Cli, tmp_path: Path) -> None:
@@ -339,6 +351,34 @@ def test_rotate_data_key_keeps_values_and_recipients(
     assert line not in after, "the value must be re-encrypted under a new data key"
     for key in (age_id.secret, other_age_id.secret):
         assert sops_plaintext(sops_bin, two_recipient_file, key) == VALUES
+
+
+def test_rotate_never_puts_the_value_on_a_command_line(
+    cli: Cli, two_recipient_file: Path, tmp_path: Path, sops_bin: str, secret_values: set[str]
+) -> None:
+    """sops receives the new value on stdin: no argv of any sops run contains it."""
+    log = tmp_path / "sops-argv.log"
+    wrapper = tmp_path / "sops-wrapper"
+    wrapper.write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$@" >> {shlex.quote(str(log))}\n'
+        f'exec {shlex.quote(sops_bin)} "$@"\n'
+    )
+    wrapper.chmod(0o700)
+    value = "tok_never_in_argv_5150"
+    secret_values.add(value)
+    result = cli(
+        "rotate",
+        "API_TOKEN",
+        "--value-stdin",
+        "--file",
+        str(two_recipient_file),
+        input=value,
+        env={"SOPS_DEPLOY_SOPS": str(wrapper)},
+    )
+    assert result.returncode == 0, result.stderr
+    argv = log.read_text()
+    assert "--value-stdin" in argv
+    assert value not in argv
 
 
 @pytest.mark.parametrize(
@@ -487,6 +527,14 @@ def _unpin(root: Path) -> None:
         ),
         pytest.param(_break_yaml, {}, [], ".sops.yaml", "fix the YAML syntax", id="bad-sops-yaml"),
         pytest.param(None, {"AGE_KEY": ""}, [], "age key", "export AGE_KEY=", id="no-age-key"),
+        pytest.param(
+            None,
+            {"AGE_KEY": "", "SOPS_AGE_KEY_FILE": "/nonexistent/key.txt"},
+            [],
+            "age key",
+            "init writes secrets/age-key.txt",
+            id="age-key-file-missing",
+        ),
         pytest.param(
             None,
             {"AGE_KEY": "age1notaprivatekey"},
@@ -665,3 +713,47 @@ def test_release_script_moves_v1_only_to_the_newest_v1_release(
         ["git", "-C", str(origin), "rev-parse", "v1^{commit}"], capture_output=True, text=True
     ).stdout.strip()
     assert v1 == commits[v1_at]
+
+
+@pytest.mark.parametrize(
+    ("rule", "add", "expected"),
+    [
+        pytest.param({"age": "A1"}, True, ["A1", "NEW"], id="add-to-age-string"),
+        pytest.param({"age": "A1,NEW"}, False, ["A1"], id="remove-from-age-string"),
+        pytest.param(
+            {"key_groups": [{"age": ["A1"]}, {"age": ["A2"]}]},
+            True,
+            ["A1", "NEW", "A2"],
+            id="add-to-first-key-group",
+        ),
+        pytest.param(
+            {"key_groups": [{"age": ["A1", "NEW"]}, {"age": ["A2", "NEW"]}]},
+            False,
+            ["A1", "A2"],
+            id="remove-from-every-key-group",
+        ),
+    ],
+)
+def test_change_recipient_edits_age_lists_and_key_groups(
+    age_id: AgeIdentity,
+    other_age_id: AgeIdentity,
+    rule: dict[str, object],
+    add: bool,
+    expected: list[str],
+) -> None:
+    """recipients add/remove edits the `age:` of a rule, or of its key groups, and nothing else."""
+    _, a2 = agekey.generate()
+    names = {"A1": age_id.public, "A2": a2, "NEW": other_age_id.public}
+    text = yaml.safe_dump({"creation_rules": [{"path_regex": "x$", **rule}]})
+    for short, full in names.items():
+        text = text.replace(short, full)
+    doc = yaml.safe_load(text)
+    assert sopsconfig.change_recipient(doc, names["NEW"], add=add)
+    path_doc = sopsconfig.dump(doc, "# kept comment\n" + text)
+    assert path_doc.startswith("# kept comment\n")
+    reloaded = yaml.safe_load(path_doc)["creation_rules"][0]
+    assert reloaded["path_regex"] == "x$"
+    found = sopsconfig._age_list(reloaded.get("age"))
+    for group in reloaded.get("key_groups") or []:
+        found += sopsconfig._age_list(group.get("age"))
+    assert found == [names[e] for e in expected]

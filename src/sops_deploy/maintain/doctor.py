@@ -68,6 +68,13 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
             "no AGE_KEY, SOPS_AGE_KEY, SOPS_AGE_KEY_FILE or --age-key-file",
             'export AGE_KEY="$(cat secrets/age-key.txt)" (see README#faq-no-key-could-decrypt)',
         )
+    elif settings.age.text is None and not Path(settings.age.file or "").is_file():
+        yield Check(
+            "age key",
+            False,
+            f"the age key file {settings.age.file} does not exist",
+            "pass the file that holds AGE-SECRET-KEY-1… (init writes secrets/age-key.txt)",
+        )
     else:
         try:
             mine = agekey.recipients_of(settings.age.key_text() or "")
