@@ -91,7 +91,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     recipients.add_argument("action", choices=("add", "remove"))
     recipients.add_argument("recipient", metavar="AGE1…")
-    recipients.add_argument("--config", metavar="PATH", help=".sops.yaml (default: found)")
+    recipients.add_argument(
+        "--sops-config", metavar="PATH", help=".sops.yaml (default: here or a parent)"
+    )
     recipients.add_argument("--age-key-file", metavar="PATH", help="age identity file")
 
     doctor = sub.add_parser(
@@ -103,7 +105,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _source_flags(doctor)
-    doctor.add_argument("--config", metavar="PATH", help=".sops.yaml (default: found)")
+    doctor.add_argument(
+        "--sops-config", metavar="PATH", help=".sops.yaml (default: here or a parent)"
+    )
     d = doctor.add_argument_group("hosts")
     d.add_argument("--host", action="append", metavar="[USER@]HOST[:PORT]")
     d.add_argument("--user")
@@ -161,13 +165,13 @@ def run(args: argparse.Namespace, env: Mapping[str, str], reporter: Reporter) ->
         return rotation.change_recipients(
             args.recipient,
             add=args.action == "add",
-            config_path=_config(args.config),
+            config_path=_config(args.sops_config),
             age=age,
             reporter=reporter,
         )
     from sops_deploy.maintain import doctor, sopsconfig
 
-    config = Path(args.config) if args.config else sopsconfig.find(Path.cwd())
+    config = Path(args.sops_config) if args.sops_config else sopsconfig.find(Path.cwd())
     return doctor.run_doctor(_doctor_settings(args, env), config, reporter)
 
 
@@ -186,7 +190,7 @@ def _config(path: str | None) -> Path:
     if found is None:
         raise UsageError(
             "no .sops.yaml here or in any parent directory",
-            "run `sops-deploy init`, or pass --config PATH (see README#faq-sopsyaml)",
+            "run `sops-deploy init`, or pass --sops-config PATH (see README#faq-sopsyaml)",
         )
     return found
 

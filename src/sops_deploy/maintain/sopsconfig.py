@@ -59,7 +59,7 @@ def load(path: Path) -> tuple[dict[str, object], list[Rule]]:
     except FileNotFoundError:
         raise UsageError(
             f"{path}: no such file",
-            f"run `sops-deploy init` to create it, or pass --config PATH ({FAQ})",
+            f"run `sops-deploy init` to create it, or pass --sops-config PATH ({FAQ})",
             file=str(path),
         ) from None
     try:
