@@ -9,6 +9,7 @@ of them without `--force` — then prints the exact next steps. Every check that
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import shlex
 import shutil
@@ -230,8 +231,6 @@ def _maybe_delete(opts: InitOptions, ask: Callable[[str], bool], reporter: Repor
 
 
 def _workflow(opts: InitOptions) -> str:
-    import json
-
     template = resources.files("sops_deploy").joinpath("templates/deploy-secrets.yml")
     text = template.read_text(encoding="utf-8")
     host = json.dumps(str(opts.host)) if opts.host else "${{ vars.DEPLOY_HOST }}"
@@ -321,7 +320,7 @@ def next_steps(opts: InitOptions, *, has_secrets: bool) -> str:
         )
     step(
         "Make sure the target directory exists on the server:",
-        f"ssh -p {port} {shlex.quote(login)} {shlex.quote('mkdir -p ' + directory)}",
+        f"ssh -p {port} {shlex.quote(login)} {shlex.quote('mkdir -p ' + _shell_path(directory))}",
     )
     step("Deploy from this machine now:", deploy)
     step(
