@@ -16,7 +16,8 @@ SECRET_PREFIX = "AGE-SECRET-KEY-1"  # noqa: S105 - a format prefix, not a secret
 
 BAD_AGE_KEY_HINT = (
     "AGE_KEY must hold the private key text that `age-keygen` wrote: a line starting with "
-    "AGE-SECRET-KEY-1 (comments are fine). Did you paste the public key (age1…) instead?"
+    "AGE-SECRET-KEY-1 (comments are fine). Did you paste the public key (age1…) instead? "
+    "(see README#faq-age-key-format)"
 )
 
 
@@ -110,3 +111,38 @@ def recipients_of(key_text: str) -> list[str]:
             BAD_AGE_KEY_HINT,
         )
     return [public_key(identity) for identity in found]
+
+
+def generate() -> tuple[str, str]:
+    """A new age X25519 identity: (AGE-SECRET-KEY-1… line, its age1… recipient).
+
+    The same key `age-keygen` makes: 32 random bytes, bech32 with the upper-cased
+    `AGE-SECRET-KEY-` prefix.
+    """
+    private = X25519PrivateKey.generate()
+    identity = bech32_encode("age-secret-key-", private.private_bytes_raw()).upper()
+    return identity, public_key(identity)
+
+
+def check_recipient(text: str) -> str:
+    """`text` if it is a well-formed age1… X25519 recipient, else a UsageError."""
+    recipient = text.strip()
+    if recipient.upper().startswith(SECRET_PREFIX):
+        raise UsageError(
+            "that is a private key (AGE-SECRET-KEY-1…), not a recipient; it was not stored",
+            "pass the public key that `age-keygen -y key.txt` prints (age1…)",
+        )
+    try:
+        hrp, raw = bech32_decode(recipient)
+    except ValueError as exc:
+        raise UsageError(
+            f"{recipient[:16]!r}… is not an age recipient ({exc})",
+            "pass the public key that `age-keygen -y key.txt` prints (age1…), "
+            "never the private AGE-SECRET-KEY-1… line",
+        ) from None
+    if hrp != "age" or len(raw) != 32:
+        raise UsageError(
+            f"{recipient[:16]}… is not an age X25519 recipient",
+            "pass the public key that `age-keygen -y key.txt` prints (age1…)",
+        )
+    return recipient

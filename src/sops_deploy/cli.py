@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypedDict
 
-from sops_deploy import __version__, configfile
+from sops_deploy import __version__, configfile, maintain
 from sops_deploy.config import (
     DEFAULT_FILE,
     HostSpec,
@@ -265,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="K1,K2|*",
             help="on GitHub: export these keys' values (masked) to $GITHUB_ENV for later steps",
         )
+    maintain.add_parsers(sub)
     return parser
 
 
@@ -534,6 +535,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             return cmd_hosts(args, environ)
         # Key material is masked before anything else can print.
         reporter.mask_keys(environ[k] for k in SECRET_ENV if environ.get(k, "").strip())
+        if args.command in maintain.COMMANDS:
+            return maintain.run(args, environ, reporter)
         settings = settings_from(args, environ)
         reporter.mask_keys(settings.secret_texts())
         return COMMANDS[args.command](settings, reporter)

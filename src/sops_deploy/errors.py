@@ -87,7 +87,9 @@ class ValidationError(SopsDeployError):
         first = errors[0] if errors else None
         super().__init__(
             f"{len(errors)} problem(s) in the secrets; nothing was deployed",
-            hint or "fix each problem listed above, re-encrypt, and run `sops-deploy validate`",
+            hint
+            or "fix each problem listed above, re-encrypt, and run `sops-deploy validate` "
+            "(see README#faq-validation-failed)",
             file=first.file if first else None,
             line=first.line if first else None,
         )

@@ -163,7 +163,8 @@ def verify_host_key(
             f"{spec}: host key fingerprint mismatch: the server presented {seen} "
             f"({key.get_name()}), expected {', '.join(trust.fingerprints)}",
             "if the server was rebuilt, verify the new key out of band and update "
-            "host-key-fingerprint; otherwise someone may be intercepting the connection",
+            "host-key-fingerprint; otherwise someone may be intercepting the connection "
+            "(see README#faq-unknown-host-key)",
         )
     known = trust.host_keys().lookup(spec.known_hosts_name)
     if known:
@@ -175,7 +176,8 @@ def verify_host_key(
             f"{spec}: HOST KEY CHANGED: the server presented {key.get_name()} {seen}, "
             f"but known_hosts has {listed}",
             "if you rebuilt the server, verify the new key and replace its known_hosts line; "
-            "otherwise someone may be intercepting the connection",
+            "otherwise someone may be intercepting the connection "
+            "(see README#faq-unknown-host-key)",
         )
     if trust.insecure:
         warn(
@@ -187,7 +189,7 @@ def verify_host_key(
         f"{spec}: unknown host key {key.get_name()} {seen}; refusing to connect",
         f"verify it on the server (`ssh-keygen -lf /etc/ssh/ssh_host_{_short(key)}_key.pub`), "
         f"then pin it with --host-key-fingerprint {seen} or add `ssh-keyscan -p {spec.port} "
-        f"{spec.host}` output to known-hosts",
+        f"{spec.host}` output to known-hosts (see README#faq-unknown-host-key)",
     )
 
 
@@ -264,7 +266,8 @@ class Connection:
                 raise ConnectError(
                     f"{spec}: cannot connect to {spec.host} port {spec.port}: "
                     f"{exc.strerror or exc}",
-                    "check the host name and port, and that sshd is running",
+                    "check the host name and port, and that sshd is running "
+                    "(see README#faq-cannot-connect)",
                 ) from None
         transport = paramiko.Transport(sock)
         self.transport = transport
@@ -298,7 +301,8 @@ class Connection:
                 f"{spec}: authentication failed for user {self.user} with the "
                 f"{pkey.get_name()} key {fingerprint(pkey)}",
                 f"add the matching public key to ~{self.user}/.ssh/authorized_keys on the "
-                "server, or check the user name (--user / user@host)",
+                "server, or check the user name (--user / user@host) "
+                "(see README#faq-cannot-connect)",
             ) from None
         except (paramiko.SSHException, EOFError, OSError) as exc:
             self.close()
@@ -357,7 +361,8 @@ class Connection:
         except FileNotFoundError:
             raise RemoteError(
                 f"{self.spec}: directory {directory} does not exist",
-                f"create it on the server (`mkdir -p {directory}`) or fix --remote-path",
+                f"create it on the server (`mkdir -p {directory}`) or fix --remote-path "
+                "(see README#faq-remote-dir)",
             ) from None
         except PermissionError:
             raise RemoteError(

@@ -1,0 +1,140 @@
+"""Run sops for the maintainer commands: encrypt, set, rotate, updatekeys.
+
+Like `sops.decrypt`, the age key reaches sops only through the child's environment and a
+new value only through stdin (`sops set --value-stdin`), never through argv, where any
+user on the machine could read it in the process list.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+from sops_deploy import sops
+from sops_deploy.errors import DecryptError, SopsDeployError, ToolError
+
+TIMEOUT = 120.0
+
+
+def run(
+    sops_bin: str,
+    args: list[str],
+    key: sops.AgeKeySource,
+    *,
+    what: str,
+    stdin: bytes | None = None,
+    cwd: Path | None = None,
+    config: Path | None = None,
+) -> bytes:
+    """Run `sops ARGS`; stdout on success, a `SopsDeployError` naming `what` otherwise."""
+    env = key.child_env()
+    env["SOPS_DISABLE_VERSION_CHECK"] = "1"
+    if config is not None:
+        env["SOPS_CONFIG"] = str(config.resolve())
+    try:
+        proc = subprocess.run(
+            [sops_bin, *args],
+            env=env,
+            input=stdin if stdin is not None else b"",
+            capture_output=True,
+            timeout=TIMEOUT,
+            check=False,
+            cwd=cwd,
+        )
+    except FileNotFoundError:
+        raise ToolError(
+            f"sops not found at {sops_bin}", "run `sops-deploy tools install` or put sops on PATH"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise DecryptError(
+            f"{what}: sops did not finish within {TIMEOUT:.0f}s",
+            "check that sops is not waiting for a key service",
+        ) from None
+    if proc.returncode == 0:
+        return proc.stdout
+    raise _error(what, proc.returncode, proc.stderr.decode("utf-8", "replace"), key)
+
+
+def _error(what: str, code: int, stderr: str, key: sops.AgeKeySource) -> SopsDeployError:
+    if code == sops.SOPS_COULD_NOT_RETRIEVE_KEY:
+        detail = "no age key was given" if not key.given else "the age key is not a recipient"
+        return DecryptError(
+            f"{what}: sops could not decrypt the data key ({detail})",
+            "set AGE_KEY (or --age-key-file) to a private key whose public key is a "
+            "recipient of the file (see README#faq-no-key-could-decrypt)",
+        )
+    # sops quotes a plaintext line it cannot parse ("invalid dotenv input line: …"):
+    # keep its words, never the quoted content.
+    last = " ".join(stderr.strip().splitlines()[-2:])[:300]
+    last = re.sub(r"(input line|line)\s*:.*", r"\1: (content withheld)", last)
+    return DecryptError(f"{what}: sops failed (exit {code}): {last}", "see the message above")
+
+
+def encrypt_dotenv(
+    sops_bin: str, plaintext_path: Path, target: Path, key: sops.AgeKeySource, config: Path
+) -> bytes:
+    """The sops-encrypted form of a plaintext dotenv file, by the rule for `target`."""
+    return run(
+        sops_bin,
+        [
+            "encrypt",
+            "--input-type",
+            "dotenv",
+            "--output-type",
+            "dotenv",
+            "--filename-override",
+            str(target),
+            str(plaintext_path),
+        ],
+        key,
+        what=str(plaintext_path),
+        config=config,
+    )
+
+
+def set_value(
+    sops_bin: str, path: Path, stored: str, key_name: str, value: str, age: sops.AgeKeySource
+) -> None:
+    """Set one key in the encrypted file in place; the value goes through stdin as JSON."""
+    run(
+        sops_bin,
+        [
+            "set",
+            "--input-type",
+            stored,
+            "--output-type",
+            stored,
+            "--value-stdin",
+            str(path),
+            json.dumps([key_name]),
+        ],
+        age,
+        what=f"{path}: {key_name}",
+        stdin=json.dumps(value).encode("utf-8"),
+    )
+
+
+def rotate_data_key(sops_bin: str, path: Path, stored: str, age: sops.AgeKeySource) -> None:
+    """sops's own data-key rotation: new data key, every value re-encrypted, in place."""
+    run(
+        sops_bin,
+        ["rotate", "-i", "--input-type", stored, "--output-type", stored, str(path)],
+        age,
+        what=str(path),
+    )
+
+
+def update_keys(
+    sops_bin: str, path: Path, stored: str, age: sops.AgeKeySource, config: Path
+) -> None:
+    """`sops updatekeys -y`: re-encrypt the data key for the recipients in `config`."""
+    run(
+        sops_bin,
+        ["updatekeys", "-y", "--input-type", stored, str(path.relative_to(config.parent))],
+        age,
+        what=str(path),
+        cwd=config.parent,
+        config=config,
+    )
