@@ -371,3 +371,56 @@ def test_export_env_of_an_unknown_key_is_refused(
     assert proc.returncode == 2
     assert "export-env names NOPE" in proc.stdout
     assert files["GITHUB_ENV"].read_text() == ""
+
+
+@pytest.mark.act
+@pytest.mark.slow
+def test_environment_of_a_config_file_drives_the_action(
+    act: Callable[..., ActRun],
+    encrypt: Callable[..., Path],
+    sshd_server: Sshd,
+    keys: dict[str, str],
+    remote_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """`config` + `environment` alone pick files, hosts, path, backup and post-command;
+    `command: hosts` sets hosts-json for a matrix; a replace reports its backup."""
+    enc = encrypt(PLAIN, name="prod.env.encrypted")
+    (tmp_path / "known_hosts").write_text(sshd_server.known_hosts_line + "\n")
+    config = tmp_path / "sops-deploy.yaml"
+    config.write_text(
+        "version: 1\n"
+        "environments:\n"
+        "  prod:\n"
+        f"    files: [{enc.name}]\n"
+        f"    hosts: [{sshd_server.host}]\n"
+        f"    remote-path: {remote_dir / '.env'}\n"
+        "    known-hosts: known_hosts\n"
+        "    backup: 2\n"
+        "    post-command: touch post-command-ran\n"
+    )
+    inputs = {"config": str(config), "environment": "prod", "tools-source": "system"}
+
+    hosts = act({**inputs, "command": "hosts"}, {})
+    assert hosts.returncode == 0, hosts.output[-3000:]
+    assert json.loads(hosts.outputs()["hosts-json"]) == [
+        {"host": sshd_server.host, "name": sshd_server.host.split("@", 1)[1]}
+    ]
+
+    first = act(inputs, keys)
+    assert first.returncode == 0, first.output[-3000:]
+    assert dotenv_values(remote_dir / ".env", interpolate=False)["API_TOKEN"] == (
+        "tok_act_7c6b5a4d3e2f"
+    )
+    assert (remote_dir / "post-command-ran").exists()
+    assert first.outputs()["backup"] == ""
+
+    encrypt(PLAIN.replace("tok_act_7c6b5a4d3e2f", "tok_act_rotated_01"), name=enc.name)
+    second = act(inputs, keys)
+    assert second.returncode == 0, second.output[-3000:]
+    out = second.outputs()
+    assert out["changed-keys"] == "API_TOKEN"
+    host, _, backup = out["backup"].partition(":/")
+    assert host == sshd_server.host
+    assert Path("/" + backup).parent == remote_dir
+    assert Path("/" + backup).name.startswith(".env.bak.")

@@ -9,7 +9,8 @@ import pytest
 from conftest import CliResult
 
 from sops_deploy import configfile
-from sops_deploy.cli import build_parser, settings_from
+from sops_deploy.cli import build_parser
+from sops_deploy.commands import settings_from
 from sops_deploy.config import HostSpec, Settings
 from sops_deploy.errors import UsageError
 

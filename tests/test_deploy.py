@@ -11,6 +11,8 @@ from conftest import AgeIdentity, CliResult, assert_no_secrets
 from dotenv import dotenv_values
 from sshd import Sshd
 
+from sops_deploy import sops
+
 PLAIN = (
     "DATABASE_URL=postgres://app:Sup3r-Secret-Pw@db:5432/app\n"
     "API_TOKEN=tok_live_9f8e7d6c5b4a\n"
@@ -324,3 +326,19 @@ def test_secrets_guard_catches_a_leak(secret_values: set[str]) -> None:
     with pytest.raises(AssertionError, match="leaked"):
         assert_no_secrets("...line-two-secret...", {"line-one-secret\nline-two-secret"})
     assert_no_secrets("nothing to see", secret_values)
+
+
+def test_sops_stderr_never_carries_the_text_it_quotes() -> None:
+    """sops quotes input it cannot parse; an error built from its stderr withholds that.
+
+    A pure-function test: the messages are sops 3.13.2's own wording, but no decrypt of a
+    valid sops file makes the real sops print them, so they are given here as text.
+    """
+    quoted = (
+        "Error unmarshalling input: invalid dotenv input line: API_TOKEN=tok_leak_1\n"
+        "Error: cannot use complex value in dotenv file: [tok_leak_2]; 'tok_leak_3'\n"
+    )
+    text = sops.safe_stderr(quoted)
+    assert "tok_leak" not in text
+    assert "invalid dotenv input line: (content withheld)" in text
+    assert sops.safe_stderr("Failed to get the data key.") == "Failed to get the data key."

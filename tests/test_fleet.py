@@ -89,12 +89,14 @@ def key_table(stdout: str) -> set[tuple[str, str, str]]:
 def host_statuses(stdout: str) -> dict[str, str]:
     """host → result, from the per-host result table."""
     lines = stdout.splitlines()
-    start = next(i for i, line in enumerate(lines) if re.match(r"host\s+result\s+time", line))
+    start = next(
+        i for i, line in enumerate(lines) if re.match(r"host\s+path\s+result\s+time", line)
+    )
     out = {}
     for line in lines[start + 1 :]:
         if re.match(r"\d+ host\(s\):", line):
             break
-        host, status = line.split()[:2]
+        host, _path, status = line.split()[:3]
         out[host] = status
     return out
 

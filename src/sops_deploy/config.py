@@ -11,12 +11,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sops_deploy.envfile import FORMATS
+from sops_deploy.defaults import DEFAULT_FILE, ENV_PREFIX, FORMATS
 from sops_deploy.errors import UsageError
 from sops_deploy.sops import AgeKeySource
 
-DEFAULT_FILE = "secrets/.env.encrypted"
-ENV_PREFIX = "SOPS_DEPLOY_"
 _HOST_RE = re.compile(
     r"^(?:(?P<user>[A-Za-z0-9._][A-Za-z0-9._-]*)@)?"
     r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9._-]+))"

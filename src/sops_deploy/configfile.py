@@ -28,15 +28,14 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from sops_deploy.config import (
-    ENV_PREFIX,
     check_format,
     check_remote_path,
     parse_host,
     parse_mode,
 )
+from sops_deploy.defaults import DEFAULT_CONFIG, ENV_PREFIX
 from sops_deploy.errors import UsageError
 
-DEFAULT_CONFIG = "secrets/sops-deploy.yaml"
 _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _BOOL = "tag:yaml.org,2002:bool"

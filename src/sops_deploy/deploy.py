@@ -77,7 +77,7 @@ class HostResult:
         if self.note:
             return self.note
         parts = [
-            f"{label} {', '.join(keys)}"
+            f"{label}: {', '.join(keys)}"
             for label, keys in (
                 ("added", self.added),
                 ("removed", self.removed),
@@ -86,7 +86,7 @@ class HostResult:
             if keys
         ]
         if self.mode_drift and self.mode_before is not None and self.mode_after is not None:
-            parts.append(f"mode {self.mode_before:04o} (want {self.mode_after:04o})")
+            parts.append(f"mode: {self.mode_before:04o} (want {self.mode_after:04o})")
         return "; ".join(parts)
 
     @property

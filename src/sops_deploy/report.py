@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -168,21 +167,12 @@ class Reporter:
     def summary(self, command: str, plan: Plan, results: list[HostResult]) -> None:
         """The key-level summary (stdout), the job summary table, and the action outputs."""
         lines = [f"sops-deploy {command}: {len(plan.secrets)} keys, sha256 {plan.sha256[:12]}"]
-        for r in results:
-            lines.append(f"  {r.host}  {r.path}  {r.status}")
-            for label, keys in (("added", r.added), ("removed", r.removed), ("changed", r.changed)):
-                if keys:
-                    lines.append(f"    {label}: {', '.join(keys)}")
-            if r.mode_drift and r.mode_before is not None and r.mode_after is not None:
-                lines.append(f"    mode: {r.mode_before:04o} (expected {r.mode_after:04o})")
-            if r.backup:
-                lines.append(f"    backup: {r.backup}")
-            lines.extend(f"    {run.describe()}" for run in r.commands)
-            if r.rolled_back:
-                lines.append("    rolled back to the previous file")
-            if r.error is not None:
-                lines.append(f"    error: {r.error.message}")
-        lines += ["", *host_table(results)]
+        lines += host_table(results)
+        for r in results:  # what the table has no column for
+            extra = [f"backup: {r.backup}"] if r.backup else []
+            extra += [run.describe() for run in r.commands]
+            extra += ["rolled back to the previous file"] if r.rolled_back else []
+            lines += [f"  {r.host}: {line}" for line in extra]
         if command in ("check", "diff") and key_rows(results):
             lines += ["", *_aligned([("host", "key", "difference"), *key_rows(results)])]
             lines.append("(added / removed / changed: what a deploy would do to that host)")
@@ -235,6 +225,8 @@ class Reporter:
 def _heredoc(name: str, value: str) -> str:
     """`name<<DELIM`, the value, `DELIM`: the file-command form for multi-line values."""
     while True:
+        import secrets
+
         delim = f"ghadelim_{secrets.token_hex(16)}"
         if delim not in value:
             return f"{name}<<{delim}\n{value}\n{delim}\n"
@@ -281,6 +273,7 @@ def _outputs(plan: Plan, results: list[HostResult]) -> dict[str, str]:
         "removed-keys": _keys(results, "removed"),
         "changed-keys": _keys(results, "changed"),
         "hosts": ",".join(r.host for r in results),
+        "backup": ",".join(f"{r.host}:{r.backup}" for r in results if r.backup),
         "report": json.dumps(report),
     }
 
@@ -321,8 +314,10 @@ def _aligned(rows: Sequence[tuple[str, ...]]) -> list[str]:
 
 def host_table(results: list[HostResult]) -> list[str]:
     """The terminal table: host, result, time, reason (errors and key names, never values)."""
-    rows = [("host", "result", "time", "reason")]
-    rows += [(r.host, r.status, f"{r.seconds:.2f}s", r.reason or "–") for r in results]
+    rows = [("host", "path", "result", "time", "reason")]
+    rows += [
+        (r.host, r.path or "–", r.status, f"{r.seconds:.2f}s", r.reason or "–") for r in results
+    ]
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1

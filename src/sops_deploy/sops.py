@@ -14,9 +14,6 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from sops_deploy import agekey
 from sops_deploy.errors import DecryptError, ToolError, UsageError
 
 # sops's own exit codes (getsops/sops cmd/sops/codes).
@@ -130,6 +127,8 @@ def inspect(path: str) -> EncryptedFile:
         kind = "json"
     except ValueError:
         try:
+            import yaml  # here, not at the top: `--version` and `--help` stay fast
+
             doc = yaml.safe_load(text)
         except yaml.YAMLError:
             raise not_encrypted from None
@@ -193,6 +192,8 @@ def _decrypt_error(enc: EncryptedFile, key: AgeKeySource, code: int, stderr: str
         if key.given:
             text = key.key_text()
             try:
+                from sops_deploy import agekey
+
                 mine = ", ".join(agekey.recipients_of(text)) if text else "(unreadable key file)"
             except UsageError as exc:
                 mine = f"(not a valid age key: {exc.message})"
@@ -222,9 +223,23 @@ def _decrypt_error(enc: EncryptedFile, key: AgeKeySource, code: int, stderr: str
             NOT_ENCRYPTED_HINT,
             file=path,
         )
-    last = " ".join(stderr.strip().splitlines()[-3:])[:400]
     return DecryptError(
-        f"{path}: sops failed (exit {code}): {last}",
+        f"{path}: sops failed (exit {code}): {safe_stderr(stderr)}",
         "the file may be truncated or corrupted: restore it from git, or re-encrypt it",
         file=path,
     )
+
+
+_QUOTED = re.compile(r"""("[^"]*"|'[^']*'|`[^`]*`|\[[^\]]*\])""")
+_LINE_TEXT = re.compile(r"\b(line)\s*:.*", re.IGNORECASE)
+
+
+def safe_stderr(stderr: str, lines: int = 3, limit: int = 400) -> str:
+    """The last lines of sops's stderr with anything that may be plaintext withheld.
+
+    sops quotes what it could not parse ("invalid dotenv input line: A=secret",
+    complex values as `[...]`), so quoted text and a line's text after `line:` are cut.
+    """
+    text = " ".join(stderr.strip().splitlines()[-lines:])
+    text = _LINE_TEXT.sub(r"\1: (content withheld)", text)
+    return _QUOTED.sub("(content withheld)", text)[:limit]

@@ -5,8 +5,8 @@ yaml/json maps, lint); `render` owns what each target reads (encoders and a mode
 each real parser, used to prove a rendered file reads back unchanged).
 """
 
+from sops_deploy.defaults import FORMATS
 from sops_deploy.envfile.render import (
-    FORMATS,
     MODELS,
     RenderError,
     read_values,

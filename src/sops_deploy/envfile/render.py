@@ -25,8 +25,6 @@ from dotenv.parser import parse_stream
 from sops_deploy.envfile.source import Secrets
 from sops_deploy.errors import Problem
 
-FORMATS = ("compose", "dotenv", "shell", "raw")
-
 # python-dotenv's own `${NAME}` / `${NAME:-default}` pattern (dotenv/variables.py).
 DOTENV_VARIABLE = re.compile(r"\$\{(?P<name>[^\}:]*)(?::-(?P<default>[^\}]*))?\}")
 

@@ -14,11 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sops_deploy.errors import UsageError
-from sops_deploy.report import Reporter
-
 if TYPE_CHECKING:
     from sops_deploy.config import Settings
+    from sops_deploy.report import Reporter
 
 COMMANDS = ("init", "rotate", "recipients", "doctor")
 KEY_EPILOG = """\
@@ -122,7 +120,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def run(args: argparse.Namespace, env: Mapping[str, str], reporter: Reporter) -> int:
     """Execute one maintainer command; raises SopsDeployError for `cli.main` to report."""
-    from sops_deploy.config import DEFAULT_FILE, age_source, parse_host
+    from sops_deploy.config import age_source, parse_host
+    from sops_deploy.defaults import DEFAULT_FILE
+    from sops_deploy.errors import UsageError
 
     if args.command == "init":
         from sops_deploy.maintain.init_repo import DEFAULT_REMOTE_PATH, InitOptions, run_init
@@ -182,6 +182,7 @@ def _remote_path(path: str) -> str:
 
 
 def _config(path: str | None) -> Path:
+    from sops_deploy.errors import UsageError
     from sops_deploy.maintain import sopsconfig
 
     if path:
@@ -203,7 +204,7 @@ def _stdin_value(key: str) -> str:
 
 
 def _doctor_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
-    from sops_deploy.cli import settings_from
+    from sops_deploy.commands import settings_from
     from sops_deploy.config import Settings, parse_host, split_list
 
     base = settings_from(args, env)

@@ -8,7 +8,6 @@ user on the machine could read it in the process list.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from pathlib import Path
 
@@ -67,8 +66,7 @@ def _error(what: str, code: int, stderr: str, key: sops.AgeKeySource) -> SopsDep
         )
     # sops quotes a plaintext line it cannot parse ("invalid dotenv input line: …"):
     # keep its words, never the quoted content.
-    last = " ".join(stderr.strip().splitlines()[-2:])[:300]
-    last = re.sub(r"(input line|line)\s*:.*", r"\1: (content withheld)", last)
+    last = sops.safe_stderr(stderr, lines=2, limit=300)
     return DecryptError(f"{what}: sops failed (exit {code}): {last}", "see the message above")
 
 

@@ -1,0 +1,62 @@
+"""Start-up stays light: `--help`, `--version` and `validate` never load Paramiko (and the
+first two load no parser, YAML or crypto library at all). Checked in a fresh interpreter
+through `sys.modules`, not by timing (timing lives in `make bench`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import AgeIdentity
+
+PROBE = """
+import contextlib, io, json, sys
+from sops_deploy.cli import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+    try:
+        code = main(sys.argv[1:])
+    except SystemExit as exc:
+        code = exc.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+HEAVY = ("paramiko", "cryptography", "yaml", "dotenv", "sops_deploy.commands")
+
+
+def loaded(args: list[str], env: dict[str, str] | None = None) -> tuple[int, set[str]]:
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **(env or {})},
+    )
+    answer = json.loads(proc.stdout.splitlines()[-1])
+    return answer["code"], set(answer["modules"])
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["deploy", "--help"]])
+def test_help_and_version_load_no_heavy_library(args: list[str]) -> None:
+    code, modules = loaded(args)
+    assert code == 0
+    assert "sops_deploy.cli" in modules
+    assert not [m for m in modules if m.startswith(HEAVY)]
+
+
+def test_validate_never_loads_paramiko(
+    encrypt: Callable[..., Path], age_id: AgeIdentity, sops_bin: str
+) -> None:
+    enc = encrypt("DATABASE_URL=postgres://u:Startup-Pw1@db/app\n")
+    code, modules = loaded(
+        ["validate", "--file", str(enc)],
+        {"AGE_KEY": age_id.secret, "SOPS_DEPLOY_SOPS": sops_bin},
+    )
+    assert code == 0
+    assert "sops_deploy.commands" in modules  # it did run
+    assert not [m for m in modules if m.startswith(("paramiko", "sops_deploy.remote"))]
