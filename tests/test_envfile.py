@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import CliResult
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sops_deploy import envfile
 from sops_deploy.envfile import Entry
+from sops_deploy.envfile import source as source_module
+from sops_deploy.envfile.source import parse_dotenv_reference
 
 Cli = Callable[..., CliResult]
 
@@ -271,3 +276,86 @@ def test_check_sees_what_compose_reads(
     assert result.returncode == 3, result.output
     assert "changed: A" in result.stdout
     assert "B" not in result.stdout.split("changed:", 1)[1].split("\n", 1)[0]
+
+
+# --- the linear-time reader equals python-dotenv's parse_stream ------------------------------
+
+_PIECES = st.sampled_from(
+    [
+        "A",
+        "KEY_1",
+        "export ",
+        "export",
+        " ",
+        "\t",
+        "=",
+        "==",
+        "#",
+        " #",
+        "'",
+        '"',
+        "\\",
+        "\\n",
+        "\\'",
+        '\\"',
+        "\n",
+        "\r",
+        "\r\n",
+        "$",
+        "${X}",
+        "x",
+        "é",
+        "\u2028",
+        "\x85",
+        "\f",
+        "a b",
+        "-",
+        ".",
+    ]
+)
+_LINE = st.one_of(
+    st.lists(_PIECES, max_size=8).map("".join),
+    st.builds(
+        lambda k, q, v, tail: f"{k}={q}{v}{q}{tail}",
+        st.sampled_from(["A", "B_2", "export C", "D "]),
+        st.sampled_from(["", "'", '"']),
+        st.lists(_PIECES, max_size=6).map("".join),
+        st.sampled_from(["", " # c", "  ", " junk", "#x"]),
+    ),
+)
+
+
+@settings(
+    max_examples=600,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(lines=st.lists(_LINE, max_size=8), final_newline=st.booleans())
+def test_fast_reader_equals_parse_stream(lines: list[str], final_newline: bool) -> None:
+    """Entries (key, value, line) and problems of parse_dotenv equal the reference's."""
+    text = "\n".join(lines) + ("\n" if final_newline else "")
+    assert envfile.parse_dotenv(text, "f") == parse_dotenv_reference(text, "f")
+
+
+def test_fast_reader_is_linear_in_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """10,000 simple and 10,000 quoted keys: each line is read once (no re-parse of the rest).
+
+    Counted, not timed: python-dotenv's parse_stream (wrapped, still the real one) must not
+    be called for them at all.
+    """
+    calls: list[int] = []
+    real = source_module.parse_stream
+
+    def counting(stream: Any) -> Any:
+        calls.append(1)
+        return real(stream)
+
+    text = "".join(f'K{i}=v{i}\nQ{i}="a # {i}\\nb"\n' for i in range(10_000))
+    monkeypatch.setattr(source_module, "parse_stream", counting)
+    entries, problems = envfile.parse_dotenv(text, "f")
+    assert len(entries) == 20_000
+    assert problems == []
+    assert entries[-1] == Entry("Q9999", "a # 9999\nb", "f", 20_000)
+    assert calls == []

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -413,3 +416,93 @@ def test_post_command_timeout_counts_as_failure_and_rolls_back(
     assert "post-command: timed out after 1s" in result.stderr
     assert "post-command after rollback: exit 0" in result.stderr
     assert target.read_bytes() == old
+
+
+def _gated_sops(tmp_path: Path, sops_bin: str, marker: Path) -> Path:
+    """A sops that decrypts only once `marker` exists (at most 20 s), else fails."""
+    wrapper = tmp_path / "gated-sops"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        "i=0\n"
+        f"while [ ! -e {marker} ]; do\n"
+        "  i=$((i + 1)); [ $i -gt 200 ] && { echo 'no SSH connection while decrypting' >&2;"
+        " exit 99; }\n"
+        "  sleep 0.1\n"
+        "done\n"
+        f'exec {sops_bin} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def _mark_on_connect(proxy: Proxy, marker: Path) -> threading.Thread:
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while proxy.connections == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        marker.touch()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_ssh_connects_while_sops_decrypts(
+    cli: Cli,
+    encrypt: Callable[..., Path],
+    sshd_server: Sshd,
+    proxy: Proxy,
+    remote_dir: Path,
+    sops_bin: str,
+    tmp_path: Path,
+) -> None:
+    """The connection is opened during decryption, as `sops -d | ssh` does: this sops
+    waits for a connection to reach the server before it decrypts anything."""
+    marker = tmp_path / "connected"
+    watcher = _mark_on_connect(proxy, marker)
+    result = cli(
+        "deploy",
+        "--file",
+        str(encrypt("OVERLAP_KEY=overlap-value-1\n")),
+        "--host",
+        f"{sshd_server.user}@127.0.0.1:{proxy.port}",
+        "--remote-path",
+        str(remote_dir / ".env"),
+        "--host-key-fingerprint",
+        sshd_server.fingerprint,
+        env={"SOPS_DEPLOY_SOPS": str(_gated_sops(tmp_path, sops_bin, marker))},
+    )
+    watcher.join()
+    assert result.returncode == 0, result.output
+    assert (remote_dir / ".env").read_text() == "OVERLAP_KEY='overlap-value-1'\n"
+
+
+def test_invalid_secrets_while_connecting_write_nothing_and_stop_retries(
+    cli: Cli, encrypt: Callable[..., Path], sshd_server: Sshd, remote_dir: Path
+) -> None:
+    """Validation fails (exit 4) while an unreachable host is in its retry backoff: the
+    retries stop at once, the reachable host gets nothing, and the error is the plan's."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead_port = closed.getsockname()[1]
+    result = cli(
+        "deploy",
+        "--file",
+        str(encrypt("lower-case key=value\nOTHER=fine-value-1\n")),
+        "--host",
+        sshd_server.host,
+        "--host",
+        f"{sshd_server.user}@127.0.0.1:{dead_port}",
+        "--remote-path",
+        str(remote_dir / ".env"),
+        "--host-key-fingerprint",
+        sshd_server.fingerprint,
+        "--retries",
+        "5",
+    )
+    assert result.returncode == 4, result.output
+    assert "invalid-key" in result.stderr or "syntax" in result.stderr
+    assert list(remote_dir.iterdir()) == []
+    # the backoff is 1 s, 2 s, 4 s, ...: decrypting and validating end within the first
+    assert "retry 1/5" in result.stderr
+    assert "retry 3/5" not in result.stderr

@@ -319,12 +319,17 @@ def test_a_bug_on_one_host_fails_that_host_only(
     broken = fleet_hosts[1].sshd.host
     real = deploy.open_host
 
-    def open_host(settings: Settings, spec: HostSpec, warn: Callable[[str], None]) -> object:
+    def open_host(
+        settings: Settings,
+        spec: HostSpec,
+        warn: Callable[[str], None],
+        sleep: Callable[[float], None],
+    ) -> object:
         # Mock: no real component raises a non-SopsDeployError on demand; this stands in
         # for a bug (say a Paramiko exception we failed to translate) on one host.
         if str(spec) == broken:
             raise RuntimeError("simulated bug")
-        return real(settings, spec, warn)
+        return real(settings, spec, warn, sleep)
 
     monkeypatch.setattr(deploy, "open_host", open_host)
     settings = Settings(

@@ -30,7 +30,7 @@ from sops_deploy.errors import EXIT_DRIFT, EXIT_OK, EXIT_RUNTIME, SopsDeployErro
 from sops_deploy.report import Reporter
 
 if TYPE_CHECKING:
-    from sops_deploy.deploy import Plan
+    from sops_deploy.deploy import HostResult, Plan
 
 
 class _Safety(TypedDict):
@@ -208,9 +208,34 @@ def cmd_validate(settings: Settings, reporter: Reporter) -> int:
 
 
 def cmd_remote(settings: Settings, reporter: Reporter) -> int:
+    import threading
+    from concurrent.futures import Future
+
     from sops_deploy import deploy
 
-    plan = _plan(settings, reporter)
+    # Every host is connected while sops decrypts and the plan is checked (the shell
+    # pipeline overlaps them too); nothing is done on a host until the plan is ready.
+    pending: Future[Plan] = Future()
+    mode = "deploy" if settings.command == "deploy" else settings.command
+    outcome: list[list[HostResult]] = []
+    crashed: list[BaseException] = []
+
+    def hosts() -> None:
+        try:
+            outcome.append(
+                deploy.apply_all(settings, pending, mode, reporter.warn, reporter.host_result)
+            )
+        except BaseException as exc:  # re-raised in the main thread
+            crashed.append(exc)
+
+    runner = threading.Thread(target=hosts, name="hosts")
+    runner.start()
+    try:
+        plan = _plan(settings, reporter)
+    except BaseException:
+        pending.set_exception(deploy.PlanAbandoned())
+        runner.join()
+        raise
     if settings.insecure_any_host_key:
         reporter.warn("--insecure-accept-any-host-key is set: host keys are NOT verified")
     what = {
@@ -221,12 +246,15 @@ def cmd_remote(settings: Settings, reporter: Reporter) -> int:
     reporter.info(
         f"{what} {len(plan.secrets)} keys to {len(settings.hosts)} host(s): {settings.remote_path}"
     )
-    mode = "deploy" if settings.command == "deploy" else settings.command
     reporter.group(f"sops-deploy {settings.command}: per-host progress")
     try:
-        results = deploy.apply_all(settings, plan, mode, reporter.warn, reporter.host_result)
+        pending.set_result(plan)
+        runner.join()
     finally:
         reporter.endgroup()
+    if crashed:
+        raise crashed[0]
+    results = outcome[0]
     reporter.summary(settings.command, plan, results)
     if any(r.failed for r in results):
         return EXIT_RUNTIME

@@ -10,7 +10,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -77,7 +77,7 @@ class HostResult:
         if self.note:
             return self.note
         parts = [
-            f"{label}: {', '.join(keys)}"
+            f"{label}: {_names(keys)}"
             for label, keys in (
                 ("added", self.added),
                 ("removed", self.removed),
@@ -96,6 +96,13 @@ class HostResult:
     @property
     def mode_drift(self) -> bool:
         return self.mode_before is not None and self.mode_before != self.mode_after
+
+
+def _names(keys: list[str], shown: int = 10) -> str:
+    """Key names for one table cell: the first `shown`, then how many more."""
+    if len(keys) <= shown:
+        return ", ".join(keys)
+    return f"{', '.join(keys[:shown])} … and {len(keys) - shown} more"
 
 
 def decrypt_all(settings: Settings, sops_bin: str) -> list[tuple[sops.EncryptedFile, bytes]]:
@@ -135,12 +142,11 @@ def build_plan(
         layers.append(entries)
     merged = envfile.merge(layers)
     problems += schema.check(merged, settings)
-    problems += envfile.render_problems(merged, settings.format)
-    problems = schema.drop_covered_warnings(problems)
+    content, unrepresentable = envfile.render_checked(merged, settings.format)
+    problems = schema.drop_covered_warnings(problems + unrepresentable)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise ValidationError(problems)
-    content = envfile.render({k: e.value for k, e in merged.items()}, settings.format)
     return Plan(merged, content, settings.format, tuple(problems))
 
 
@@ -168,8 +174,39 @@ def _raw_plan(settings: Settings, decrypted: list[tuple[sops.EncryptedFile, byte
 # --- applying the plan ---------------------------------------------------------------------
 
 
+class PlanAbandoned(Exception):
+    """The plan failed while this host was being connected: nothing is done on it."""
+
+
+def _plan_of(plan: Plan | Future[Plan]) -> Plan:
+    """The plan, waiting for it when it is still being built (decrypt, validate)."""
+    if isinstance(plan, Plan):
+        return plan
+    try:
+        return plan.result()
+    except BaseException:
+        raise PlanAbandoned from None
+
+
+def _backoff(plan: Plan | Future[Plan]) -> Callable[[float], None]:
+    """time.sleep for connection retries, cut short when the plan has failed meanwhile."""
+
+    def sleep(seconds: float) -> None:
+        if isinstance(plan, Plan):
+            time.sleep(seconds)
+            return
+        wait([plan], timeout=seconds)
+        if plan.done() and plan.exception() is not None:
+            raise PlanAbandoned
+
+    return sleep
+
+
 def open_host(
-    settings: Settings, spec: HostSpec, warn: Callable[[str], None]
+    settings: Settings,
+    spec: HostSpec,
+    warn: Callable[[str], None],
+    sleep: Callable[[float], None] = time.sleep,
 ) -> AbstractContextManager[Connection]:
     """A connection to `spec` through the jump host if any, retried on connection errors."""
     from sops_deploy.remote import Credentials, Trust, local_user
@@ -184,19 +221,29 @@ def open_host(
         retries=settings.retries,
         jump=settings.jump_host,
         warn=warn,
+        sleep=sleep,
     )
 
 
 def apply_host(
-    settings: Settings, plan: Plan, spec: HostSpec, mode: str, warn: Callable[[str], None]
+    settings: Settings,
+    planned: Plan | Future[Plan],
+    spec: HostSpec,
+    mode: str,
+    warn: Callable[[str], None],
 ) -> HostResult:
-    """Deploy to (mode="deploy") or compare with (mode="check"/"diff") one host."""
+    """Deploy to (mode="deploy") or compare with (mode="check"/"diff") one host.
+
+    `planned` may still be in the making: the host is connected meanwhile (as the shell
+    pipeline's ssh connects while sops decrypts), and PlanAbandoned is raised if it fails.
+    """
     from sops_deploy.remote_ops import IO_ERRORS, lost, remote_lock
 
     started = time.monotonic()
     result = HostResult(str(spec), "failed")
     try:
-        with open_host(settings, spec, warn) as conn:
+        with open_host(settings, spec, warn, _backoff(planned)) as conn:
+            plan = _plan_of(planned)
             try:
                 path = conn.resolve(settings.remote_path)
                 result.path = path
@@ -353,7 +400,15 @@ def _audit(conn: Connection, path: str, plan: Plan, result: HostResult) -> None:
 
 
 def _diff_into(result: HostResult, plan: Plan, old: bytes | None) -> None:
-    new_values = envfile.read_values(plan.content, plan.format) or {}
+    """Key names added / removed / changed on the host; linear in the file size."""
+    if plan.format == "raw":
+        new_values = envfile.read_values(plan.content, plan.format) or {}
+    else:
+        # build_plan proved that the reader gets exactly these values back from content.
+        new_values = {key: entry.value for key, entry in plan.secrets.items()}
+    if old == plan.content:
+        result.unchanged = len(new_values)
+        return
     parsed_old = envfile.read_values(old, plan.format) if old is not None else {}
     if parsed_old is None and plan.format != "raw":
         # A hand-edited file that no longer parses: its keys cannot be compared one by one.
@@ -374,7 +429,7 @@ def _diff_into(result: HostResult, plan: Plan, old: bytes | None) -> None:
 
 def apply_all(
     settings: Settings,
-    plan: Plan,
+    plan: Plan | Future[Plan],
     mode: str,
     warn: Callable[[str], None],
     on_done: Callable[[HostResult], None] = lambda _r: None,
@@ -396,6 +451,8 @@ def apply_all(
             return HostResult(str(spec), "skipped", note=SKIPPED_NOTE)
         try:
             result = apply_host(settings, plan, spec, mode, warn)
+        except PlanAbandoned:
+            return HostResult(str(spec), "skipped", note="the secrets did not validate")
         except Exception as exc:  # one host's bug must not abandon the other hosts
             result = HostResult(str(spec), "failed")
             result.error = RemoteError(

@@ -11,6 +11,7 @@ from sops_deploy.envfile.render import (
     RenderError,
     read_values,
     render,
+    render_checked,
     render_problems,
 )
 from sops_deploy.envfile.source import (
@@ -40,5 +41,6 @@ __all__ = [
     "parse_json_map",
     "read_values",
     "render",
+    "render_checked",
     "render_problems",
 ]

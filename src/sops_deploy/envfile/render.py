@@ -49,25 +49,35 @@ def render(values: Mapping[str, str], fmt: str) -> bytes:
 
 def render_problems(secrets: Secrets, fmt: str) -> list[Problem]:
     """Problems for values `fmt` cannot carry: refused by the encoder, or changed on re-parse."""
+    return render_checked(secrets, fmt)[1]
+
+
+def render_checked(secrets: Secrets, fmt: str) -> tuple[bytes, list[Problem]]:
+    """The rendered file and the problems of `render_problems`, each value quoted once.
+
+    The bytes are only meaningful when there are no problems.
+    """
     problems: list[Problem] = []
-    carried: dict[str, str] = {}
+    lines: list[str] = []
+    carried: list[str] = []
     for e in secrets.values():
         try:
-            _quote(e.key, e.value, fmt)
+            lines.append(f"{e.key}={_quote(e.key, e.value, fmt)}\n")
         except RenderError as exc:
             problems.append(_unrepresentable(e.file, e.line, e.key, fmt, str(exc)))
         else:
-            carried[e.key] = e.value
-    if fmt not in MODELS or not carried:
-        return problems
-    reread = MODELS[fmt](render(carried, fmt).decode("utf-8"))
-    for key, value in carried.items():
-        if reread.get(key) != value:
-            e = secrets[key]
+            carried.append(e.key)
+    text = "".join(lines)
+    if fmt not in MODELS or not lines:
+        return text.encode("utf-8"), problems
+    reread = MODELS[fmt](text)
+    for key in carried:
+        e = secrets[key]
+        if reread.get(key) != e.value:
             problems.append(
                 _unrepresentable(e.file, e.line, key, fmt, "its reader would change it")
             )
-    return problems
+    return text.encode("utf-8"), problems
 
 
 def _unrepresentable(file: str, line: int | None, key: str, fmt: str, why: str) -> Problem:
@@ -164,21 +174,33 @@ class _Interpolated(Exception):
 def compose_model(text: str) -> dict[str, str | None]:
     """compose-go v2 `dotenv` (env_file, project .env), ported statement by statement.
 
-    Raises Unparseable where compose-go fails the whole file.
+    Raises Unparseable where compose-go fails the whole file. Works on one string with an
+    index (no slicing of the rest), so a large file is read in linear time.
     """
     out: dict[str, str | None] = {}
     src = text.removeprefix("\ufeff")
+    end = len(src)
+    pos = 0
     while True:
-        src = _statement_start(src)
-        if not src:
+        pos = _statement_start(src, pos)
+        if pos >= end:
             return out
-        if re.match(r"export[\t\n\f\r ]+", src):
-            src = src[len("export") :].lstrip("".join(_LINE_SPACE))
-        for i, ch in enumerate(src):
+        plain = _COMPOSE_PLAIN.match(src, pos)
+        if plain:  # KEY='verbatim' (what `render` writes most): no escapes, no substitution
+            out[plain[1]] = plain[2]
+            pos = plain.end()
+            continue
+        export = _COMPOSE_EXPORT.match(src, pos)
+        if export:
+            pos = _skip(src, pos + len("export"), _LINE_SPACE)
+        # The usual key characters in one step; then compose-go's loop, char by char.
+        for i in range(_key_end(src, pos), end):
+            ch = src[i]
             if ch in _LINE_SPACE:
                 continue
             if ch in "=:\n":
-                key, inherited, src = src[:i], ch == "\n", src[i + 1 :]
+                key, inherited = src[pos:i], ch == "\n"
+                pos = i + 1
                 break
             if ch in "_.-[]" or ch.isalpha() or unicodedata.category(ch).startswith("N"):
                 continue
@@ -191,56 +213,59 @@ def compose_model(text: str) -> dict[str, str | None]:
         if inherited:
             out[key] = None  # `KEY` alone: taken from the reader's environment, if set
             continue
-        src = src.lstrip("".join(_LINE_SPACE))
-        value, src, ok, substitute = _compose_value(src)
-        if not ok:
-            raise Unparseable("unterminated quoted value")
+        pos = _skip(src, pos, _LINE_SPACE)
+        value, pos, substitute = _compose_value(src, pos)
         try:
             out[key] = _compose_substitute(value) if substitute else value
         except _Interpolated:
             out[key] = None
 
 
-def _statement_start(src: str) -> str:
+_COMPOSE_PLAIN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)='([^'\\]*)'")
+_COMPOSE_KEY = re.compile(r"[A-Za-z0-9_.\[\]-]*")
+_COMPOSE_EXPORT = re.compile(r"export[\t\n\f\r ]+")
+_QUOTED = {q: re.compile(rf"((?:\\[\s\S]|[^\\{q}])*){q}") for q in ("'", '"')}
+
+
+def _key_end(src: str, pos: int) -> int:
+    match = _COMPOSE_KEY.match(src, pos)
+    return pos if match is None else match.end()
+
+
+def _skip(src: str, pos: int, chars: frozenset[str]) -> int:
+    while pos < len(src) and src[pos] in chars:
+        pos += 1
+    return pos
+
+
+def _statement_start(src: str, pos: int) -> int:
+    """Past blanks and comment lines (compose-go `getStatementStart`)."""
     while True:
-        src = src.lstrip("".join(_GO_SPACE))
-        if not src.startswith("#"):
-            return src
-        cut = src.find("\n")
+        pos = _skip(src, pos, _GO_SPACE)
+        if not src.startswith("#", pos):
+            return pos
+        cut = src.find("\n", pos)
         if cut == -1:
-            return ""
-        src = src[cut:]
+            return len(src)
+        pos = cut
 
 
-def _compose_value(src: str) -> tuple[str, str, bool, bool]:
-    """(value, rest, parsed ok, subject to substitution): compose-go `extractVarValue`."""
-    quote = src[:1]
+def _compose_value(src: str, pos: int) -> tuple[str, int, bool]:
+    """(value, position after it, subject to substitution): compose-go `extractVarValue`."""
+    quote = src[pos : pos + 1]
     if quote not in ("'", '"'):
-        value, _, rest = src.partition("\n")
-        value = value.split(" #", 1)[0].rstrip("".join(_GO_SPACE))
-        return value, rest, True, True
-    chars: list[str] = []
-    escaped = False
-    for i in range(1, len(src)):
-        ch = src[i]
-        if ch != quote:
-            if not escaped and ch == "\\":
-                escaped = True
-                continue
-            if escaped:
-                escaped = False
-                chars.append("\\")
-            chars.append(ch)
-            continue
-        if escaped:
-            escaped = False
-            chars.append(ch)
-            continue
-        value = "".join(chars)
-        if quote == "'":
-            return value, src[i + 1 :], True, False  # single quotes: verbatim
-        return _COMPOSE_ESCAPE.sub(_compose_unescape, value), src[i + 1 :], True, True
-    return "", "", False, False  # unterminated quoted value
+        cut = src.find("\n", pos)
+        line = src[pos:] if cut == -1 else src[pos:cut]
+        value = line.split(" #", 1)[0].rstrip("".join(_GO_SPACE))
+        return value, len(src) if cut == -1 else cut + 1, True
+    m = _QUOTED[quote].match(src, pos + 1)
+    if m is None:
+        raise Unparseable("unterminated quoted value")
+    # A backslash keeps the character after it, and itself unless that is the quote.
+    value = m.group(1).replace("\\" + quote, quote)
+    if quote == "'":
+        return value, m.end(), False  # single quotes: verbatim
+    return _COMPOSE_ESCAPE.sub(_compose_unescape, value), m.end(), True
 
 
 def _compose_unescape(match: re.Match[str]) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from dotenv.parser import parse_stream
+from dotenv.parser import decode_escapes, parse_stream
 
 from sops_deploy.errors import Problem
 
@@ -109,12 +109,84 @@ def decode(plaintext: bytes, source: str) -> tuple[str, list[Problem]]:
 def parse_dotenv(text: str, source: str) -> tuple[list[Entry], list[Problem]]:
     """Parse a dotenv plaintext strictly: every binding with its line, every bad line a Problem.
 
+    The grammar is python-dotenv's `parse_stream` (see `parse_dotenv_reference`). The
+    common statements (`KEY=value` without blanks, quotes, `#` or backslashes; a quoted
+    value, even over several lines; a comment or blank line) are read here with regular
+    expressions built from python-dotenv's own, in linear time; every other line goes
+    through `parse_stream` itself. A test keeps the two equal on arbitrary text.
+    """
+    entries: list[Entry] = []
+    problems: list[Problem] = []
+    pos, line, end = 0, 1, len(text)
+    while pos < end:
+        simple = _SIMPLE.match(text, pos)
+        if simple:
+            entries.append(Entry(simple["key"], simple["value"], source, line))
+            pos, line = simple.end(), line + 1
+            continue
+        if text[pos] == "\n" or text.startswith("#", pos):
+            skip = _SKIP.match(text, pos)
+            if skip:
+                pos, line = skip.end(), line + 1
+                continue
+        quoted = _QUOTED.match(text, pos)
+        if quoted:
+            single = quoted["single"]
+            value = (
+                decode_escapes(_SINGLE_ESCAPES, single)
+                if single is not None
+                else decode_escapes(_DOUBLE_ESCAPES, quoted["double"])
+            )
+            entries.append(Entry(quoted["key"], value, source, line))
+            # python-dotenv counts a CR inside a quoted value as a line too
+            pos, line = quoted.end(), line + len(_NEWLINES.findall(quoted.group(0)))
+            continue
+        cut = text.find("\n", pos)
+        stop = end if cut == -1 else cut + 1
+        chunk = text[pos:stop]
+        if "'" in chunk or '"' in chunk or "\r" in chunk:
+            # A quote may open a value that spans lines, and a CR ends a statement for
+            # python-dotenv: from here on, the reference parser reads the rest.
+            found, bad = parse_dotenv_reference(text[pos:], source, line - 1)
+            return entries + found, problems + bad
+        found, bad = parse_dotenv_reference(chunk, source, line - 1)
+        entries += found
+        problems += bad
+        pos, line = stop, line + 1
+    return entries, problems
+
+
+# From python-dotenv's parser.py (1.2.x): the same character classes, so that a match here
+# is exactly what parse_stream reads. `_WS` is its `_whitespace`.
+_WS = r"[^\S\r\n]*"
+_KEY = r"(?:export[^\S\r\n]+)?(?P<key>[A-Za-z_][A-Za-z0-9_]*)"
+_SIMPLE = re.compile(_KEY + r"=(?P<value>[^\s'\"\\#]*)(?:\n|\Z)")
+_SKIP = re.compile(r"(?:#[^\r\n]*)?(?:\n|\Z)")
+_QUOTED = re.compile(
+    _KEY
+    + _WS
+    + "="
+    + _WS
+    + r"""(?:'(?P<single>(?:\\.|[^'\\])*)'|"(?P<double>(?:\\.|[^"\\])*)")"""
+    + _WS
+    + r"(?:#[^\r\n]*)?(?:\n|\Z)",
+    re.DOTALL,
+)
+_NEWLINES = re.compile(r"\r\n|\n|\r")
+_SINGLE_ESCAPES = re.compile(r"\\[\\']")
+_DOUBLE_ESCAPES = re.compile(r"\\[\\'\"abfnrtv]")
+
+
+def parse_dotenv_reference(
+    text: str, source: str, offset_line: int = 0
+) -> tuple[list[Entry], list[Problem]]:
+    """`parse_dotenv` through python-dotenv's `parse_stream` alone (lines from offset_line).
+
     After a syntax error the parse resumes on the next physical line, so that an
     unterminated quote does not swallow the lines after it unreported.
     """
     entries: list[Entry] = []
     problems: list[Problem] = []
-    offset_line = 0
     rest = text
     while rest:
         resume: str | None = None
