@@ -52,6 +52,28 @@ def test_backups_keep_newest_n_and_are_reported(
     assert json.loads(report_json)[0]["backup"] == str(backups[-1])
 
 
+def test_backup_of_a_private_file_is_a_hard_link_and_of_a_shared_one_a_private_copy(
+    cli: Cli, encrypt: Callable[..., Path], target_args: list[str], remote_dir: Path
+) -> None:
+    """A 0600 file is kept by a hard link (no copy over the wire: the backup is the old
+    inode); a 0644 one is uploaded again as a new 0600 file, and the old inode is gone."""
+    target = remote_dir / ".env"
+    for mode, linked in ((0o600, True), (0o644, False)):
+        for old in remote_dir.iterdir():
+            old.unlink()
+        target.write_text("VERSION_KEY=old-value-1\n")
+        target.chmod(mode)
+        inode = target.stat().st_ino
+        result = cli("deploy", "--file", str(encrypt(env_text(7))), *target_args)
+        assert result.returncode == 0, result.stderr
+        (backup,) = [p for p in remote_dir.iterdir() if ".env.bak." in p.name]
+        assert backup.read_text() == "VERSION_KEY=old-value-1\n"
+        assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+        assert (backup.stat().st_ino == inode) is linked
+        assert target.stat().st_ino != inode
+        assert b"version-value-007" in target.read_bytes()
+
+
 def test_backup_zero_disables_backups(
     cli: Cli, encrypt: Callable[..., Path], target_args: list[str], remote_dir: Path
 ) -> None:

@@ -240,6 +240,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         print(VERSION)  # what argparse would print, without building every sub-parser
         return 0
     args = build_parser().parse_args(argv)
+    # Paramiko's config module imports `invoke` (~120 ms, a third of a deploy's start-up)
+    # only to run ssh_config `Match exec`; sops-deploy never reads an ssh_config, so this
+    # process keeps invoke out (paramiko then treats it as not installed).
+    sys.modules.setdefault("invoke", None)  # type: ignore[arg-type]
     from sops_deploy import commands  # after parsing: --help and --version never load it
 
     return commands.run(args, dict(os.environ if env is None else env))

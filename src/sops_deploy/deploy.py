@@ -243,16 +243,16 @@ def apply_host(
     result = HostResult(str(spec), "failed")
     try:
         with open_host(settings, spec, warn, _backoff(planned)) as conn:
-            plan = _plan_of(planned)
             try:
                 path = conn.resolve(settings.remote_path)
                 result.path = path
                 if mode == "deploy" and not settings.dry_run:
-                    _current(settings, conn, path, result)  # directory, symlink: fail early
+                    # directory, symlink: fail early (the content is read under the lock)
+                    _current(settings, conn, path, result, read=False)
                     with remote_lock(conn, path, timeout=settings.lock_timeout, warn=warn):
-                        _deploy_locked(settings, plan, conn, path, result, warn)
+                        _deploy_locked(settings, planned, conn, path, result, warn)
                 else:
-                    _compare(settings, plan, conn, path, mode, result)
+                    _compare(settings, planned, conn, path, mode, result)
             except IO_ERRORS as exc:
                 raise lost(spec, f"working on {result.path or settings.remote_path}", exc) from None
     except SopsDeployError as exc:
@@ -262,9 +262,11 @@ def apply_host(
     return result
 
 
-def _current(settings: Settings, conn: Connection, path: str, result: HostResult) -> FileState:
+def _current(
+    settings: Settings, conn: Connection, path: str, result: HostResult, *, read: bool = True
+) -> FileState:
     """What is at `path` now, following a symlink only with --follow-symlinks."""
-    current = conn.state(path)
+    current = conn.state(path, read=read)
     if current.is_symlink:
         if not settings.follow_symlinks:
             raise UsageError(
@@ -273,14 +275,20 @@ def _current(settings: Settings, conn: Connection, path: str, result: HostResult
                 "--follow-symlinks to write through the link",
             )
         result.path = conn.sftp.normalize(path)
-        current = conn.state(result.path)
+        current = conn.state(result.path, read=read)
     return current
 
 
 def _compare(
-    settings: Settings, plan: Plan, conn: Connection, path: str, mode: str, result: HostResult
+    settings: Settings,
+    planned: Plan | Future[Plan],
+    conn: Connection,
+    path: str,
+    mode: str,
+    result: HostResult,
 ) -> None:
     current = _current(settings, conn, path, result)
+    plan = _plan_of(planned)  # the server's file was read while the plan was being built
     _diff_into(result, plan, current.content)
     result.mode_before = current.mode
     result.mode_after = settings.file_mode
@@ -295,7 +303,7 @@ def _compare(
 
 def _deploy_locked(
     settings: Settings,
-    plan: Plan,
+    planned: Plan | Future[Plan],
     conn: Connection,
     lock_path: str,
     result: HostResult,
@@ -304,8 +312,11 @@ def _deploy_locked(
     """Under the lock: clean debris, back up, write, post-command (and rollback), audit."""
     from sops_deploy import remote_ops
 
-    remote_ops.clean_debris(conn, lock_path)
     current = _current(settings, conn, lock_path, result)
+    # Locked and read while the plan was being built; bad secrets leave the server as it was
+    # (but for the lock file, created and removed).
+    plan = _plan_of(planned)
+    remote_ops.clean_debris(conn, lock_path)
     path = result.path
     _diff_into(result, plan, current.content)
     result.mode_before = current.mode
@@ -318,7 +329,9 @@ def _deploy_locked(
             result.status = "changed" if current.mode != settings.file_mode else "unchanged"
         else:
             if current.content is not None and settings.backup > 0:
-                result.backup = remote_ops.backup(conn, path, current.content, settings.backup)
+                result.backup = remote_ops.backup(
+                    conn, path, current.content, settings.backup, current.mode
+                )
             conn.write_atomic(path, plan.content, settings.file_mode, owner)
             result.status = "changed"
             if settings.post_command:

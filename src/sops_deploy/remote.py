@@ -353,8 +353,8 @@ class Connection:
             return posixpath.join(home, path[2:])
         return path
 
-    def state(self, path: str) -> FileState:
-        """The current content and mode at `path` (content None when absent)."""
+    def state(self, path: str, *, read: bool = True) -> FileState:
+        """The current content and mode at `path` (content None when absent, or not read)."""
         directory = posixpath.dirname(path) or "/"
         try:
             dir_attr = self.sftp.stat(directory)
@@ -383,6 +383,8 @@ class Connection:
                 f"{self.spec}: {path} is a directory",
                 "point --remote-path at the file itself, e.g. /srv/app/.env",
             )
+        if not read:
+            return FileState(None, stat.S_IMODE(mode), uid=attr.st_uid, gid=attr.st_gid)
         try:
             with self.sftp.open(path, "rb") as fh:
                 fh.prefetch(attr.st_size)

@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import paramiko
+from paramiko.sftp import CMD_EXTENDED
 
 from sops_deploy.config import HostSpec
 from sops_deploy.errors import ConnectError, RemoteError
@@ -290,10 +291,13 @@ def clean_debris(conn: Connection, path: str) -> list[str]:
 # --- backups ---------------------------------------------------------------------------
 
 
-def backup(conn: Connection, path: str, old: bytes, keep: int) -> str:
+def backup(conn: Connection, path: str, old: bytes, keep: int, mode: int | None = None) -> str:
     """Keep `old` as `<path>.bak.<UTC timestamp>` (0600) and prune to the newest `keep`.
 
-    Called under the lock, so no other deploy creates backups of this file meanwhile."""
+    Called under the lock, so no other deploy creates backups of this file meanwhile.
+    A 0600 file is kept by a hard link to it (OpenSSH's `hardlink@openssh.com`: no copy
+    goes over the wire, and the rename that follows leaves the old content to the link);
+    otherwise, or where the server has no such extension, `old` is uploaded."""
     while True:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
         name = f"{path}{BACKUP_INFIX}{stamp}"
@@ -302,6 +306,8 @@ def backup(conn: Connection, path: str, old: bytes, keep: int) -> str:
             continue  # same microsecond as an earlier backup: take the next stamp
         except FileNotFoundError:
             pass
+        if mode == 0o600 and _hardlink(conn, path, name):
+            break
         try:
             conn.write_private(name, old)
         except IO_ERRORS as exc:
@@ -315,6 +321,16 @@ def backup(conn: Connection, path: str, old: bytes, keep: int) -> str:
         break
     prune_backups(conn, path, keep)
     return name
+
+
+def _hardlink(conn: Connection, existing: str, new: str) -> bool:
+    try:
+        conn.sftp._request(  # type: ignore[attr-defined]
+            CMD_EXTENDED, "hardlink@openssh.com", existing, new
+        )
+    except IO_ERRORS:
+        return False  # not supported (or not allowed here): upload instead
+    return True
 
 
 def backups_of(conn: Connection, path: str) -> list[str]:
