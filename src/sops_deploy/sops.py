@@ -146,6 +146,40 @@ def inspect(path: str) -> EncryptedFile:
     return EncryptedFile(path, kind, recips)
 
 
+def run(
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    what: str,
+    timeout: float,
+    stdin: bytes | None = None,
+    cwd: str | None = None,
+    file: str | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run sops (argv[0]) with output captured; a missing binary or a hang is an error
+    naming `what`. The exit status is the caller's to judge."""
+    try:
+        return subprocess.run(
+            argv,
+            env=env,
+            input=stdin if stdin is not None else b"",
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            cwd=cwd,
+        )
+    except FileNotFoundError:
+        raise ToolError(
+            f"sops not found at {argv[0]}", "run `sops-deploy tools install` or put sops on PATH"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise DecryptError(
+            f"{what}: sops did not finish within {timeout:.0f}s",
+            "check that sops is not waiting for a key service",
+            file=file,
+        ) from None
+
+
 def decrypt(sops_bin: str, enc: EncryptedFile, key: AgeKeySource, *, timeout: float = 60) -> bytes:
     """Decrypt `enc` with sops; returns the plaintext bytes (dotenv text, or JSON for yaml/json).
 
@@ -161,25 +195,7 @@ def decrypt(sops_bin: str, enc: EncryptedFile, key: AgeKeySource, *, timeout: fl
         out_type,
         enc.path,
     ]
-    try:
-        proc = subprocess.run(
-            argv,
-            env=key.child_env(),
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except FileNotFoundError:
-        raise ToolError(
-            f"sops not found at {sops_bin}", "run `sops-deploy tools install` or put sops on PATH"
-        ) from None
-    except subprocess.TimeoutExpired:
-        raise DecryptError(
-            f"{enc.path}: sops did not finish within {timeout:.0f}s",
-            "check that sops is not waiting for a key service",
-            file=enc.path,
-        ) from None
+    proc = run(argv, key.child_env(), what=enc.path, timeout=timeout, file=enc.path)
     if proc.returncode == 0:
         return proc.stdout
     raise _decrypt_error(enc, key, proc.returncode, proc.stderr.decode("utf-8", "replace"))

@@ -8,11 +8,10 @@ user on the machine could read it in the process list.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from sops_deploy import sops
-from sops_deploy.errors import DecryptError, SopsDeployError, ToolError
+from sops_deploy.errors import DecryptError, SopsDeployError
 
 TIMEOUT = 120.0
 
@@ -32,25 +31,14 @@ def run(
     env["SOPS_DISABLE_VERSION_CHECK"] = "1"
     if config is not None:
         env["SOPS_CONFIG"] = str(config.resolve())
-    try:
-        proc = subprocess.run(
-            [sops_bin, *args],
-            env=env,
-            input=stdin if stdin is not None else b"",
-            capture_output=True,
-            timeout=TIMEOUT,
-            check=False,
-            cwd=cwd,
-        )
-    except FileNotFoundError:
-        raise ToolError(
-            f"sops not found at {sops_bin}", "run `sops-deploy tools install` or put sops on PATH"
-        ) from None
-    except subprocess.TimeoutExpired:
-        raise DecryptError(
-            f"{what}: sops did not finish within {TIMEOUT:.0f}s",
-            "check that sops is not waiting for a key service",
-        ) from None
+    proc = sops.run(
+        [sops_bin, *args],
+        env,
+        what=what,
+        timeout=TIMEOUT,
+        stdin=stdin,
+        cwd=None if cwd is None else str(cwd),
+    )
     if proc.returncode == 0:
         return proc.stdout
     raise _error(what, proc.returncode, proc.stderr.decode("utf-8", "replace"), key)
