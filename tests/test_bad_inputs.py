@@ -73,7 +73,12 @@ CASES = [
     pytest.param(
         lambda c: ["deploy", "--file", str(c.enc), "--host", "web_01!", "--remote-path",
                    c.remote],
-        no_env, 2, ("'web_01!' is not [user@]host[:port]",), id="host-with-space",
+        no_env, 2, ("'web_01!' is not [user@]host[:port]",), id="host-with-bang",
+    ),
+    pytest.param(
+        lambda c: ["deploy", "--file", str(c.enc), "--host", "my server", "--remote-path",
+                   c.remote],
+        no_env, 2, ("--host 'my server' is not [user@]host[:port]",), id="host-with-space",
     ),
     pytest.param(deploy("--jump-host", "bastion:port"), no_env, 2,
                  ("--jump-host 'bastion:port' is not [user@]host[:port]",), id="bad-jump-host"),

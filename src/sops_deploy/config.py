@@ -75,10 +75,13 @@ def parse_mode(text: str) -> int:
 
 
 def split_list(text: str | None) -> tuple[str, ...]:
-    """Split a comma-, space- or newline-separated list, dropping blanks."""
+    """Split a comma- or newline-separated list, each item stripped, blanks dropped.
+
+    Not on spaces: a path may hold one, and `--host "my server"` must be reported as the
+    one bad host it is, not tried as two."""
     if not text:
         return ()
-    return tuple(part for part in re.split(r"[,\s]+", text.strip()) if part)
+    return tuple(part.strip() for part in re.split(r"[,\n]", text) if part.strip())
 
 
 def check_remote_path(path: str) -> str:
