@@ -30,7 +30,7 @@ from sops_deploy.errors import EXIT_DRIFT, EXIT_OK, EXIT_RUNTIME, SopsDeployErro
 from sops_deploy.report import Reporter
 
 if TYPE_CHECKING:
-    from sops_deploy.deploy import HostResult, Plan
+    from sops_deploy.deploy import Plan
 
 
 class _Safety(TypedDict):
@@ -208,8 +208,7 @@ def cmd_validate(settings: Settings, reporter: Reporter) -> int:
 
 
 def cmd_remote(settings: Settings, reporter: Reporter) -> int:
-    import threading
-    from concurrent.futures import Future
+    from concurrent.futures import Future, ThreadPoolExecutor
 
     from sops_deploy import deploy
 
@@ -217,25 +216,31 @@ def cmd_remote(settings: Settings, reporter: Reporter) -> int:
     # pipeline overlaps them too); nothing is done on a host until the plan is ready.
     pending: Future[Plan] = Future()
     mode = "deploy" if settings.command == "deploy" else settings.command
-    outcome: list[list[HostResult]] = []
-    crashed: list[BaseException] = []
-
-    def hosts() -> None:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hosts") as runner:
+        applied = runner.submit(
+            deploy.apply_all, settings, pending, mode, reporter.warn, reporter.host_result
+        )
         try:
-            outcome.append(
-                deploy.apply_all(settings, pending, mode, reporter.warn, reporter.host_result)
-            )
-        except BaseException as exc:  # re-raised in the main thread
-            crashed.append(exc)
+            plan = _plan(settings, reporter)
+            _announce(settings, plan, reporter)
+        except BaseException:
+            pending.set_exception(deploy.PlanAbandoned())  # the hosts stop, untouched
+            raise
+        try:
+            pending.set_result(plan)
+            results = applied.result()
+        finally:
+            reporter.endgroup()
+    reporter.summary(settings.command, plan, results)
+    if any(r.failed for r in results):
+        return EXIT_RUNTIME
+    if settings.command == "check" and any(r.status == "drift" for r in results):
+        return EXIT_DRIFT
+    return EXIT_OK
 
-    runner = threading.Thread(target=hosts, name="hosts")
-    runner.start()
-    try:
-        plan = _plan(settings, reporter)
-    except BaseException:
-        pending.set_exception(deploy.PlanAbandoned())
-        runner.join()
-        raise
+
+def _announce(settings: Settings, plan: Plan, reporter: Reporter) -> None:
+    """What is about to happen, then the group that holds the per-host progress."""
     if settings.insecure_any_host_key:
         reporter.warn("--insecure-accept-any-host-key is set: host keys are NOT verified")
     what = {
@@ -247,20 +252,6 @@ def cmd_remote(settings: Settings, reporter: Reporter) -> int:
         f"{what} {len(plan.secrets)} keys to {len(settings.hosts)} host(s): {settings.remote_path}"
     )
     reporter.group(f"sops-deploy {settings.command}: per-host progress")
-    try:
-        pending.set_result(plan)
-        runner.join()
-    finally:
-        reporter.endgroup()
-    if crashed:
-        raise crashed[0]
-    results = outcome[0]
-    reporter.summary(settings.command, plan, results)
-    if any(r.failed for r in results):
-        return EXIT_RUNTIME
-    if settings.command == "check" and any(r.status == "drift" for r in results):
-        return EXIT_DRIFT
-    return EXIT_OK
 
 
 def cmd_tools(args: argparse.Namespace, reporter: Reporter, env: Mapping[str, str]) -> int:

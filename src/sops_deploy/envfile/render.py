@@ -43,8 +43,12 @@ class RenderError(Exception):
 
 def render(values: Mapping[str, str], fmt: str) -> bytes:
     """Render `values` as the file `fmt`'s reader parses back into exactly `values`."""
-    lines = [f"{key}={_quote(key, value, fmt)}\n" for key, value in values.items()]
-    return "".join(lines).encode("utf-8")
+    return "".join(_line(key, value, fmt) for key, value in values.items()).encode("utf-8")
+
+
+def _line(key: str, value: str, fmt: str) -> str:
+    """One `KEY=value` line as `fmt` writes it (RenderError if it cannot)."""
+    return f"{key}={_quote(key, value, fmt)}\n"
 
 
 def render_problems(secrets: Secrets, fmt: str) -> list[Problem]:
@@ -62,7 +66,7 @@ def render_checked(secrets: Secrets, fmt: str) -> tuple[bytes, list[Problem]]:
     carried: list[str] = []
     for e in secrets.values():
         try:
-            lines.append(f"{e.key}={_quote(e.key, e.value, fmt)}\n")
+            lines.append(_line(e.key, e.value, fmt))
         except RenderError as exc:
             problems.append(_unrepresentable(e.file, e.line, e.key, fmt, str(exc)))
         else:
