@@ -195,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     hosts.add_argument("--port", type=int, help="SSH port for hosts that do not name one")
     _config_flags(hosts)
 
+    _github_sync_parser(sub)
+
     tools = sub.add_parser("tools", help="manage the sops and age binaries")
     tsub = tools.add_subparsers(dest="tools_command", metavar="ACTION", required=True)
     _tools_install_flags(
@@ -231,6 +233,47 @@ def _tools_install_flags(install: argparse.ArgumentParser) -> None:
         action="store_true",
         default=None,
         help="install a version with no known digest (warns)",
+    )
+
+
+GITHUB_EPILOG = """\
+the token comes from GH_TOKEN or GITHUB_TOKEN only (never a flag); the API base from
+GITHUB_API_URL (default https://api.github.com). Public keys (stored unencrypted by sops,
+or `secret: false` in schema.yaml) become Actions variables. Nothing is deleted that
+sops-deploy did not create. exit 3 with --check when GitHub differs from the file.
+"""
+
+
+def _github_sync_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "github-sync",
+        help="sync the secrets into GitHub Actions secrets and variables",
+        epilog=GITHUB_EPILOG + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _source_flags(p)
+    _config_flags(p)
+    g = p.add_argument_group("github")
+    g.add_argument(
+        "--repo", metavar="OWNER/REPO", help="the repository (default GITHUB_REPOSITORY)"
+    )
+    g.add_argument(
+        "--github-environment", metavar="NAME", help="sync the secrets of this environment"
+    )
+    g.add_argument(
+        "--dependabot", action="store_true", default=None, help="sync Dependabot secrets"
+    )
+    g.add_argument("--keys", metavar="K1,K2|GLOB", help="the keys to sync (default all)")
+    g.add_argument("--prefix", metavar="P", help="name each secret P + key")
+    g.add_argument(
+        "--dry-run", action="store_true", default=None, help="print the plan, write nothing"
+    )
+    g.add_argument("--check", action="store_true", default=None, help="exit 3 when GitHub differs")
+    g.add_argument(
+        "--prune",
+        action="store_true",
+        default=None,
+        help="delete names this tool created that left the file",
     )
 
 

@@ -342,6 +342,10 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         reporter.mask_keys(environ[k] for k in SECRET_ENV if environ.get(k, "").strip())
         if args.command in maintain.COMMANDS:
             return maintain.run(args, environ, reporter)
+        if args.command == "github-sync":
+            from sops_deploy.github.command import cmd_github_sync
+
+            return cmd_github_sync(args, environ, reporter)
         settings = settings_from(args, environ)
         reporter.mask_keys(settings.secret_texts())
         return COMMANDS[args.command](settings, reporter)

@@ -120,3 +120,10 @@ class DriftFound(SopsDeployError):
 
     exit_code = EXIT_DRIFT
     title = "Drift found"
+
+
+class GitHubError(SopsDeployError):
+    """The GitHub API refused or failed a request (exit 1); the hint names the fix."""
+
+    exit_code = EXIT_RUNTIME
+    title = "GitHub API request failed"

@@ -12,6 +12,7 @@ schema.yaml:
       LOG_LEVEL: {type: enum, choices: [debug, info, warning]}
       API_TOKEN: {pattern: "tok_[a-z]+_[0-9a-f]+", min-length: 16}
       FEATURE_FLAGS: {allow-empty: true}
+      PUBLIC_URL: {type: url, secret: false}   # public: a GitHub variable, not a secret
 
 A `.env.example` (any schema file not ending in .yaml/.yml/.json): every key it lists is
 required and non-empty, unless a comment on its line or the comment line just above says
@@ -36,7 +37,7 @@ from sops_deploy.envfile import KEY_RE, Secrets
 from sops_deploy.errors import Problem, UsageError
 
 TYPES = ("string", "int", "float", "bool", "url", "email", "port", "enum")
-OPTIONS = ("required", "type", "choices", "pattern", "min-length", "allow-empty")
+OPTIONS = ("required", "type", "choices", "pattern", "min-length", "allow-empty", "secret")
 _BOOLS = ("true", "false", "1", "0", "yes", "no", "on", "off")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _OPTIONAL = re.compile(r"\boptional\b", re.IGNORECASE)
@@ -54,6 +55,7 @@ class KeyRule:
     pattern: re.Pattern[str] | None = None
     min_length: int | None = None
     allow_empty: bool = False
+    secret: bool = True  # `secret: false`: a public value (a GitHub variable, never masked)
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,7 @@ def _rule(path: str, key_node: yaml.Node, node: yaml.Node) -> KeyRule:
         allow_empty=(
             _bool(path, opts["allow-empty"], "allow-empty") if "allow-empty" in opts else False
         ),
+        secret=_bool(path, opts["secret"], "secret") if "secret" in opts else True,
     )
 
 

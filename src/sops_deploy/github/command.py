@@ -1,0 +1,244 @@
+"""`sops-deploy github-sync`: options, decrypt and check the file, plan, apply, report.
+
+Options come from flags, then `SOPS_DEPLOY_*` (action inputs), then the environment's
+`github:` section of sops-deploy.yaml. The token comes only from `GH_TOKEN` or
+`GITHUB_TOKEN` (in that order, like the gh CLI) and is masked before anything prints.
+Every bad GitHub name is reported (exit 4) before any request is made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sops_deploy.config import Settings, env_flag, env_value, split_list
+from sops_deploy.envfile import Entry, Secrets
+from sops_deploy.errors import EXIT_DRIFT, EXIT_OK, UsageError, ValidationError
+from sops_deploy.github import names
+from sops_deploy.github import plan as planning
+from sops_deploy.github.client import DEFAULT_API, Api, Client, Scope
+from sops_deploy.report import Reporter
+
+if TYPE_CHECKING:
+    from sops_deploy.sops import EncryptedFile
+
+_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class Options:
+    repo: str
+    environment: str | None
+    dependabot: bool
+    keys: tuple[str, ...]
+    prefix: str
+    dry_run: bool
+    check: bool
+    prune: bool
+
+    @property
+    def scope(self) -> Scope:
+        if self.dependabot:
+            return Scope(self.repo, "dependabot")
+        if self.environment:
+            return Scope(self.repo, "environment", self.environment)
+        return Scope(self.repo)
+
+
+def options(args: argparse.Namespace, env: Mapping[str, str]) -> Options:
+    """Flags over SOPS_DEPLOY_* (inputs, sops-deploy.yaml's `github:`) over GITHUB_REPOSITORY."""
+
+    def flag(name: str) -> bool:
+        value = getattr(args, name, None)
+        return bool(value) if value is not None else bool(env_flag(env, name.upper()))
+
+    repo = args.repo or env_value(env, "REPO") or env.get("GITHUB_REPOSITORY") or ""
+    if not _REPO.match(repo):
+        raise UsageError(
+            f"--repo {repo!r} is not OWNER/REPO" if repo else "no repository given",
+            "pass --repo OWNER/REPO (on GitHub Actions it defaults to GITHUB_REPOSITORY)",
+        )
+    environment = args.github_environment or env_value(env, "GITHUB_ENVIRONMENT")
+    dependabot = flag("dependabot")
+    if environment and dependabot:
+        raise UsageError(
+            "--github-environment and --dependabot name two different scopes",
+            "run github-sync once per scope",
+        )
+    prefix = args.prefix if args.prefix is not None else (env_value(env, "PREFIX") or "")
+    check, dry_run = flag("check"), flag("dry_run")
+    if check and dry_run:
+        raise UsageError("--check and --dry-run both only look", "pass one of them")
+    keys = split_list(args.keys) if args.keys else split_list(env_value(env, "KEYS"))
+    return Options(repo, environment, dependabot, keys, prefix, dry_run, check, flag("prune"))
+
+
+def token(env: Mapping[str, str]) -> str:
+    for name in ("GH_TOKEN", "GITHUB_TOKEN"):
+        if env.get(name, "").strip():
+            return env[name].strip()
+    raise UsageError(
+        "no GitHub token: set GH_TOKEN or GITHUB_TOKEN in the environment (never a flag)",
+        "in a workflow: `env: {GH_TOKEN: ${{ secrets.SYNC_TOKEN }}}` with a fine-grained "
+        'token that has the "Secrets" and "Variables" repository permissions '
+        "(see README#sync-github-secrets)",
+    )
+
+
+def select(secrets: Secrets, patterns: tuple[str, ...]) -> list[Entry]:
+    """The entries --keys chooses (names or globs); one that matches nothing is an error."""
+    if not patterns:
+        return list(secrets.values())
+    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(k, p) for k in secrets)]
+    if unmatched:
+        raise UsageError(
+            f"--keys {', '.join(unmatched)} matches no key of the file",
+            "list keys the file defines (K1,K2) or a glob such as 'APP_*'",
+        )
+    return [e for k, e in secrets.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)]
+
+
+def wanted(
+    entries: list[Entry], prefix: str, public: set[str], scope: Scope
+) -> tuple[planning.Wanted, ...]:
+    def kind(key: str) -> str:
+        if key in public and scope.variables_path is not None:
+            return planning.VARIABLE
+        return planning.SECRET
+
+    return tuple(
+        planning.Wanted(names.github_name(prefix, e.key), e.key, kind(e.key), e.value)
+        for e in entries
+    )
+
+
+def source_id(settings: Settings, prefix: str) -> str:
+    """Which files (relative to here) and prefix a name came from: the owner for --prune."""
+    files = ",".join(os.path.relpath(f).replace(os.sep, "/") for f in settings.files)
+    return f"{files}|{prefix}" if prefix else files
+
+
+def cmd_github_sync(args: argparse.Namespace, env: Mapping[str, str], reporter: Reporter) -> int:
+    from sops_deploy import commands, configfile, tools
+    from sops_deploy.github import sync
+    from sops_deploy.github.state import pick_identity
+
+    github_token = token(env)
+    reporter.mask_keys([github_token])
+    settings = commands.settings_from(args, env)
+    merged = configfile.merged_env(getattr(args, "config", None), getattr(args, "env", None), env)
+    opts = options(args, merged)
+    scope = opts.scope
+    api_base = env.get("GITHUB_API_URL") or DEFAULT_API
+    client = Client(github_token, api_base, perms=scope.permissions)
+
+    decrypted, secrets = _decrypt(settings, reporter, tools.find_sops())
+    chosen = select(secrets, opts.keys)
+    problems = names.name_problems(opts.prefix, chosen)
+    if problems:
+        raise ValidationError(
+            problems, "rename the keys (or pass --prefix APP_); nothing was written to GitHub"
+        )
+    public = names.schema_public_keys(settings.schema)
+    for enc, _ in decrypted:
+        public |= names.unencrypted_keys(enc.path, enc.stored_format)
+    want = wanted(chosen, opts.prefix, public, scope)
+    everything = wanted(list(secrets.values()), opts.prefix, public, scope)
+    in_file = {
+        kind: frozenset(w.name for w in everything if w.kind == kind)
+        for kind in (planning.SECRET, planning.VARIABLE)
+    }
+    identity = pick_identity(settings.age.key_text(), decrypted[0][0].recipients)
+
+    api = Api(client, scope)
+    observed = sync.observe(api)
+    tagger, salt = sync.tagger_for(identity, observed, scope)
+    facts = planning.Facts(
+        want,
+        in_file,
+        observed.secrets,
+        observed.variables,
+        observed.state,
+        source_id(settings, opts.prefix),
+        tagger.kid,
+        opts.prune,
+    )
+    ops = planning.plan(facts, tagger.tag)
+    mode = "check" if opts.check else "dry run" if opts.dry_run else "sync"
+    reporter.info(f"github-sync {mode}: {len(want)} key(s) → {scope.describe()}")
+    if not (opts.check or opts.dry_run):
+        sync.apply(api, facts, ops, tagger, salt, observed, reporter.info)
+    _report(reporter, mode, scope, ops, client.writes)
+    drift = [op for op in ops if op.writes]
+    if opts.check and drift:
+        return EXIT_DRIFT
+    return EXIT_OK
+
+
+def _decrypt(
+    settings: Settings, reporter: Reporter, sops_bin: str
+) -> tuple[list[tuple[EncryptedFile, bytes]], Secrets]:
+    """Decrypt, parse, lint and schema-check every file (as `validate` does); values masked."""
+    from sops_deploy import deploy, envfile, schema
+    from sops_deploy.errors import Problem
+
+    if settings.format == "raw":
+        raise UsageError("--format raw has no keys to sync", "use a dotenv, yaml or json file")
+    decrypted = deploy.decrypt_all(settings, sops_bin)
+    problems: list[Problem] = []
+    layers = []
+    for enc, plaintext in decrypted:
+        entries, found = deploy.parse_plaintext(enc, plaintext)
+        reporter.mask([e.value for e in entries])
+        problems += found + envfile.lint(entries)
+        layers.append(entries)
+    merged = envfile.merge(layers)
+    problems = schema.drop_covered_warnings(problems + schema.check(merged, settings))
+    if any(p.severity == "error" for p in problems):
+        raise ValidationError(problems)
+    reporter.problems(problems)
+    return decrypted, merged
+
+
+def _report(
+    reporter: Reporter, mode: str, scope: Scope, ops: list[planning.Op], writes: int
+) -> None:
+    """The plan table (names only) on stdout, the step summary, and the action outputs."""
+    rows = [("action", "kind", "name", "reason")] + [
+        (op.action, op.kind, op.name, op.reason or "–") for op in ops
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    counts: dict[str, int] = {}
+    for op in ops:
+        counts[op.action] = counts.get(op.action, 0) + 1
+    total = ", ".join(f"{n} {a}" for a, n in sorted(counts.items())) or "nothing to sync"
+    lines = [f"sops-deploy github-sync ({mode}): {scope.describe()}"]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.append(f"{len(ops)} name(s): {total}; {writes} write request(s)")
+    for line in lines:
+        print(reporter.scrub(line), flush=True)
+    md = ["| action | kind | name | reason |", "|---|---|---|---|"]
+    md += [f"| {op.action} | {op.kind} | `{op.name}` | {op.reason or '–'} |" for op in ops]
+    reporter.append_summary(
+        f"### sops-deploy github-sync ({mode}): {scope.describe()}\n\n" + "\n".join(md) + "\n"
+    )
+
+    def names_of(*actions: str) -> str:
+        return ",".join(op.name for op in ops if op.action in actions)
+
+    done = mode == "sync"
+    reporter.set_outputs(
+        {
+            "changed": "true" if done and any(op.writes for op in ops) else "false",
+            "added-keys": names_of("create"),
+            "changed-keys": names_of("update"),
+            "removed-keys": names_of("delete"),
+            "report": json.dumps([vars(op) for op in ops]),
+        }
+    )
