@@ -160,10 +160,17 @@ class GitHubApi:
             name = m["name"]
             if name is None:
                 return self._collection(method, path, query, m["what"], items, body)
-            return self._one(method, m["what"], items, urllib.parse.unquote(name).upper(), body, data)
+            return self._one(
+                method, m["what"], items, urllib.parse.unquote(name).upper(), body, data
+            )
 
     def _collection(
-        self, method: str, path: str, query: dict[str, list[str]], what: str, items: dict[str, Item],
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        what: str,
+        items: dict[str, Item],
         body: bytes,
     ) -> tuple[int, Any, dict[str, str]]:
         if method == "POST" and what == "variables":
@@ -202,7 +209,12 @@ class GitHubApi:
         return 200, {"total_count": len(names), what: rows}, headers
 
     def _one(
-        self, method: str, what: str, items: dict[str, Item], name: str, body: bytes,
+        self,
+        method: str,
+        what: str,
+        items: dict[str, Item],
+        name: str,
+        body: bytes,
         data: ScopeData,
     ) -> tuple[int, Any, dict[str, str]]:
         if not _NAME.match(name) or name.startswith("GITHUB_"):
@@ -247,7 +259,7 @@ def _handler(api: GitHubApi) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             status, doc, headers = api.handle(self.command, self.path, self.headers, body)
-            api.log.append((self.command, self.path.split("?")[0], status))
+            api.log.append((self.command, self.path, status))
             payload = b"" if doc is None else json.dumps(doc).encode()
             self.send_response(status)
             self.send_header("X-GitHub-Api-Version-Selected", "2022-11-28")

@@ -15,6 +15,12 @@ built-in defaults. Relative paths in the file are relative to the file's own dir
         files: [common.env.encrypted, production.env.encrypted]   # later overrides earlier
         hosts: [deploy@web1.example.com, deploy@web2.example.com:2222]
         remote-path: /srv/app/.env
+        github:                    # optional: `sops-deploy github-sync --env production`
+          repo: octo-org/app
+          environment: production  # or `dependabot: true`; default: repository secrets
+          keys: [DATABASE_URL, "APP_*"]
+          prefix: ""
+          prune: true
 """
 
 from __future__ import annotations
@@ -82,7 +88,16 @@ FIELDS: dict[str, Field] = {
     "lock-timeout": Field("number", "LOCK_TIMEOUT", minimum=0, example="60"),
     "rollback-on-failure": Field("bool", "ROLLBACK_ON_FAILURE"),
 }
-REQUIRED_FIELDS = ("hosts", "remote-path")
+REQUIRED_FIELDS = ("hosts", "remote-path")  # unless the environment only syncs GitHub
+# An environment's `github:` section (sops-deploy github-sync).
+GITHUB_FIELDS: dict[str, Field] = {
+    "repo": Field("str", "REPO"),
+    "environment": Field("str", "GITHUB_ENVIRONMENT"),
+    "dependabot": Field("bool", "DEPENDABOT"),
+    "keys": Field("list", "KEYS"),
+    "prefix": Field("str", "PREFIX"),
+    "prune": Field("bool", "PRUNE"),
+}
 TOP_LEVEL = ("version", "defaults", "environments")
 
 
@@ -244,16 +259,23 @@ def _value(path: str, name: str, node: Node, field: Field, base: Path) -> str:
     return "\n".join(out)
 
 
-def _section(path: str, node: Node, where: str, base: Path) -> dict[str, str]:
+def _section(
+    path: str, node: Node, where: str, base: Path, fields: dict[str, Field] | None = None
+) -> dict[str, str]:
+    fields = FIELDS if fields is None else fields
     out: dict[str, str] = {}
     for key, key_node, value_node in _mapping(path, node, where):
-        field = FIELDS.get(key)
+        if key == "github" and fields is FIELDS:
+            out.update(_section(path, value_node, f"{where}: github", base, GITHUB_FIELDS))
+            out[ENV_PREFIX + "GITHUB_SECTION"] = "true"
+            continue
+        field = fields.get(key)
         if field is None:
             raise _error(
                 path,
                 key_node,
                 f"{where}: unknown key `{key}`",
-                "known keys: " + ", ".join(FIELDS),
+                "known keys: " + ", ".join([*fields, *(["github"] if fields is FIELDS else [])]),
             )
         out[ENV_PREFIX + field.env] = _value(path, key, value_node, field, base)
     return out
@@ -314,7 +336,8 @@ def load(path: str) -> ConfigFile:
     environments: dict[str, Environment] = {}
     for name, name_node, value_node in _mapping(path, env_node, "environments"):
         values = {**defaults, **_section(path, value_node, f"environment `{name}`", base)}
-        for required in REQUIRED_FIELDS:
+        github_only = ENV_PREFIX + "GITHUB_SECTION" in values and ENV_PREFIX + "HOST" not in values
+        for required in () if github_only else REQUIRED_FIELDS:
             if ENV_PREFIX + FIELDS[required].env not in values:
                 raise _error(
                     path,
