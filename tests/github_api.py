@@ -237,7 +237,7 @@ class GitHubApi:
             try:
                 sealed = base64.b64decode(doc["encrypted_value"], validate=True)
                 value = SealedBox(data.key).decrypt(sealed).decode("utf-8")
-            except Exception:  # noqa: BLE001 - any failure to open is GitHub's 422
+            except Exception:
                 return 422, {"message": "Invalid request.", "status": "422"}, {}
             now = self._tick()
             items[name] = Item(value, item.created_at if item else now, now)

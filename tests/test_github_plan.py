@@ -216,8 +216,10 @@ def test_tags_are_keyed_by_identity_salt_scope_and_name(
         Tagger(age_id.secret, new_salt(), "actions:o/r:").tag("API_TOKEN", value),
         Tagger(other_age_id.secret, salt, "actions:o/r:").tag("API_TOKEN", value),
     }
-    assert t not in others and len(others) == 5
-    assert value not in t and len(t) == 22
+    assert t not in others
+    assert len(others) == 5
+    assert value not in t
+    assert len(t) == 22
     assert age_id.secret not in repr(a)
 
 
@@ -239,7 +241,9 @@ def test_github_names(key: str, prefix: str, rule: str | None) -> None:
     problems = names.name_problems(prefix, [Entry(key, "the-value-1234", "f.env", 3)])
     assert [p.rule for p in problems] == ([rule] if rule else [])
     for p in problems:
-        assert p.key == key and p.line == 3 and "the-value-1234" not in str(p)
+        assert p.key == key
+        assert p.line == 3
+        assert "the-value-1234" not in str(p)
 
 
 def test_names_that_differ_only_in_case_collide() -> None:

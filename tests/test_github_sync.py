@@ -103,7 +103,8 @@ def test_create_rerun_change_outside_edit_prune(
     assert [s for m, _, s in github.writes() if m == "PUT"] == [201, 201, 201]
     assert row(first.stdout, "create", "secret", "API_TOKEN", "missing on GitHub")
     outputs = first.files["GITHUB_OUTPUT"]  # type: ignore[attr-defined]
-    assert "changed<<" in outputs and "\ntrue\n" in outputs
+    assert "changed<<" in outputs
+    assert "\ntrue\n" in outputs
 
     writes = len(github.writes())
     again = sync(*args)
@@ -350,4 +351,5 @@ def test_token_is_never_on_the_command_line() -> None:
         text=True,
         check=True,
     )
-    assert "--token" not in proc.stdout and "GH_TOKEN" in proc.stdout
+    assert "--token" not in proc.stdout
+    assert "GH_TOKEN" in proc.stdout
