@@ -353,3 +353,22 @@ def test_token_is_never_on_the_command_line() -> None:
     )
     assert "--token" not in proc.stdout
     assert "GH_TOKEN" in proc.stdout
+
+
+def test_config_file_github_section_errors_name_the_line(tmp_path: Path) -> None:
+    """An unknown key in `github:` is a usage error naming the file line; a github-only
+    environment needs no hosts."""
+    from sops_deploy import configfile
+    from sops_deploy.errors import UsageError
+
+    path = tmp_path / "sops-deploy.yaml"
+    path.write_text("environments:\n  ci:\n    github:\n      repo: o/r\n      prefx: A_\n")
+    with pytest.raises(UsageError) as err:
+        configfile.load(str(path))
+    assert err.value.line == 5
+    assert "unknown key `prefx`" in err.value.message
+    assert "prefix" in err.value.hint
+    path.write_text("environments:\n  ci:\n    github:\n      repo: o/r\n      prune: true\n")
+    env = configfile.load(str(path)).environment("ci").defaults
+    assert env["SOPS_DEPLOY_REPO"] == "o/r"
+    assert env["SOPS_DEPLOY_PRUNE"] == "true"
