@@ -122,11 +122,11 @@ def next_state(
     from sops_deploy.github.state import Owned
 
     old = facts.state
-    same_key = old.kid == facts.kid and not old.unreadable
-    secrets = dict(old.secrets) if same_key else {}
-    variables = dict(old.variables) if not old.unreadable else {}
-    if not same_key:  # keep ownership (for --prune), drop tags made under another key
-        secrets = {n: Owned(o.by) for n, o in old.secrets.items()} if not old.unreadable else {}
+    if old.kid == facts.kid:
+        secrets = dict(old.secrets)
+    else:  # keep ownership (for --prune), drop tags made under another key
+        secrets = {n: Owned(o.by) for n, o in old.secrets.items()}
+    variables = dict(old.variables)
     by_name = {w.name: w for w in facts.wanted}
     for op in ops:
         if op.action == "delete":
