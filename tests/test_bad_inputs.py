@@ -52,6 +52,19 @@ def deploy(*extra: str) -> Args:
     return lambda c: ["deploy", "--file", str(c.enc), *c.target, *extra]
 
 
+def known_hosts(make: Callable[[str, str], str]) -> Args:
+    """A deploy whose --known-hosts file is `make(server's line, its key part)`."""
+
+    def args(c: Ctx) -> list[str]:
+        argv = list(c.target)
+        at = argv.index("--known-hosts") + 1
+        line = Path(argv[at]).read_text().strip()
+        argv[at] = c.file("known_hosts_case", make(line, line.split(" ", 1)[1]).encode())
+        return ["deploy", "--file", str(c.enc), *argv]
+
+    return args
+
+
 def no_env(_c: Ctx) -> dict[str, str]:
     return {}
 
@@ -146,6 +159,15 @@ CASES = [
                             "/nonexistent/known_hosts"],
                  no_env, 1, ("/nonexistent/known_hosts: no such file", "known_hosts"),
                  id="known-hosts-missing"),
+    pytest.param(known_hosts(lambda line, key: f"@revoked * {key}\n{line}\n"), no_env, 1,
+                 ("is revoked (@revoked in", "line 1", "host-key-fingerprint"),
+                 id="known-hosts-revoked"),
+    pytest.param(known_hosts(lambda line, key: f"@cert-authority * {key}\n"), no_env, 1,
+                 ("unknown host key", "--host-key-fingerprint"),
+                 id="known-hosts-cert-authority-only"),
+    pytest.param(known_hosts(lambda line, key: "garbage line\n"), no_env, 1,
+                 ("known_hosts_case line 1: unknown key type; line skipped", "unknown host key"),
+                 id="known-hosts-garbage-line"),
     # --- files ---
     pytest.param(lambda c: ["deploy", "--file", str(c.tmp / "nope.env"), *c.target], no_env, 2,
                  ("nope.env: no such file", "pass the encrypted file with --file"),

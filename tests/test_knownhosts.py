@@ -4,6 +4,7 @@ ecdsa and rsa host keys, on the same files; bad lines are skipped with their lin
 
 from __future__ import annotations
 
+import base64
 import re
 import socket
 import subprocess
@@ -16,7 +17,10 @@ import pytest
 from sshd import Sshd, keygen, make_sshd
 
 from sops_deploy import knownhosts as kh
+from sops_deploy.config import HostSpec
+from sops_deploy.errors import HostKeyError
 from sops_deploy.knownhosts import Decision
+from sops_deploy.remote import Connection, Credentials, Trust
 
 ACCEPT, UNKNOWN, CHANGED, REVOKED = (
     Decision.ACCEPT,
@@ -322,3 +326,87 @@ def test_garbage_never_raises() -> None:
     parsed = kh.parse("\n".join(lines))
     for host, port in (("a", 22), ("b", 2222)):
         assert kh.check(parsed, host, port, b"\x00\x00\x00\x0bssh-ed25519").decision in Decision
+
+
+# --- through the real connection -----------------------------------------------------
+
+
+def _connect(server: Sshd, trust: Trust) -> tuple[str, list[str]]:
+    """Open a real Connection; the key type it settled on, and the warnings it gave."""
+    warnings: list[str] = []
+    spec = HostSpec("127.0.0.1", server.port, server.user)
+    creds = Credentials(key_file=str(server.client_key))
+    conn = Connection(spec, creds, trust, default_user=server.user, timeout=10,
+                      warn=warnings.append, open_sftp=False)  # fmt: skip
+    with conn:
+        assert conn.transport is not None
+        return conn.transport.get_remote_server_key().get_name(), warnings
+
+
+@pytest.mark.parametrize("kind", ["ecdsa", "rsa", "ed25519"])
+def test_pinning_any_key_type_of_a_multi_key_server_connects(
+    multi_key_sshd: tuple[Sshd, Keys], tmp_path: Path, kind: str
+) -> None:
+    """A pinned fingerprint of the server's ECDSA or RSA key is found although the server
+    prefers ed25519: the connection asks again for the key types it has not seen."""
+    server, keys = multi_key_sshd
+    pin = kh.fingerprint(base64.b64decode(keys.server[kind].split()[1]))
+    (tmp_path / "known_hosts").write_text("")
+    name, _ = _connect(server, Trust(str(tmp_path / "known_hosts"), (pin,)))
+    assert kh.key_family(name) == kh.key_family(ALG[kind])
+
+
+def test_pin_of_no_server_key_lists_every_key_offered(
+    multi_key_sshd: tuple[Sshd, Keys], tmp_path: Path
+) -> None:
+    """A pin that matches none of the server's keys is refused, naming each key seen."""
+    server, keys = multi_key_sshd
+    pin = kh.fingerprint(base64.b64decode(keys.wrong["ecdsa"].split()[1]))
+    (tmp_path / "known_hosts").write_text("")
+    with pytest.raises(HostKeyError) as refused:
+        _connect(server, Trust(str(tmp_path / "known_hosts"), (pin,)))
+    for kind in KINDS:
+        assert kh.fingerprint(base64.b64decode(keys.server[kind].split()[1])) in str(refused.value)
+
+
+def test_revoked_cert_authority_and_garbage_lines_do_not_break_other_hosts(
+    multi_key_sshd: tuple[Sshd, Keys],
+) -> None:
+    """Marker lines and a bad line for other hosts are no longer fatal: the host connects
+    with its second ed25519 line, and the bad line is warned about by number."""
+    server, keys = multi_key_sshd
+    text = (
+        f"@revoked otherhost {keys.wrong['rsa']}\n"
+        f"@cert-authority *.example.com {keys.wrong['ed25519']}\n"
+        "this line is garbage\n"
+        f"{keys.name} {keys.wrong['ed25519']}\n"
+        f"{keys.name} {keys.server['ed25519']}\n"
+    )
+    name, warnings = _connect(server, Trust(text))
+    assert name == "ssh-ed25519"
+    assert warnings == [w for w in warnings if "--known-hosts line 3:" in w]
+    assert len(warnings) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        pytest.param("@revoked * {ed}\n{name} {ed}\n",
+                     ("is revoked", "line 1", "host-key-fingerprint"), id="revoked"),
+        pytest.param("{name} {wrong}\n", ("HOST KEY CHANGED", "line 1", "known-hosts"),
+                     id="changed"),
+        pytest.param("[127.0.0.1]:*,!{name} {ed}\n", ("unknown host key", "--host-key-fingerprint"),
+                     id="negated"),
+    ],
+)  # fmt: skip
+def test_refusals_say_why_and_how_to_fix(
+    multi_key_sshd: tuple[Sshd, Keys], text: str, words: tuple[str, ...]
+) -> None:
+    """Revoked, changed and unknown keys are refused with the reason and the fix."""
+    server, keys = multi_key_sshd
+    known = text.format(name=keys.name, ed=keys.server["ed25519"], wrong=keys.wrong["ed25519"])
+    with pytest.raises(HostKeyError) as refused:
+        _connect(server, Trust(known))
+    message = f"{refused.value.message} {refused.value.hint}"
+    assert all(w in message for w in words), message
+    assert "bug" not in message

@@ -7,9 +7,8 @@ does not decide what to write; `deploy.py` does.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
+import functools
 import io
 import os
 import posixpath
@@ -32,6 +31,7 @@ from paramiko.sftp import (
     SFTP_FLAG_WRITE,
 )
 
+from sops_deploy import knownhosts
 from sops_deploy.config import HostSpec
 from sops_deploy.errors import ConnectError, HostKeyError, RemoteError, UsageError
 
@@ -41,7 +41,6 @@ _KEY_CLASSES: tuple[type[paramiko.PKey], ...] = (
     paramiko.ECDSAKey,
     paramiko.RSAKey,
 )
-_RSA_NAMES = ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")
 
 SSH_KEY_HINT = (
     "SSH_PRIVATE_KEY must hold a whole private key, from its -----BEGIN … PRIVATE KEY----- "
@@ -51,8 +50,7 @@ SSH_KEY_HINT = (
 
 def fingerprint(key: paramiko.PKey) -> str:
     """OpenSSH's SHA256 fingerprint of a public key (`ssh-keygen -lf` style)."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+    return knownhosts.fingerprint(key.asbytes())
 
 
 @dataclass(frozen=True)
@@ -62,31 +60,33 @@ class Trust:
     known_hosts: str | None = None
     fingerprints: tuple[str, ...] = ()
     insecure: bool = False
+    _warned: list[bool] = field(default_factory=list, compare=False, repr=False)
 
-    def host_keys(self) -> paramiko.HostKeys:
-        keys = paramiko.HostKeys()
+    @functools.cached_property
+    def known(self) -> knownhosts.KnownHosts:
+        """known_hosts as OpenSSH reads it (`knownhosts`); ~/.ssh/known_hosts by default."""
         source = self.known_hosts
         if source is None:
             default = Path.home() / ".ssh" / "known_hosts"
             source = str(default) if default.is_file() else None
         if source is None:
-            return keys
+            return knownhosts.parse("")
+        name = "--known-hosts"
         if "\n" not in source.strip() and Path(source).exists():
-            source = Path(source).read_text(encoding="utf-8")
+            name, source = source, Path(source).read_text(encoding="utf-8", errors="replace")
         elif "\n" not in source.strip() and " " not in source.strip():
             raise UsageError(
                 f"--known-hosts {source}: no such file",
                 "pass known_hosts lines themselves or the path of a known_hosts file",
             )
-        for line in source.splitlines():
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            entry = paramiko.hostkeys.HostKeyEntry.from_line(line)
-            if entry is not None:
-                for name in entry.hostnames:
-                    keys.add(name, entry.key.get_name(), entry.key)
-        return keys
+        return knownhosts.parse(source, name)
+
+    def warn_once(self, warn: Callable[[str], None]) -> None:
+        """Report known_hosts lines that are skipped, once per run."""
+        if not self._warned:
+            self._warned.append(True)
+            for message in self.known.warnings():
+                warn(message)
 
 
 @dataclass(frozen=True)
@@ -152,32 +152,48 @@ def load_private_key(text: str, source: str, passphrase: str | None) -> paramiko
 
 
 def verify_host_key(
-    spec: HostSpec, key: paramiko.PKey, trust: Trust, warn: Callable[[str], None]
+    spec: HostSpec,
+    key: paramiko.PKey,
+    trust: Trust,
+    warn: Callable[[str], None],
+    offered: tuple[str, ...] = (),
 ) -> None:
-    """Accept the server's key only if pinned; otherwise raise with what to pin."""
+    """Accept the server's key only if pinned or in known_hosts (OpenSSH's rules, see
+    `knownhosts`); otherwise raise with what to pin. `offered`: other keys the server
+    showed when we asked for other key types (pinned fingerprints only)."""
     seen = fingerprint(key)
+    trust.warn_once(warn)
+    verdict = knownhosts.check(trust.known, spec.host, spec.port, key.asbytes())
+    if verdict.decision is knownhosts.Decision.REVOKED:
+        where = ", ".join(f"{trust.known.source} line {e.line}" for e in verdict.lines)
+        raise HostKeyError(
+            f"{spec}: the server's host key {key.get_name()} {seen} is revoked (@revoked in "
+            f"{where}); refusing to connect",
+            "the server still uses a key you revoked: give it a new host key, then pin the "
+            "new one with host-key-fingerprint or a known-hosts line (see "
+            "README#faq-unknown-host-key)",
+        )
     if trust.fingerprints:
         if seen in trust.fingerprints:
             return
+        also = f"; it also offered {', '.join(offered)}" if offered else ""
         raise HostKeyError(
             f"{spec}: host key fingerprint mismatch: the server presented {seen} "
-            f"({key.get_name()}), expected {', '.join(trust.fingerprints)}",
+            f"({key.get_name()}){also}, expected {', '.join(trust.fingerprints)}",
             "if the server was rebuilt, verify the new key out of band and update "
             "host-key-fingerprint; otherwise someone may be intercepting the connection "
             "(see README#faq-unknown-host-key)",
         )
-    known = trust.host_keys().lookup(spec.known_hosts_name)
-    if known:
-        expected = known.get(key.get_name())
-        if expected is not None and expected.asbytes() == key.asbytes():
-            return
-        listed = ", ".join(f"{k.get_name()} {fingerprint(k)}" for k in known.values())
+    if verdict.decision is knownhosts.Decision.ACCEPT:
+        return
+    if verdict.decision is knownhosts.Decision.CHANGED:
+        listed = ", ".join(f"{e.key_type} {e.fingerprint} (line {e.line})" for e in verdict.lines)
         raise HostKeyError(
             f"{spec}: HOST KEY CHANGED: the server presented {key.get_name()} {seen}, "
-            f"but known_hosts has {listed}",
-            "if you rebuilt the server, verify the new key and replace its known_hosts line; "
-            "otherwise someone may be intercepting the connection "
-            "(see README#faq-unknown-host-key)",
+            f"but {trust.known.source} has {listed}",
+            "if you rebuilt the server, verify the new key and replace its known_hosts line "
+            "(known-hosts) or pin it with host-key-fingerprint; otherwise someone may be "
+            "intercepting the connection (see README#faq-unknown-host-key)",
         )
     if trust.insecure:
         warn(
@@ -233,6 +249,7 @@ class Connection:
         self._sock = sock
         self._open_sftp = open_sftp
         self.transport: paramiko.Transport | None = None
+        self._offerable: tuple[str, ...] = ()
         self._sftp: paramiko.SFTPClient | None = None
 
     def __enter__(self) -> Connection:
@@ -251,48 +268,20 @@ class Connection:
     def open(self) -> None:
         spec = self.spec
         pkey = self._creds.load()
-        sock = self._sock
-        if sock is None:
-            try:
-                sock = socket.create_connection((spec.host, spec.port), timeout=self._timeout)
-            except TimeoutError:
-                raise ConnectError(
-                    f"{spec}: connection to {spec.host} port {spec.port} timed out after "
-                    f"{self._timeout:g}s",
-                    "check the host and port, and that a firewall lets SSH "
-                    "through; raise --timeout for slow links",
-                ) from None
-            except OSError as exc:
-                raise ConnectError(
-                    f"{spec}: cannot connect to {spec.host} port {spec.port}: "
-                    f"{exc.strerror or exc}",
-                    "check the host name and port, and that sshd is running "
-                    "(see README#faq-cannot-connect)",
-                ) from None
-        transport = paramiko.Transport(sock)
-        self.transport = transport
-        transport.set_keepalive(15)
-        transport.banner_timeout = self._timeout
-        self._prefer_known_key_types(transport)
-        started = time.monotonic()
-        try:
-            transport.start_client(timeout=self._timeout)
-            server_key = transport.get_remote_server_key()  # raises if start_client timed out
-        except (paramiko.SSHException, EOFError, OSError) as exc:
+        shown = [self._handshake(())]
+        while self._other_key_type_may_be_pinned(shown):
             self.close()
-            if time.monotonic() - started >= self._timeout * 0.9:
-                raise ConnectError(
-                    f"{spec}: timed out: no SSH answer from {spec.host} port {spec.port} "
-                    f"within {self._timeout:g}s",
-                    "check that this port is an SSH server and that nothing on the path "
-                    "stalls the connection; raise --timeout for slow links",
-                ) from None
-            raise ConnectError(
-                f"{spec}: SSH handshake failed: {str(exc) or type(exc).__name__} "
-                f"({spec.host} port {spec.port} closed the connection)",
-                "check that the port is an SSH server and that it is reachable",
-            ) from None
-        verify_host_key(spec, server_key, self._trust, self._warn)
+            try:
+                shown.append(self._handshake(tuple(k.get_name() for k in shown)))
+            except ConnectError:  # no other host key type that the server and we share
+                break
+        pins = self._trust.fingerprints
+        server_key = next((k for k in shown if fingerprint(k) in pins), shown[0])
+        others = tuple(f"{k.get_name()} {fingerprint(k)}" for k in shown if k is not server_key)
+        verify_host_key(spec, server_key, self._trust, self._warn, others)
+        transport = self.transport
+        if transport is None:  # the key was pinned, so this is the open transport
+            raise RuntimeError("connection is not open")
         try:
             transport.auth_publickey(self.user, pkey)
         except paramiko.AuthenticationException:
@@ -322,18 +311,64 @@ class Connection:
         if self._sftp is not None:
             self._sftp.get_channel().settimeout(self._timeout)  # type: ignore[union-attr]
 
-    def _prefer_known_key_types(self, transport: paramiko.Transport) -> None:
-        if self._trust.fingerprints:
-            return
-        known = self._trust.host_keys().lookup(self.spec.known_hosts_name)
-        if not known:
-            return
-        preferred: list[str] = []
-        for name in known:
-            preferred.extend(_RSA_NAMES if name == "ssh-rsa" else (name,))
+    def _handshake(self, refused: tuple[str, ...]) -> paramiko.PKey:
+        """Connect and run the key exchange, offering host key types in the order
+        `knownhosts.key_type_preference` gives (known types first, `refused` left out)."""
+        spec = self.spec
+        known = knownhosts.known_key_types(self._trust.known, spec.host, spec.port)
+        sock = self._sock
+        if sock is None:
+            try:
+                sock = socket.create_connection((spec.host, spec.port), timeout=self._timeout)
+            except TimeoutError:
+                raise ConnectError(
+                    f"{spec}: connection to {spec.host} port {spec.port} timed out after "
+                    f"{self._timeout:g}s",
+                    "check the host and port, and that a firewall lets SSH "
+                    "through; raise --timeout for slow links",
+                ) from None
+            except OSError as exc:
+                raise ConnectError(
+                    f"{spec}: cannot connect to {spec.host} port {spec.port}: "
+                    f"{exc.strerror or exc}",
+                    "check the host name and port, and that sshd is running "
+                    "(see README#faq-cannot-connect)",
+                ) from None
+        transport = paramiko.Transport(sock)
+        self.transport = transport
+        transport.set_keepalive(15)
+        transport.banner_timeout = self._timeout
         options = transport.get_security_options()
-        rest = [k for k in options.key_types if k not in preferred]
-        options.key_types = tuple(k for k in preferred if k in options.key_types) + tuple(rest)
+        self._offerable = tuple(options.key_types)
+        options.key_types = knownhosts.key_type_preference(options.key_types, known, refused)
+        started = time.monotonic()
+        try:
+            transport.start_client(timeout=self._timeout)
+            server_key = transport.get_remote_server_key()  # raises if start_client timed out
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            self.close()
+            if time.monotonic() - started >= self._timeout * 0.9:
+                raise ConnectError(
+                    f"{spec}: timed out: no SSH answer from {spec.host} port {spec.port} "
+                    f"within {self._timeout:g}s",
+                    "check that this port is an SSH server and that nothing on the path "
+                    "stalls the connection; raise --timeout for slow links",
+                ) from None
+            raise ConnectError(
+                f"{spec}: SSH handshake failed: {str(exc) or type(exc).__name__} "
+                f"({spec.host} port {spec.port} closed the connection)",
+                "check that the port is an SSH server and that it is reachable",
+            ) from None
+        return server_key
+
+    def _other_key_type_may_be_pinned(self, shown: list[paramiko.PKey]) -> bool:
+        """A fingerprint does not say its key type: when the key shown is not pinned, ask
+        again for the types not seen yet (direct connections; a tunnel is used once)."""
+        pins = self._trust.fingerprints
+        if not pins or self._sock is not None or fingerprint(shown[-1]) in pins:
+            return False
+        refused = tuple(k.get_name() for k in shown)
+        return bool(knownhosts.key_type_preference(self._offerable, (), refused))
 
     def close(self) -> None:
         if self._sftp is not None:
