@@ -150,9 +150,9 @@ def go_tool(module: str) -> Tool | Missing:
         env = {**os.environ, "GOBIN": str(dest), "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
         built = _run([go, "install", module], env=env, cwd=tempfile.gettempdir())
         if built.returncode != 0:
-            text = built.stderr.replace("\n\t", " ")
-            reason = _last_line(text.split("\n")[0] if "403" in text else text)
-            return Missing(name, f"`go install {module}` failed: {reason}")
+            if "403 Forbidden" in built.stderr:
+                return Missing(name, f"the Go module proxy refuses {module} (403 Forbidden)")
+            return Missing(name, f"`go install {module}` failed: {_last_line(built.stderr)}")
     return Tool(name, version, {name: binary}, {})
 
 
