@@ -12,7 +12,7 @@ WHEELHOUSE := $(VENV)/wheelhouse-$(shell cat requirements/action.txt | sha256sum
 ACTIONLINT_VERSION := v1.7.12
 ACTIONLINT := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/sops-deploy/actionlint/$(ACTIONLINT_VERSION)/actionlint
 
-.PHONY: test demo bench setup system-deps tools lint pytest clean
+.PHONY: test demo bench bench-peers bench-table setup system-deps tools lint pytest clean
 
 test: setup lint pytest
 
@@ -57,5 +57,18 @@ clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
 
 # Speed and memory against the raw OpenSSH pipeline, measured side by side (see bench/).
+# Each writes its section of bench/results/<commit>.json and regenerates the README tables.
 bench: setup
 	$(PY) bench/bench.py
+	$(PY) bench/table.py
+
+# The same jobs through ansible + community.sops, pyinfra, drone-scp/drone-ssh (installed
+# into ~/.cache/sops-deploy/peers on first use; a peer that cannot be installed is listed
+# as "not available"). Not part of `make test`.
+bench-peers: setup
+	$(PY) bench/peers.py
+	$(PY) bench/table.py
+
+# The README performance tables from the latest bench/results/*.json.
+bench-table:
+	$(PY) bench/table.py
