@@ -119,11 +119,15 @@ def peers_markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _replace(text: str, name: str, body: str) -> str:
+def _markers(text: str, name: str) -> re.Pattern[str]:
     pattern = re.compile(rf"(<!-- {name}:begin -->\n).*?(<!-- {name}:end -->)", re.S)
     if not pattern.search(text):
         raise SystemExit(f"README.md has no <!-- {name}:begin --> … <!-- {name}:end --> markers")
-    return pattern.sub(lambda m: m.group(1) + "\n" + body + "\n" + m.group(2), text)
+    return pattern
+
+
+def _replace(text: str, name: str, body: str) -> str:
+    return _markers(text, name).sub(lambda m: m.group(1) + "\n" + body + "\n" + m.group(2), text)
 
 
 def readme_with_tables(
@@ -131,6 +135,7 @@ def readme_with_tables(
 ) -> str:
     """`text` with the tables between the markers replaced (a missing section is kept)."""
     if bench is not None:
+        _markers(text, "bench")
         commit = bench["commit"]
         b = bench["bench"]
         body = (
@@ -141,6 +146,7 @@ def readme_with_tables(
         )
         text = _replace(text, "bench", body)
     if peers is not None:
+        _markers(text, "peers")
         p = peers["peers"]
         body = (
             f"Measured at commit `{peers['commit']}` on {p['machine']} ({p['measured']}):\n\n"
