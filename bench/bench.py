@@ -28,16 +28,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import shlex
-import statistics
-import string
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,6 +44,7 @@ import stages  # noqa: E402
 import store  # noqa: E402
 import table  # noqa: E402
 from sshd import Sshd, make_sshd  # noqa: E402
+from timing import Timing, measure, random_env, run_timed  # noqa: E402
 
 from sops_deploy import tools  # noqa: E402
 
@@ -67,54 +63,6 @@ TARGETS = {
 }
 # The plain-loop baseline of (d) runs only up to this many hosts (64 × 0.3 s per run).
 LOOP_MAX_HOSTS = 16
-
-
-@dataclass
-class Timing:
-    median: float
-    runs: list[float]
-    max_rss_kib: int = 0
-
-
-def run_timed(
-    argv: list[str], env: dict[str, str], *, shell: bool = False, ok: set[int] | None = None
-) -> tuple[float, int]:
-    """Wall time and peak RSS (KiB, largest process) of one command; raises if it fails."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        argv if not shell else ["bash", "-c", argv[0]],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    stderr = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.stderr:
-        proc.stderr.close()
-    if proc.returncode not in (ok or {0}):
-        raise RuntimeError(f"command failed ({proc.returncode}): {argv[:3]}… {stderr[-800:]}")
-    return elapsed, usage.ru_maxrss
-
-
-def measure(fn: Callable[[int], tuple[float, int]], runs: int) -> Timing:
-    fn(-1)  # warm-up
-    samples = [fn(i) for i in range(runs)]
-    return Timing(
-        statistics.median(s[0] for s in samples),
-        [round(s[0], 4) for s in samples],
-        max(s[1] for s in samples),
-    )
-
-
-def random_env(keys: int, seed: int) -> str:
-    rnd = random.Random(seed)
-    alphabet = string.ascii_letters + string.digits + "-_./+"
-    # ~100 bytes a line: 10,000 keys make ~1 MiB
-    return "".join(
-        f"KEY_{i:05d}={''.join(rnd.choice(alphabet) for _ in range(88))}\n" for i in range(keys)
-    )
 
 
 class Bench:

@@ -31,8 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peer_tools
 import store
 import table
+from timing import measure, run_timed
 
-from bench import Bench, measure, run_timed
+from bench import Bench
 
 KINDS = ("changed", "unchanged", "drift")
 TITLES = {"changed": "changed", "unchanged": "unchanged rerun", "drift": "drift check"}
