@@ -374,14 +374,12 @@ def main(argv: list[str] | None = None) -> int:
                 results[peer.name] = run_peer(b, peer, counts, args.runs)
         finally:
             b.stop()
-    order_tools = ["sops-deploy", "raw OpenSSH (xargs -P)", "ansible", "pyinfra"]
-    order_tools += ["drone-scp", "drone-ssh"]
     data = {
         "runs": args.runs,
         "host_counts": counts,
         "job_order": order,
         "job_titles": titles,
-        "tools": {k: tools[k] for k in order_tools if k in tools},
+        "tools": tools,
         "results": results,
     }
     path = store.save("peers", data, Path(args.results))

@@ -75,9 +75,17 @@ def stages_markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _tool_rank(item: tuple[str, dict[str, Any]]) -> tuple[int, str]:
+    """sops-deploy, then the raw pipeline, then the peers that ran, then those missing."""
+    name, tool = item
+    first = {"sops-deploy": 0, "raw OpenSSH (xargs -P)": 1}.get(name)
+    return (first if first is not None else 3 if "missing" in tool else 2, name)
+
+
 def peers_markdown(data: dict[str, Any]) -> str:
     """The same jobs through each peer: seconds, ratio to sops-deploy, peak RSS."""
     jobs: list[str] = data["job_order"]
+    tools = dict(sorted(data["tools"].items(), key=_tool_rank))
     ours = data["results"].get("sops-deploy", {})
     lines = [
         f"Medians of {data['runs']} runs after a warm-up; (×) is the ratio to sops-deploy "
@@ -86,7 +94,7 @@ def peers_markdown(data: dict[str, Any]) -> str:
         "| tool | " + " | ".join(data["job_titles"][j] for j in jobs) + " | peak RSS |",
         "|---|" + "---|" * (len(jobs) + 1),
     ]
-    for name, tool in data["tools"].items():
+    for name, tool in tools.items():
         if "missing" in tool:
             lines.append(f"| {name} | not available: {tool['missing']} |" + " |" * len(jobs))
             continue
@@ -106,7 +114,7 @@ def peers_markdown(data: dict[str, Any]) -> str:
         peak = f"{max(rss) / 1024:.0f} MiB" if rss else "–"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {peak} |")
     lines += ["", "What each job does per tool:", ""]
-    for name, tool in data["tools"].items():
+    for name, tool in tools.items():
         if "missing" in tool:
             lines.append(f"- **{name}**: not available here: {tool['missing']}")
             continue

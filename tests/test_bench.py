@@ -162,6 +162,8 @@ def test_peers_table_gives_ratios_and_reasons(benchmod: Any) -> None:
     assert "| sops-deploy | 0.50 s | 0.40 s | 40 MiB |" in text
     assert "| drone-scp | not available: the Go module proxy refuses it |" in text
     assert "drift check, 1 host failed: exit 2" in text
+    rows = [line.split(" | ")[0] for line in text.splitlines() if line.startswith("| ")]
+    assert rows[1:] == ["| sops-deploy", "| ansible", "| drone-scp"]  # ours first, missing last
 
 
 def test_openssh_stage_markers_parse_sftp_verbose_output(benchmod: Any) -> None:
