@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO / "src"))
 from sshd import Sshd, make_sshd  # noqa: E402
 
 from sops_deploy import tools  # noqa: E402
+from sops_deploy.inputs import tool_places  # noqa: E402
 
 # The installed console script, as users run it.
 CLI = str(Path(sys.executable).parent / "sops-deploy")
@@ -106,7 +107,7 @@ class Bench:
         self.runs = runs
         self.host_counts = host_counts
         self.big_keys = big_keys
-        self.sops = tools.find_sops()
+        self.sops = tools.find_sops(tool_places(os.environ))
         self.servers: list[Sshd] = []
         self.results: dict[str, Timing] = {}
 
