@@ -186,7 +186,9 @@ def test_unknown_version_without_digest_is_refused(
     assert leftovers(cache) == []
 
 
-def test_allow_unverified_installs_and_warns(server: ReleaseServer, cache: Path) -> None:
+def test_allow_unverified_installs_and_warns(
+    places: ToolPlaces, server: ReleaseServer, cache: Path
+) -> None:
     """--allow-unverified installs a version with no known digest, and says so loudly."""
     warnings: list[str] = []
     sops = tools.install(
@@ -275,7 +277,14 @@ def test_cli_installs_both_tools_from_a_mirror(
         sha256(real_assets[1]),
     ]
     for _ in range(2):
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+        proc = subprocess.run(
+            args,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "RUNNER_TOOL_CACHE": str(cache.parent)},
+        )
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.split() == [
             str(tool_dir(cache, "sops", SOPS_V) / "sops"),
