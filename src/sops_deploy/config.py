@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sops_deploy.defaults import DEFAULT_FILE, FORMATS
 from sops_deploy.errors import UsageError
+from sops_deploy.runinfo import RunInfo
 from sops_deploy.sops import AgeKeySource
 
 _HOST_RE = re.compile(
@@ -200,6 +201,7 @@ class Settings:
     lock_timeout: float = 60.0
     export_env: tuple[str, ...] = ()  # keys (or '*') to export to $GITHUB_ENV
     tools: ToolPlaces = field(default_factory=lambda: ToolPlaces(DEFAULT_CACHE))
+    run: RunInfo | None = None  # who, where, which commit: for the lock and the audit line
 
     def secret_texts(self) -> list[str]:
         """Key material that must be masked before anything prints."""

@@ -34,6 +34,9 @@ from sops_deploy.defaults import DEFAULT_CONFIG, DEFAULT_FILE, ENV_PREFIX, FORMA
 from sops_deploy.errors import UsageError
 from sops_deploy.sops import AgeKeySource
 
+# The kinds of value an option holds (argparse type, how a SOPS_DEPLOY_* text and a YAML
+# node are read): text, a repeatable list split on commas and newlines, a whole number, a
+# number, a boolean, an octal file mode.
 KINDS = ("str", "list", "int", "number", "bool", "mode")
 
 # Environment variables that hold key material: masked before anything prints, and never
@@ -50,7 +53,7 @@ class Option:
     flag: str | None  # None: not a command-line flag (a positional, or environment only)
     env: tuple[str, ...] = ()  # SOPS_DEPLOY_<name>, first set one wins
     yaml: str | None = None  # the key in sops-deploy.yaml
-    kind: str = "str"  # see KINDS; a list is repeatable and split on commas and newlines
+    kind: str = "str"  # one of KINDS
     default: Any = None
     check: Callable[[Any], Any] | None = None  # validates and converts a value of its kind
     minimum: float | None = None  # numbers: the smallest value allowed
@@ -65,11 +68,6 @@ class Option:
 
     def env_names(self) -> tuple[str, ...]:
         return tuple(ENV_PREFIX + name for name in self.env)
-
-
-def _known_hosts_path(text: str) -> bool:
-    """--known-hosts holds a path (resolved relative to the config) unless it holds lines."""
-    return "\n" not in text.strip() and " " not in text.strip()
 
 
 _OPTIONS = [
@@ -223,8 +221,6 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "recipients": ("action", "recipient", "sops_config", "age_key_file"),
     "doctor": (*SOURCE, "sops_config", *DOCTOR_HOSTS, *CONFIG),
 }  # fmt: skip
-# Options a command takes from the environment and the config file but not as a flag.
-NOT_FLAGS = {"doctor": CONFIG}
 # Per-command defaults that differ from the table's.
 COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {"init": {"remote_path": "~/app/.env"}}
 USES_CONFIG_FILE = ("deploy", "check", "diff", "validate", "hosts", "doctor")

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sops_deploy import runinfo
 from sops_deploy.config import (
     DoctorOptions,
     HostsOptions,
@@ -24,7 +25,7 @@ from sops_deploy.config import (
     hosts_from,
 )
 from sops_deploy.errors import UsageError
-from sops_deploy.inputs import age_source, secret, tool_places
+from sops_deploy.inputs import age_source, child_environ, secret, tool_places
 
 REMOTE = ("deploy", "check", "diff")
 
@@ -40,6 +41,7 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         "age": age_source(environ, v["age_key_file"]),
         "export_env": v.get("export_env", ()),
         "tools": tool_places(environ),
+        "run": runinfo.from_environ(environ, child_environ(environ)),
     }
     if command not in (*REMOTE, "doctor"):
         return Settings(**common)
