@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sops_deploy import __version__
 from sops_deploy.errors import EXIT_INTERRUPTED, EXIT_OK, SopsDeployError
@@ -28,7 +28,9 @@ from sops_deploy.inputs import (
     TARGET,
     TOOLS,
 )
-from sops_deploy.report import Reporter
+
+if TYPE_CHECKING:
+    from sops_deploy.report import Reporter
 
 VERSION = f"sops-deploy {__version__}"
 
@@ -242,6 +244,8 @@ def _run(command: str, flags: Mapping[str, Any], environ: Mapping[str, str], r: 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Parse, resolve, run; every error becomes its message and exit code here."""
+    from sops_deploy.report import Reporter  # after --help: argparse answers that alone
+
     env = dict(os.environ if environ is None else environ)
     reporter = Reporter(env=env)
     if argv is not None and list(argv) == ["--version"]:

@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import functools
 import os
-import pwd
-import socket
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 
 @dataclass(frozen=True)
@@ -37,6 +33,8 @@ class RunInfo:
 
 def from_environ(environ: Mapping[str, str], child_env: Mapping[str, str]) -> RunInfo:
     """The run as `environ` (the front door's) describes it; git runs in `child_env`."""
+    import socket
+
     user = environ.get("USER") or environ.get("LOGNAME") or _account_name()
     parts = [environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")]
     return RunInfo(
@@ -52,10 +50,14 @@ def from_environ(environ: Mapping[str, str], child_env: Mapping[str, str]) -> Ru
 
 def now() -> str:
     """The current UTC time as the audit line and the lock write it."""
+    from datetime import datetime, timezone
+
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _account_name() -> str:
+    import pwd
+
     try:
         return pwd.getpwuid(os.getuid()).pw_name
     except KeyError:
@@ -64,6 +66,8 @@ def _account_name() -> str:
 
 @functools.cache
 def _git_head(env: tuple[tuple[str, str], ...]) -> str | None:
+    import subprocess
+
     try:
         proc = subprocess.run(
             ["git", "rev-parse", "HEAD"],

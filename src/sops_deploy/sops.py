@@ -10,13 +10,15 @@ codes to `DecryptError`s that say what to do (decrypt here, the maintainer comma
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sops_deploy.errors import DecryptError, ToolError, UsageError
+
+if TYPE_CHECKING:
+    import subprocess
 
 # sops's own exit codes (getsops/sops cmd/sops/codes).
 SOPS_COULD_NOT_RETRIEVE_KEY = 128
@@ -130,6 +132,8 @@ def inspect(path: str) -> EncryptedFile:
         return EncryptedFile(path, "dotenv", tuple(_DOTENV_RECIPIENT.findall(text)))
     doc: object
     try:
+        import json  # here, not at the top: the front door imports this module
+
         doc = json.loads(text)
         kind = "json"
     except ValueError:
@@ -165,6 +169,8 @@ def run(
 ) -> subprocess.CompletedProcess[bytes]:
     """Run sops (argv[0]) with output captured; a missing binary or a hang is an error
     naming `what`. The exit status is the caller's to judge."""
+    import subprocess
+
     try:
         return subprocess.run(
             argv,
