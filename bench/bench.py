@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO / "src"))
 from sshd import Sshd, make_sshd  # noqa: E402
 
 from sops_deploy import tools  # noqa: E402
-from sops_deploy.inputs import tool_places  # noqa: E402
+from sops_deploy.environment import tool_places  # noqa: E402
 
 # The installed console script, as users run it.
 CLI = str(Path(sys.executable).parent / "sops-deploy")

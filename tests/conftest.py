@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from sshd import Sshd, keygen, make_sshd
 
 from sops_deploy import tools
-from sops_deploy.inputs import tool_places
+from sops_deploy.environment import tool_places
 
 REPO = Path(__file__).resolve().parent.parent
 GUARD_MIN = 4  # values shorter than this cannot be told apart from ordinary output

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from sops_deploy import tools
-from sops_deploy.inputs import tool_places
+from sops_deploy.environment import tool_places
 
 
 def sha256(data: bytes) -> str:

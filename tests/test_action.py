@@ -26,7 +26,7 @@ from releases import ReleaseServer, age_tarball, sops_bytes
 from sshd import Sshd
 
 from sops_deploy import tools
-from sops_deploy.inputs import tool_places
+from sops_deploy.environment import tool_places
 
 ACT = REPO / ".venv" / "bin" / "act"
 WORKFLOW = "tests/workflows/action-test.yml"

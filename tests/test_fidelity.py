@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from sops_deploy import deploy, envfile, sops
 from sops_deploy.envfile import Entry, Secrets
 from sops_deploy.envfile.render import DOTENV_VARIABLE, Unparseable
-from sops_deploy.inputs import tool_places
+from sops_deploy.environment import tool_places
 
 HARNESS = Path(__file__).parent / "composeparse"
 EXAMPLES = 500

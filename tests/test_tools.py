@@ -14,8 +14,8 @@ from releases import ReleaseServer, age_tarball, sha256, sops_bytes
 
 from sops_deploy import tools
 from sops_deploy.config import ToolPlaces
+from sops_deploy.environment import tool_places
 from sops_deploy.errors import ToolError
-from sops_deploy.inputs import tool_places
 
 SOPS_V = "3.99.1"  # a version nothing pins: the caller must pass its digest
 AGE_V = "1.99.1"

@@ -22,6 +22,7 @@ from sops_deploy import __version__
 from sops_deploy.errors import EXIT_INTERRUPTED, EXIT_OK, SopsDeployError
 from sops_deploy.inputs import (
     CONFIG,
+    GITHUB_SYNC,
     OPTIONS,
     SAFETY,
     SOURCE,
@@ -48,6 +49,13 @@ HOSTS_EPILOG = """\
   [{"host": "deploy@web1.example.com:22", "name": "web1.example.com"}, ...]
   strategy: {matrix: {include: ${{ fromJSON(needs.plan.outputs.hosts) }}}}
 then deploy one host per job with: --env NAME --host "${MATRIX_HOST}"
+"""
+
+GITHUB_EPILOG = """\
+the token comes from GH_TOKEN or GITHUB_TOKEN only (never a flag); the API base from
+GITHUB_API_URL (default https://api.github.com). Public keys (stored unencrypted by sops,
+or `secret: false` in schema.yaml) become Actions variables. Nothing is deleted that
+sops-deploy did not create. exit 3 with --check when GitHub differs from the file.
 """
 
 KEY_EPILOG = """\
@@ -139,6 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add(hosts, "json", "hosts", "user", "port")
     _add(hosts.add_argument_group("config file"), *CONFIG)
 
+    sync = _sub(
+        sub,
+        "github-sync",
+        "sync the secrets into GitHub Actions secrets and variables",
+        GITHUB_EPILOG + EPILOG,
+    )
+    _add(sync.add_argument_group("source"), *SOURCE)
+    _add(sync.add_argument_group("config file"), *CONFIG)
+    _add(sync.add_argument_group("github"), *GITHUB_SYNC)
+
     tools = sub.add_parser("tools", help="manage the sops and age binaries")
     tsub = tools.add_subparsers(dest="tools_command", metavar="ACTION", required=True)
     _add(
@@ -215,15 +233,20 @@ def options_for(command: str, flags: Mapping[str, Any], environ: Mapping[str, st
 
 
 def _run(command: str, flags: Mapping[str, Any], environ: Mapping[str, str], r: Reporter) -> None:
-    from sops_deploy import inputs
     from sops_deploy.config import Settings
+    from sops_deploy.environment import SECRET_ENV
 
     if command not in ("tools", "hosts"):
         # Key material is masked before anything else can print.
-        r.mask_keys(environ[k] for k in inputs.SECRET_ENV if environ.get(k, "").strip())
+        r.mask_keys(environ[k] for k in SECRET_ENV if environ.get(k, "").strip())
     opts = options_for(command, flags, environ)
     if isinstance(opts, Settings):
         r.mask_keys(opts.secret_texts())
+    if command == "github-sync":
+        from sops_deploy.github.command import cmd_github_sync
+
+        cmd_github_sync(opts, r)
+        return
     if command in ("init", "rotate", "recipients", "doctor"):
         from sops_deploy import maintain
 

@@ -156,7 +156,7 @@ DEFAULT_CACHE = Path("~/.cache/sops-deploy").expanduser()
 class ToolPlaces:
     """Where sops and age are found and installed, and the environment they run in.
 
-    Resolved at the front door (`inputs.tool_places`): the cache root
+    Resolved at the front door (`environment.tool_places`): the cache root
     (`$RUNNER_TOOL_CACHE/sops-deploy`, else `$XDG_CACHE_HOME/sops-deploy`, else
     `~/.cache/sops-deploy`), an explicit sops (`SOPS_DEPLOY_SOPS`), and the child
     environment without key material.

@@ -17,6 +17,12 @@ file's own directory.
         files: [common.env.encrypted, production.env.encrypted]   # later overrides earlier
         hosts: [deploy@web1.example.com, deploy@web2.example.com:2222]
         remote-path: /srv/app/.env
+        github:                    # optional: `sops-deploy github-sync --env production`
+          repo: octo-org/app
+          environment: production  # or `dependabot: true`; default: repository secrets
+          keys: [DATABASE_URL, "APP_*"]
+          prefix: ""
+          prune: true
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from sops_deploy.defaults import DEFAULT_CONFIG
 from sops_deploy.errors import UsageError
-from sops_deploy.inputs import REQUIRED_YAML, YAML_FIELDS, Option
+from sops_deploy.inputs import GITHUB_FIELDS, REQUIRED_YAML, YAML_FIELDS, Option
+
+GITHUB_SECTION = "<github>"  # marks an environment that has a `github:` section
 
 _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
@@ -214,16 +222,23 @@ def _value(path: str, name: str, node: Node, field: Option, base: Path) -> Any:
     return tuple(out) if field.kind == "list" else out[0]
 
 
-def _section(path: str, node: Node, where: str, base: Path) -> dict[str, Any]:
+def _section(
+    path: str, node: Node, where: str, base: Path, fields: dict[str, Option] = YAML_FIELDS
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    top = fields is YAML_FIELDS
     for key, key_node, value_node in _mapping(path, node, where):
-        field = YAML_FIELDS.get(key)
+        if key == "github" and top:
+            out.update(_section(path, value_node, f"{where}: github", base, GITHUB_FIELDS))
+            out[GITHUB_SECTION] = True
+            continue
+        field = fields.get(key)
         if field is None:
             raise _error(
                 path,
                 key_node,
                 f"{where}: unknown key `{key}`",
-                "known keys: " + ", ".join(YAML_FIELDS),
+                "known keys: " + ", ".join([*fields, *(["github"] if top else [])]),
             )
         out[field.attr] = _value(path, key, value_node, field, base)
     return out
@@ -284,7 +299,8 @@ def load(path: str) -> ConfigFile:
     environments: dict[str, Environment] = {}
     for name, name_node, value_node in _mapping(path, env_node, "environments"):
         values = {**defaults, **_section(path, value_node, f"environment `{name}`", base)}
-        for required in REQUIRED_YAML:
+        github_only = values.pop(GITHUB_SECTION, False) and "hosts" not in values
+        for required in () if github_only else REQUIRED_YAML:
             if YAML_FIELDS[required].attr not in values:
                 raise _error(
                     path,
@@ -300,6 +316,5 @@ def values(path: str, name: str | None) -> dict[str, Any]:
     """The typed values of environment `name` of the file at `path` (its `defaults:`
     alone when no environment is chosen)."""
     config = load(path)
-    if name is None:
-        return dict(config.defaults)
-    return dict(config.environment(name).values)
+    chosen = config.defaults if name is None else config.environment(name).values
+    return {k: v for k, v in chosen.items() if k != GITHUB_SECTION}

@@ -7,9 +7,8 @@ key, its kind, default and check. `cli.py` builds the parsers from the table,
 
     flags > SOPS_DEPLOY_* (action inputs) > sops-deploy.yaml > defaults
 
-for every command, returning typed values. Secrets never arrive as flags: `AGE_KEY`,
-`SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE`, `SSH_PRIVATE_KEY` and `SSH_PRIVATE_KEY_PASSPHRASE`
-are read here, from the environment `cli.main` hands over, and nowhere else.
+for every command, returning typed values. Secrets never arrive as flags; they, the tool
+cache and the child processes' environment are read in `environment.py`.
 """
 
 from __future__ import annotations
@@ -17,11 +16,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sops_deploy.config import (
-    ToolPlaces,
     check_format,
     check_host_text,
     check_post_command,
@@ -32,17 +29,11 @@ from sops_deploy.config import (
 )
 from sops_deploy.defaults import DEFAULT_CONFIG, DEFAULT_FILE, ENV_PREFIX, FORMATS
 from sops_deploy.errors import UsageError
-from sops_deploy.sops import AgeKeySource
 
 # The kinds of value an option holds (argparse type, how a SOPS_DEPLOY_* text and a YAML
 # node are read): text, a repeatable list split on commas and newlines, a whole number, a
 # number, a boolean, an octal file mode.
 KINDS = ("str", "list", "int", "number", "bool", "mode")
-
-# Environment variables that hold key material: masked before anything prints, and never
-# passed on to a child process (sops gets its identity explicitly, see `AgeKeySource`).
-SECRET_ENV = ("AGE_KEY", "SOPS_AGE_KEY", "SSH_PRIVATE_KEY", "SSH_PRIVATE_KEY_PASSPHRASE")
-_NOT_FOR_CHILDREN = (*SECRET_ENV, "SOPS_AGE_KEY_FILE", "GITHUB_TOKEN", "GH_TOKEN")
 
 
 @dataclass(frozen=True)
@@ -138,6 +129,21 @@ _OPTIONS = [
            help="restore the previous file if the post-command fails (default on)"),
     Option("lock_timeout", "--lock-timeout", ("LOCK_TIMEOUT",), "lock-timeout", "number", 60.0,
            minimum=0, example="60", metavar="S", help="wait for a concurrent deploy (default 60)"),
+    # --- github-sync (YAML: the environment's `github:` section) ------------------------
+    Option("repo", "--repo", ("REPO",), "github.repo", late_env=("GITHUB_REPOSITORY",),
+           metavar="OWNER/REPO", help="the repository (default GITHUB_REPOSITORY)"),
+    Option("github_environment", "--github-environment", ("GITHUB_ENVIRONMENT",),
+           "github.environment", metavar="NAME", help="sync the secrets of this environment"),
+    Option("dependabot", "--dependabot", ("DEPENDABOT",), "github.dependabot", "bool", False,
+           help="sync Dependabot secrets"),
+    Option("keys", "--keys", ("KEYS",), "github.keys", "list", (), metavar="K1,K2|GLOB",
+           help="the keys to sync (default all)"),
+    Option("prefix", "--prefix", ("PREFIX",), "github.prefix", default="", metavar="P",
+           help="name each secret P + key"),
+    Option("check", "--check", ("CHECK",), kind="bool", default=False,
+           help="exit 3 when GitHub differs"),
+    Option("prune", "--prune", ("PRUNE",), "github.prune", "bool", False,
+           help="delete names this tool created that left the file"),
     # --- config file ------------------------------------------------------------------
     Option("config", "--config", ("CONFIG",), metavar="PATH",
            help=f"sops-deploy.yaml with named environments (default {DEFAULT_CONFIG} if present)"),
@@ -190,7 +196,11 @@ _OPTIONS = [
            help=".sops.yaml (default: here or a parent)"),
 ]  # fmt: skip
 OPTIONS: dict[str, Option] = {o.attr: o for o in _OPTIONS}
-YAML_FIELDS: dict[str, Option] = {o.yaml: o for o in _OPTIONS if o.yaml}
+YAML_FIELDS: dict[str, Option] = {o.yaml: o for o in _OPTIONS if o.yaml and "." not in o.yaml}
+# An environment's `github:` section (github-sync), keyed by the name inside it.
+GITHUB_FIELDS: dict[str, Option] = {
+    o.yaml.removeprefix("github."): o for o in _OPTIONS if o.yaml and o.yaml.startswith("github.")
+}
 REQUIRED_YAML = ("hosts", "remote-path")
 
 # Which options each command has. The parsers are built from these groups, and only a
@@ -207,6 +217,8 @@ TOOLS = ("tool", "source", "mirror", "sops_version", "age_version", "sops_sha256
          "age_sha256", "allow_unverified")  # fmt: skip
 DOCTOR_HOSTS = ("hosts", "user", "port", "remote_path", "ssh_key_file", "known_hosts",
                 "fingerprints", "timeout")  # fmt: skip
+GITHUB_SYNC = ("repo", "github_environment", "dependabot", "keys", "prefix", "dry_run",
+               "check", "prune")  # fmt: skip
 COMMANDS: dict[str, tuple[str, ...]] = {
     "deploy": (*TARGET, *SOURCE, *CONFIG, "dry_run", *SAFETY, "export_env"),
     "check": (*TARGET, *SOURCE, *CONFIG),
@@ -220,10 +232,11 @@ COMMANDS: dict[str, tuple[str, ...]] = {
                "age_key_file"),
     "recipients": ("action", "recipient", "sops_config", "age_key_file"),
     "doctor": (*SOURCE, "sops_config", *DOCTOR_HOSTS, *CONFIG),
+    "github-sync": (*SOURCE, *CONFIG, *GITHUB_SYNC),
 }  # fmt: skip
 # Per-command defaults that differ from the table's.
 COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {"init": {"remote_path": "~/app/.env"}}
-USES_CONFIG_FILE = ("deploy", "check", "diff", "validate", "hosts", "doctor")
+USES_CONFIG_FILE = ("deploy", "check", "diff", "validate", "hosts", "doctor", "github-sync")
 
 FileValues = Callable[[str, "str | None"], Mapping[str, Any]]
 
@@ -340,44 +353,3 @@ def resolve(
             continue
         out[option.attr] = defaults.get(option.attr, option.default)  # known good
     return out
-
-
-def age_source(environ: Mapping[str, str], key_file: str | None) -> AgeKeySource:
-    """Where sops gets the age identity, and the rest of its environment (no other secret)."""
-    base = child_environ(environ)
-    if key_file:
-        return AgeKeySource(file=key_file, base=base)
-    for name in ("AGE_KEY", "SOPS_AGE_KEY"):
-        if environ.get(name, "").strip():
-            return AgeKeySource(text=environ[name], base=base)
-    if environ.get("SOPS_AGE_KEY_FILE"):
-        return AgeKeySource(file=environ["SOPS_AGE_KEY_FILE"], base=base)
-    return AgeKeySource(base=base)
-
-
-def child_environ(environ: Mapping[str, str]) -> dict[str, str]:
-    """The environment a child process (sops, age-keygen, go, git) starts from: this
-    process's, without key material, tokens or this tool's own SOPS_DEPLOY_* inputs."""
-    return {
-        k: v
-        for k, v in environ.items()
-        if k not in _NOT_FOR_CHILDREN and not k.startswith(ENV_PREFIX)
-    }
-
-
-def tool_places(environ: Mapping[str, str]) -> ToolPlaces:
-    """Where sops and age live: `$RUNNER_TOOL_CACHE/sops-deploy`, else
-    `$XDG_CACHE_HOME/sops-deploy`, else `~/.cache/sops-deploy`; `SOPS_DEPLOY_SOPS` names
-    the sops to run; tools run in `child_environ(environ)`."""
-    runner = environ.get("RUNNER_TOOL_CACHE")
-    if runner:
-        cache = Path(runner) / "sops-deploy"
-    else:
-        home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
-        cache = Path(environ.get("XDG_CACHE_HOME") or home / ".cache") / "sops-deploy"
-    return ToolPlaces(cache, environ.get(ENV_PREFIX + "SOPS") or None, child_environ(environ))
-
-
-def secret(environ: Mapping[str, str], name: str) -> str | None:
-    """A secret from the environment (SSH_PRIVATE_KEY, ...), None when unset or empty."""
-    return environ.get(name) or None

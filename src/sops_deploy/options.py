@@ -24,8 +24,8 @@ from sops_deploy.config import (
     check_remote_path,
     hosts_from,
 )
+from sops_deploy.environment import age_source, child_environ, secret, tool_places
 from sops_deploy.errors import UsageError
-from sops_deploy.inputs import age_source, child_environ, secret, tool_places
 
 REMOTE = ("deploy", "check", "diff")
 
@@ -182,13 +182,32 @@ def doctor(v: Mapping[str, Any], environ: Mapping[str, str]) -> DoctorOptions:
     return DoctorOptions(settings("doctor", v, environ), config)
 
 
+def github_sync(v: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
+    """A `github.command.SyncRequest`: source settings, sync options, token and API base."""
+    from sops_deploy.github import command
+    from sops_deploy.github.client import DEFAULT_API
+
+    return command.SyncRequest(
+        settings=settings("github-sync", v, environ),
+        options=command.options(v),
+        token=command.token(environ),
+        api_base=environ.get("GITHUB_API_URL") or DEFAULT_API,
+    )
+
+
 def build(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
     """The typed options of `command` (see the dataclasses in `config.py`)."""
     if command in (*REMOTE, "validate"):
         return settings(command, v, environ)
     if command == "hosts":
         return hosts(v)
-    builders = {"tools": tools, "init": init, "rotate": rotate, "recipients": recipients}
+    builders = {
+        "tools": tools,
+        "init": init,
+        "rotate": rotate,
+        "recipients": recipients,
+        "github-sync": github_sync,
+    }
     if command in builders:
         return builders[command](v, environ)
     return doctor(v, environ)
