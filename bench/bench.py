@@ -47,6 +47,7 @@ from sshd import Sshd, make_sshd  # noqa: E402
 from timing import Timing, measure, random_env, run_timed  # noqa: E402
 
 from sops_deploy import tools  # noqa: E402
+from sops_deploy.environment import tool_places  # noqa: E402
 
 # The installed console script, as users run it.
 CLI = str(Path(sys.executable).parent / "sops-deploy")
@@ -71,7 +72,7 @@ class Bench:
         self.runs = runs
         self.host_counts = host_counts
         self.big_keys = big_keys
-        self.sops = tools.find_sops()
+        self.sops = tools.find_sops(tool_places(os.environ))
         self.servers: list[Sshd] = []
         self.results: dict[str, Timing] = {}
         self.stages: dict[str, dict[str, float]] = {}

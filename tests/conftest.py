@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from sshd import Sshd, keygen, make_sshd
 
 from sops_deploy import tools
+from sops_deploy.environment import tool_places
 
 REPO = Path(__file__).resolve().parent.parent
 GUARD_MIN = 4  # values shorter than this cannot be told apart from ordinary output
@@ -39,7 +40,7 @@ class AgeIdentity:
 @pytest.fixture(scope="session")
 def sops_bin() -> str:
     """The pinned sops that `make test` installed (or one from PATH)."""
-    return tools.find_sops()
+    return tools.find_sops(tool_places(os.environ))
 
 
 def _age_identity(path: Path) -> AgeIdentity:
@@ -157,7 +158,7 @@ def base_env(age_id: AgeIdentity, sshd_server: Sshd) -> dict[str, str]:
     env["SSH_PRIVATE_KEY"] = sshd_server.client_key.read_text()
     env["HOME"] = str(Path(sshd_server.root) / "home")
     Path(env["HOME"]).mkdir(exist_ok=True)
-    env["SOPS_DEPLOY_SOPS"] = tools.find_sops()
+    env["SOPS_DEPLOY_SOPS"] = tools.find_sops(tool_places(os.environ))
     return env
 
 

@@ -1,6 +1,6 @@
 """A local release server on 127.0.0.1 with the GitHub release layout, for tool installs.
 
-It serves real assets: the real sops binary (tools.find_sops()) with a
+It serves real assets: the real sops binary (tools.find_sops(tool_places(os.environ))) with a
 `sops-v{V}.checksums.txt` beside it, and a real age `.tar.gz` built from the `age` and
 `age-keygen` on this machine, under `<owner>/<repo>/releases/download/v{V}/<asset>`.
 Every request is recorded so tests can prove a cache hit downloads nothing.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
 import tarfile
 import threading
@@ -18,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from sops_deploy import tools
+from sops_deploy.environment import tool_places
 
 
 def sha256(data: bytes) -> str:
@@ -94,4 +96,4 @@ class ReleaseServer:
 
 
 def sops_bytes() -> bytes:
-    return Path(tools.find_sops()).read_bytes()
+    return Path(tools.find_sops(tool_places(os.environ))).read_bytes()

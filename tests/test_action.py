@@ -26,6 +26,7 @@ from releases import ReleaseServer, age_tarball, sops_bytes
 from sshd import Sshd
 
 from sops_deploy import tools
+from sops_deploy.environment import tool_places
 
 ACT = REPO / ".venv" / "bin" / "act"
 WORKFLOW = "tests/workflows/action-test.yml"
@@ -65,7 +66,7 @@ def act(act_cache: Path, tmp_path: Path, secret_values: set[str]) -> Callable[..
     def _run(inputs: dict[str, str], secrets: dict[str, str]) -> ActRun:
         secret_file = tmp_path / "act-secrets.env"
         secret_file.write_text("".join(f"{k}={json.dumps(v)}\n" for k, v in secrets.items()))
-        sops_dir = str(Path(tools.find_sops()).parent)
+        sops_dir = str(Path(tools.find_sops(tool_places(os.environ))).parent)
         env = {
             k: v
             for k, v in os.environ.items()

@@ -9,8 +9,7 @@ import pytest
 from conftest import CliResult
 
 from sops_deploy import configfile
-from sops_deploy.cli import build_parser
-from sops_deploy.commands import settings_from
+from sops_deploy.cli import build_parser, options_for
 from sops_deploy.config import HostSpec, Settings
 from sops_deploy.errors import UsageError
 
@@ -51,7 +50,9 @@ def settings(tmp_path: Path, *argv: str, env: dict[str, str] | None = None) -> S
         config.parent.mkdir(exist_ok=True)
         config.write_text(GOOD)
     args = build_parser().parse_args([argv[0], "--config", str(config), *argv[1:]])
-    return settings_from(args, env or {})
+    built = options_for(args.command, vars(args), env or {})
+    assert isinstance(built, Settings)
+    return built
 
 
 def test_environment_becomes_settings(tmp_path: Path) -> None:
@@ -71,13 +72,15 @@ def test_environment_becomes_settings(tmp_path: Path) -> None:
     assert (s.parallel, s.fail_fast, s.timeout) == (4, True, 7.5)
 
 
-def test_backup_and_post_command_reach_the_environment(tmp_path: Path) -> None:
-    """`backup` and `post-command` become SOPS_DEPLOY_BACKUP / _POST_COMMAND for the deploy."""
+def test_backup_and_post_command_reach_the_settings(tmp_path: Path) -> None:
+    """`backup` and `post-command` load as typed values and reach the deploy's Settings."""
     config = tmp_path / "sops-deploy.yaml"
     config.write_text(GOOD)
-    env = configfile.merged_env(str(config), "production", {})
-    assert env["SOPS_DEPLOY_BACKUP"] == "3"
-    assert env["SOPS_DEPLOY_POST_COMMAND"] == "docker compose up -d"
+    values = configfile.values(str(config), "production")
+    assert values["backup"] == 3
+    assert values["post_command"] == "docker compose up -d"
+    s = settings(tmp_path, "deploy", "--env", "production")
+    assert (s.backup, s.post_command) == (3, "docker compose up -d")
 
 
 @pytest.mark.parametrize(

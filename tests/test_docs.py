@@ -1,9 +1,12 @@
-"""The README documents the action exactly as action.yml defines it, and action.yml keeps
-the rules that make it safe (inputs through env: only, everything described)."""
+"""The README documents the action exactly as action.yml defines it, action.yml keeps the
+rules that make it safe (inputs through env: only, everything described), every FAQ link
+in the code has its README entry, and the release workflow moves v1 correctly."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +106,84 @@ def test_every_input_and_output_is_described_with_a_default() -> None:
         assert spec["value"] == f"${{{{ steps.run.outputs.{name} }}}}"
     assert ACTION["branding"]["icon"]
     assert ACTION["runs"]["using"] == "composite"
+
+
+def test_every_faq_link_in_the_code_has_its_readme_entry() -> None:
+    """Each `README#faq-…` an error hint points at exists as an anchor in the README."""
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    anchors = set(re.findall(r'<a id="(faq-[a-z0-9-]+)"></a>', readme))
+    cited = {
+        m
+        for path in (REPO / "src").rglob("*.py")
+        for m in re.findall(r"README#(faq-[a-z0-9-]+)", path.read_text())
+    }
+    assert len(cited) >= 8
+    assert cited <= anchors, f"missing FAQ entries: {sorted(cited - anchors)}"
+
+
+def test_release_workflow_moves_v1_with_plain_git_and_minimal_permissions() -> None:
+    """The release workflow runs no third-party action and may only write contents."""
+    workflow = yaml.safe_load((REPO / ".github/workflows/release.yml").read_text())
+    assert workflow["permissions"] == {}
+    job = workflow["jobs"]["move-major-tag"]
+    assert job["permissions"] == {"contents": "write"}
+    assert not [s for s in job["steps"] if "uses" in s]
+    script = job["steps"][0]["run"]
+    assert "git tag -f v1" in script
+    assert "${{" not in script, "inputs reach the script through env: only"
+    dependabot = yaml.safe_load((REPO / ".github/dependabot.yml").read_text())
+    assert {u["package-ecosystem"] for u in dependabot["updates"]} == {"pip", "github-actions"}
+
+
+@pytest.mark.parametrize(
+    ("release", "v1_at"),
+    [
+        pytest.param("v1.1.0", "v1.1.0", id="newest-moves-v1"),
+        pytest.param("v1.0.1", "v1.0.0", id="backport-leaves-v1"),
+        pytest.param("v2.0.0", "v1.0.0", id="other-major-leaves-v1"),
+    ],
+)
+def test_release_script_moves_v1_only_to_the_newest_v1_release(
+    tmp_path: Path, release: str, v1_at: str
+) -> None:
+    """The release step's own bash, run against a local bare repository, moves v1 correctly."""
+    origin = tmp_path / "project.git"
+    work = tmp_path / "work"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
+    subprocess.run(["git", "init", "-q", str(work)], check=True)
+    commits = {}
+    for tag in ("v1.0.0", "v1.0.1", "v1.1.0", "v2.0.0"):
+        subprocess.run(
+            [*git, "-C", str(work), "commit", "-q", "--allow-empty", "-m", tag], check=True
+        )
+        subprocess.run([*git, "-C", str(work), "tag", tag], check=True)
+        commits[tag] = subprocess.run(
+            ["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+    subprocess.run(["git", "-C", str(work), "tag", "v1", "v1.0.0"], check=True)
+    subprocess.run(["git", "-C", str(work), "push", "-q", str(origin), "--tags"], check=True)
+    workflow = yaml.safe_load((REPO / ".github/workflows/release.yml").read_text())
+    script = workflow["jobs"]["move-major-tag"]["steps"][0]["run"]
+    runner = tmp_path / "runner"
+    runner.mkdir()
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "TAG": release,
+        "REPO": "project",
+        "SERVER": f"file://{tmp_path}",
+        "TOKEN": "test-token-not-a-secret",
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+    }
+    proc = subprocess.run(
+        ["bash", "-e", "-c", script], cwd=runner, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    v1 = subprocess.run(
+        ["git", "-C", str(origin), "rev-parse", "v1^{commit}"], capture_output=True, text=True
+    ).stdout.strip()
+    assert v1 == commits[v1_at]

@@ -22,9 +22,10 @@ from dotenv import dotenv_values
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from sops_deploy import deploy, envfile, sops, tools
+from sops_deploy import deploy, envfile, sops
 from sops_deploy.envfile import Entry, Secrets
 from sops_deploy.envfile.render import DOTENV_VARIABLE, Unparseable
+from sops_deploy.environment import tool_places
 
 HARNESS = Path(__file__).parent / "composeparse"
 EXAMPLES = 500
@@ -78,7 +79,9 @@ def _harness_binary() -> Path:
     digest = hashlib.sha256()
     for name in ("go.mod", "go.sum", "main.go"):
         digest.update((HARNESS / name).read_bytes())
-    target = tools.cache_root() / "test-tools" / f"composeparse-{digest.hexdigest()[:16]}"
+    target = (
+        tool_places(os.environ).cache / "test-tools" / f"composeparse-{digest.hexdigest()[:16]}"
+    )
     binary = target / "composeparse"
     if binary.is_file():
         return binary

@@ -15,6 +15,7 @@ from github_api import GitHubApi
 from test_action import ACT, ActRun, act_cache, wheelhouse  # noqa: F401 (act_cache: a fixture)
 
 from sops_deploy import tools
+from sops_deploy.environment import tool_places
 
 WORKFLOW = "tests/workflows/github-sync-test.yml"
 TOKEN = "ghp_act_sync_token_0a1b2c3d4e5f"
@@ -47,7 +48,9 @@ def act_sync(
             for k, v in os.environ.items()
             if not k.startswith(("SOPS_", "AGE_", "SSH_", "GITHUB_", "GH_", "RUNNER_", "PYTEST_"))
         }
-        env["PATH"] = f"{Path(tools.find_sops()).parent}{os.pathsep}{env['PATH']}"
+        env["PATH"] = (
+            f"{Path(tools.find_sops(tool_places(os.environ))).parent}{os.pathsep}{env['PATH']}"
+        )
         args = [
             str(ACT),
             "workflow_dispatch",

@@ -369,6 +369,6 @@ def test_config_file_github_section_errors_name_the_line(tmp_path: Path) -> None
     assert "unknown key `prefx`" in err.value.message
     assert "prefix" in err.value.hint
     path.write_text("environments:\n  ci:\n    github:\n      repo: o/r\n      prune: true\n")
-    env = configfile.load(str(path)).environment("ci").defaults
-    assert env["SOPS_DEPLOY_REPO"] == "o/r"
-    assert env["SOPS_DEPLOY_PRUNE"] == "true"
+    values = configfile.values(str(path), "ci")
+    assert values["repo"] == "o/r"
+    assert values["prune"] is True

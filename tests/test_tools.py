@@ -13,6 +13,8 @@ import pytest
 from releases import ReleaseServer, age_tarball, sha256, sops_bytes
 
 from sops_deploy import tools
+from sops_deploy.config import ToolPlaces
+from sops_deploy.environment import tool_places
 from sops_deploy.errors import ToolError
 
 SOPS_V = "3.99.1"  # a version nothing pins: the caller must pass its digest
@@ -37,11 +39,17 @@ def server(real_assets: tuple[bytes, bytes]) -> Iterator[ReleaseServer]:
 
 
 @pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh tool cache, the way a runner provides one."""
-    root = tmp_path / "toolcache"
-    monkeypatch.setenv("RUNNER_TOOL_CACHE", str(root))
-    return root / "sops-deploy"
+def cache(tmp_path: Path) -> Path:
+    """A fresh tool cache, the way a runner provides one (RUNNER_TOOL_CACHE)."""
+    return tmp_path / "toolcache" / "sops-deploy"
+
+
+@pytest.fixture
+def places(cache: Path) -> ToolPlaces:
+    """Where the front door would look with RUNNER_TOOL_CACHE set to the fresh cache."""
+    found = tool_places({**os.environ, "RUNNER_TOOL_CACHE": str(cache.parent)})
+    assert found.cache == cache
+    return found
 
 
 def tool_dir(cache: Path, tool: str, version: str) -> Path:
@@ -53,13 +61,15 @@ def leftovers(cache: Path) -> list[Path]:
 
 
 def test_release_install_verifies_caches_and_runs(
-    server: ReleaseServer, cache: Path, real_assets: tuple[bytes, bytes]
+    places: ToolPlaces, server: ReleaseServer, cache: Path, real_assets: tuple[bytes, bytes]
 ) -> None:
     """Both tools install from the mirror into <cache>/<tool>/<version>/<os-arch> and run."""
     sops = tools.install(
-        "sops", SOPS_V, "release", mirror=server.url, sha256=sha256(real_assets[0])
+        places, "sops", SOPS_V, "release", mirror=server.url, sha256=sha256(real_assets[0])
     )
-    age = tools.install("age", AGE_V, "release", mirror=server.url, sha256=sha256(real_assets[1]))
+    age = tools.install(
+        places, "age", AGE_V, "release", mirror=server.url, sha256=sha256(real_assets[1])
+    )
     assert sops == tool_dir(cache, "sops", SOPS_V) / "sops"
     assert age == tool_dir(cache, "age", AGE_V) / "age"
     assert (age.parent / "age-keygen").is_file()
@@ -81,17 +91,21 @@ def test_release_install_verifies_caches_and_runs(
 
 
 def test_second_install_downloads_nothing(
-    server: ReleaseServer, cache: Path, real_assets: tuple[bytes, bytes]
+    places: ToolPlaces, server: ReleaseServer, cache: Path, real_assets: tuple[bytes, bytes]
 ) -> None:
     """A cache hit makes no request at all."""
     digests = {"sops": sha256(real_assets[0]), "age": sha256(real_assets[1])}
     versions = {"sops": SOPS_V, "age": AGE_V}
     for tool in ("sops", "age"):
-        tools.install(tool, versions[tool], "release", mirror=server.url, sha256=digests[tool])
+        tools.install(
+            places, tool, versions[tool], "release", mirror=server.url, sha256=digests[tool]
+        )
     first = len(server.hits)
     assert first == 3  # sops checksums.txt + sops binary + age tarball
     for tool in ("sops", "age"):
-        tools.install(tool, versions[tool], "release", mirror=server.url, sha256=digests[tool])
+        tools.install(
+            places, tool, versions[tool], "release", mirror=server.url, sha256=digests[tool]
+        )
     assert len(server.hits) == first
 
 
@@ -105,6 +119,7 @@ def test_second_install_downloads_nothing(
     ],
 )
 def test_tampered_download_is_refused_and_nothing_installed(
+    places: ToolPlaces,
     server: ReleaseServer,
     cache: Path,
     real_assets: tuple[bytes, bytes],
@@ -125,7 +140,7 @@ def test_tampered_download_is_refused_and_nothing_installed(
     else:
         server.add_age(AGE_V, age_tarball_with_extra())
     with pytest.raises(ToolError) as info:
-        tools.install(tool, version, "release", mirror=server.url, sha256=digest)
+        tools.install(places, tool, version, "release", mirror=server.url, sha256=digest)
     assert "nothing installed" in info.value.message
     assert info.value.hint
     assert leftovers(cache) == []
@@ -146,7 +161,7 @@ def age_tarball_with_extra() -> bytes:
 
 
 def test_default_version_pin_rejects_a_non_upstream_build(
-    real_assets: tuple[bytes, bytes], cache: Path
+    places: ToolPlaces, real_assets: tuple[bytes, bytes], cache: Path
 ) -> None:
     """The pinned digest of the default sops refuses any other bytes served under its name."""
     srv = ReleaseServer()
@@ -154,26 +169,36 @@ def test_default_version_pin_rejects_a_non_upstream_build(
     srv.start()
     try:
         with pytest.raises(ToolError, match="not the known digest"):
-            tools.install("sops", tools.DEFAULT_SOPS_VERSION, "release", mirror=srv.url)
+            tools.install(places, "sops", tools.DEFAULT_SOPS_VERSION, "release", mirror=srv.url)
     finally:
         srv.stop()
     assert leftovers(cache) == []
 
 
-def test_unknown_version_without_digest_is_refused(server: ReleaseServer, cache: Path) -> None:
+def test_unknown_version_without_digest_is_refused(
+    places: ToolPlaces, server: ReleaseServer, cache: Path
+) -> None:
     """A version with no pinned digest needs --sops-sha256 or --allow-unverified."""
     with pytest.raises(ToolError, match="no known SHA-256") as info:
-        tools.install("age", AGE_V, "release", mirror=server.url)
+        tools.install(places, "age", AGE_V, "release", mirror=server.url)
     assert "--age-sha256" in info.value.hint
     assert server.hits == []
     assert leftovers(cache) == []
 
 
-def test_allow_unverified_installs_and_warns(server: ReleaseServer, cache: Path) -> None:
+def test_allow_unverified_installs_and_warns(
+    places: ToolPlaces, server: ReleaseServer, cache: Path
+) -> None:
     """--allow-unverified installs a version with no known digest, and says so loudly."""
     warnings: list[str] = []
     sops = tools.install(
-        "sops", SOPS_V, "release", mirror=server.url, allow_unverified=True, warn=warnings.append
+        places,
+        "sops",
+        SOPS_V,
+        "release",
+        mirror=server.url,
+        allow_unverified=True,
+        warn=warnings.append,
     )
     assert sops.is_file()
     assert len(warnings) == 1
@@ -181,10 +206,12 @@ def test_allow_unverified_installs_and_warns(server: ReleaseServer, cache: Path)
     assert "checksums.txt" in warnings[0]
 
 
-def test_missing_release_is_a_clear_404(server: ReleaseServer, cache: Path) -> None:
+def test_missing_release_is_a_clear_404(
+    places: ToolPlaces, server: ReleaseServer, cache: Path
+) -> None:
     """A version the mirror does not hold fails naming the URL and the HTTP status."""
     with pytest.raises(ToolError) as info:
-        tools.install("age", "1.0.404", "release", mirror=server.url, sha256="c" * 64)
+        tools.install(places, "age", "1.0.404", "release", mirror=server.url, sha256="c" * 64)
     assert "HTTP 404" in info.value.message
     assert "age-v1.0.404-" in info.value.message
     assert "releases/download" in info.value.hint
@@ -250,7 +277,14 @@ def test_cli_installs_both_tools_from_a_mirror(
         sha256(real_assets[1]),
     ]
     for _ in range(2):
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+        proc = subprocess.run(
+            args,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "RUNNER_TOOL_CACHE": str(cache.parent)},
+        )
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.split() == [
             str(tool_dir(cache, "sops", SOPS_V) / "sops"),

@@ -1,11 +1,13 @@
-"""The command line: argparse, sub-commands, and `main`.
+"""The front door: every argparse parser, and `main`, the one error boundary.
 
-This module imports only argparse and constants, so `--help` and `--version` answer
-before any parser, YAML or SSH library is loaded; `commands.run` does the work and is the
-single error boundary (exit 0 ok · 1 runtime · 2 usage · 3 drift · 4 validation ·
-5 decryption). Every flag falls back to a `SOPS_DEPLOY_<FLAG>` environment variable;
-secrets come only from the environment (AGE_KEY, SSH_PRIVATE_KEY,
-SSH_PRIVATE_KEY_PASSPHRASE).
+`main(argv, environ)` parses the command line, resolves every input once
+(`inputs.resolve`: flags > `SOPS_DEPLOY_*` / action inputs > sops-deploy.yaml >
+defaults, then `options.build` into typed options), and runs the command with a Reporter.
+It is the only place that reads `os.environ` and the only place that turns an exception
+into a message and an exit code (0 ok · 1 runtime · 2 usage · 3 drift · 4 validation ·
+5 decryption · 130 interrupted). The parsers are built from the table in `inputs.py`; this
+module imports nothing heavy, so `--help` and `--version` answer before any YAML, crypto
+or SSH library is loaded.
 """
 
 from __future__ import annotations
@@ -13,10 +15,23 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from sops_deploy import __version__, maintain
-from sops_deploy.defaults import DEFAULT_CONFIG, DEFAULT_FILE
+from sops_deploy import __version__
+from sops_deploy.errors import EXIT_INTERRUPTED, EXIT_OK, SopsDeployError
+from sops_deploy.inputs import (
+    CONFIG,
+    GITHUB_SYNC,
+    OPTIONS,
+    SAFETY,
+    SOURCE,
+    TARGET,
+    TOOLS,
+)
+
+if TYPE_CHECKING:
+    from sops_deploy.report import Reporter
 
 VERSION = f"sops-deploy {__version__}"
 
@@ -36,110 +51,72 @@ HOSTS_EPILOG = """\
 then deploy one host per job with: --env NAME --host "${MATRIX_HOST}"
 """
 
+GITHUB_EPILOG = """\
+the token comes from GH_TOKEN or GITHUB_TOKEN only (never a flag); the API base from
+GITHUB_API_URL (default https://api.github.com). Public keys (stored unencrypted by sops,
+or `secret: false` in schema.yaml) become Actions variables. Nothing is deleted that
+sops-deploy did not create. exit 3 with --check when GitHub differs from the file.
+"""
 
-def _source_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("source")
-    g.add_argument(
-        "--file",
-        action="append",
-        metavar="PATH",
-        help=f"encrypted file (repeatable; later overrides earlier; default {DEFAULT_FILE})",
-    )
-    g.add_argument("--required", metavar="K1,K2", help="keys that must be present and non-empty")
-    g.add_argument("--schema", metavar="PATH", help="schema file (schema.yaml or .env.example)")
-    g.add_argument(
-        "--format",
-        metavar="FMT",
-        help="compose (default) | dotenv | shell | raw: who reads the .env",
-    )
-    g.add_argument(
-        "--age-key-file",
-        metavar="PATH",
-        help="age identity file (default: AGE_KEY / SOPS_AGE_KEY from the environment)",
-    )
+KEY_EPILOG = """\
+the age key comes from AGE_KEY (or SOPS_AGE_KEY / SOPS_AGE_KEY_FILE) or --age-key-file,
+e.g. AGE_KEY="$(cat secrets/age-key.txt)" sops-deploy ...
+"""
+
+_NARGS = {"tool": "?", "key": "?"}  # optional positionals
+_ALIASES = {"yes": ("-y",)}
+
+Group = argparse.ArgumentParser | argparse._ArgumentGroup | argparse._MutuallyExclusiveGroup
 
 
-def _target_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("target")
-    g.add_argument(
-        "--host",
-        action="append",
-        metavar="[USER@]HOST[:PORT]",
-        help="server to write to (repeatable)",
-    )
-    g.add_argument("--user", help="SSH user for hosts that do not name one")
-    g.add_argument("--port", type=int, help="SSH port for hosts that do not name one")
-    g.add_argument("--remote-path", metavar="PATH", help="the .env path on the server")
-    g.add_argument(
-        "--ssh-key-file",
-        metavar="PATH",
-        help="private key file (default: SSH_PRIVATE_KEY from the environment)",
-    )
-    g.add_argument(
-        "--known-hosts",
-        metavar="PATH|LINES",
-        help="known_hosts file, or its lines (default ~/.ssh/known_hosts)",
-    )
-    g.add_argument(
-        "--host-key-fingerprint",
-        action="append",
-        metavar="SHA256:...",
-        help="pin the server's host key fingerprint (repeatable)",
-    )
-    g.add_argument(
-        "--insecure-accept-any-host-key",
-        action="store_true",
-        default=None,
-        help="DANGEROUS: skip host key verification (warns on every run)",
-    )
-    g.add_argument("--jump-host", metavar="[USER@]HOST[:PORT]", help="bastion to connect through")
-    g.add_argument("--file-mode", metavar="0600", help="mode of the written file (default 0600)")
-    g.add_argument("--timeout", type=float, metavar="S", help="connect/IO timeout (default 20)")
-    g.add_argument("--retries", type=int, metavar="N", help="connection retries (default 2)")
-    g.add_argument("--parallel", type=int, metavar="N", help="hosts at once (default 8)")
-    g.add_argument(
-        "--fail-fast", action="store_true", default=None, help="stop at the first failed host"
-    )
-    g.add_argument(
-        "--follow-symlinks",
-        action="store_true",
-        default=None,
-        help="write through a symlink at the target path",
+def _add(group: Group, *names: str) -> None:
+    """One argument per option of the table: flag, kind, help and metavar from its row."""
+    for name in names:
+        o = OPTIONS[name]
+        kw: dict[str, Any] = {"help": o.help}
+        if o.metavar:
+            kw["metavar"] = o.metavar
+        if o.choices:
+            kw["choices"] = o.choices
+        if o.flag is None:
+            if name in _NARGS:
+                kw.update(nargs=_NARGS[name], default=None)
+            group.add_argument(name, **kw)
+            continue
+        kw["dest"] = name
+        kw["default"] = None  # None: not given, so the environment and the file may fill it
+        if o.kind == "bool":
+            kw["action"] = argparse.BooleanOptionalAction if o.negatable else "store_true"
+            kw.pop("metavar", None)
+        elif o.kind == "list":
+            kw["action"] = "append"
+        elif o.kind == "int":
+            kw["type"] = int
+        elif o.kind == "number":
+            kw["type"] = float
+        group.add_argument(*_ALIASES.get(name, ()), o.flag, **kw)
+
+
+def _sub(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    text: str,
+    epilog: str | None = EPILOG,
+    **kw: Any,
+) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name, help=text, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter, **kw
     )
 
 
-def _safety_flags(d: argparse._ArgumentGroup) -> None:
-    d.add_argument(
-        "--backup", type=int, metavar="N", help="keep the newest N backups (default 5; 0: none)"
-    )
-    d.add_argument(
-        "--post-command", metavar="CMD", help="run CMD in the file's directory after a change"
-    )
-    d.add_argument(
-        "--post-command-timeout", type=float, metavar="S", help="post-command limit (default 300)"
-    )
-    d.add_argument(
-        "--rollback-on-failure",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="restore the previous file if the post-command fails (default on)",
-    )
-    d.add_argument(
-        "--lock-timeout", type=float, metavar="S", help="wait for a concurrent deploy (default 60)"
-    )
-
-
-def _config_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("config file")
-    g.add_argument(
-        "--config",
-        metavar="PATH",
-        help=f"sops-deploy.yaml with named environments (default {DEFAULT_CONFIG} if present)",
-    )
-    g.add_argument("--env", metavar="NAME", help="the environment in the config file to use")
+def _remote_parser(p: argparse.ArgumentParser) -> None:
+    _add(p.add_argument_group("target"), *TARGET)
+    _add(p.add_argument_group("source"), *SOURCE)
+    _add(p.add_argument_group("config file"), *CONFIG)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every command's parser, built from the option table (`inputs.OPTIONS`)."""
     parser = argparse.ArgumentParser(
         prog="sops-deploy",
         description="Decrypt a SOPS + age encrypted .env, prove it complete, and write it "
@@ -150,147 +127,170 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=VERSION)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    deploy = sub.add_parser(
-        "deploy",
-        help="write the secrets to every host",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _target_flags(deploy)
-    _source_flags(deploy)
-    _config_flags(deploy)
-    d = deploy.add_argument_group("deploy")
-    d.add_argument(
-        "--dry-run", action="store_true", default=None, help="connect and compare, write nothing"
-    )
-    _safety_flags(d)
-    for name, text in (
-        ("check", "exit 3 if any host differs (names keys, never values)"),
-        ("diff", "show added/removed/changed keys per host, never values"),
-    ):
-        p = sub.add_parser(
-            name, help=text, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
-        )
-        _target_flags(p)
-        _source_flags(p)
-        _config_flags(p)
-    validate = sub.add_parser(
-        "validate",
-        help="decrypt, lint and check the secrets; no network",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _source_flags(validate)
-    _config_flags(validate)
+    deploy = _sub(sub, "deploy", "write the secrets to every host")
+    _remote_parser(deploy)
+    _add(deploy.add_argument_group("deploy"), "dry_run", *SAFETY)
+    _add(deploy, "export_env")
+    _remote_parser(_sub(sub, "check", "exit 3 if any host differs (names keys, never values)"))
+    _remote_parser(_sub(sub, "diff", "show added/removed/changed keys per host, never values"))
+    validate = _sub(sub, "validate", "decrypt, lint and check the secrets; no network")
+    _add(validate.add_argument_group("source"), *SOURCE)
+    _add(validate.add_argument_group("config file"), *CONFIG)
+    _add(validate, "export_env")
 
-    hosts = sub.add_parser(
+    hosts = _sub(
+        sub,
         "hosts",
-        help="list the hosts of an environment (--json for a GitHub strategy.matrix)",
-        epilog=HOSTS_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "list the hosts of an environment (--json for a GitHub strategy.matrix)",
+        HOSTS_EPILOG,
     )
-    hosts.add_argument("--json", action="store_true", help='print [{"host": ..., "name": ...}]')
-    hosts.add_argument("--host", action="append", metavar="[USER@]HOST[:PORT]")
-    hosts.add_argument("--user", help="SSH user for hosts that do not name one")
-    hosts.add_argument("--port", type=int, help="SSH port for hosts that do not name one")
-    _config_flags(hosts)
+    _add(hosts, "json", "hosts", "user", "port")
+    _add(hosts.add_argument_group("config file"), *CONFIG)
 
-    _github_sync_parser(sub)
+    sync = _sub(
+        sub,
+        "github-sync",
+        "sync the secrets into GitHub Actions secrets and variables",
+        GITHUB_EPILOG + EPILOG,
+    )
+    _add(sync.add_argument_group("source"), *SOURCE)
+    _add(sync.add_argument_group("config file"), *CONFIG)
+    _add(sync.add_argument_group("github"), *GITHUB_SYNC)
 
     tools = sub.add_parser("tools", help="manage the sops and age binaries")
     tsub = tools.add_subparsers(dest="tools_command", metavar="ACTION", required=True)
-    _tools_install_flags(
-        tsub.add_parser("install", help="install pinned, verified sops/age into the user cache")
+    _add(
+        tsub.add_parser("install", help="install pinned, verified sops/age into the user cache"),
+        *TOOLS,
     )
-    for p in (deploy, validate):
-        p.add_argument(
-            "--export-env",
-            metavar="K1,K2|*",
-            help="on GitHub: export these keys' values (masked) to $GITHUB_ENV for later steps",
-        )
-    maintain.add_parsers(sub)
+    _maintainer_parsers(sub)
     return parser
 
 
-def _tools_install_flags(install: argparse.ArgumentParser) -> None:
-    install.add_argument(
-        "tool", nargs="?", default="sops", choices=("sops", "age", "all"), help="default sops"
+def _maintainer_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    init = _sub(
+        sub,
+        "init",
+        "set up a repository: age key, .sops.yaml, encrypted .env, pinned host, workflow",
+        None,
+        description="Set up this directory (a git repository root) for sops-deploy and print "
+        "the exact next steps. Never overwrites without --force; never replaces an existing "
+        "secrets/age-key.txt. --yes answers every prompt but keeps the --from plaintext unless "
+        "--delete-plaintext is given.",
     )
-    install.add_argument(
-        "--source",
-        default=None,
-        choices=("auto", "release", "mirror", "system", "go"),
-        help="auto (default): release when reachable, else go install; mirror: release "
-        "layout under --mirror",
+    _add(init, "from_env", "pin_host", "remote_path", "ssh_key_file", "action_ref", "force")
+    _add(init, "yes", "delete_plaintext", "timeout")
+
+    rotate = _sub(
+        sub,
+        "rotate",
+        "change one value, or the data key, without plaintext",
+        KEY_EPILOG,
+        description="Set KEY to a new value inside the encrypted file through "
+        "`sops set --value-stdin`: no plaintext file, no value on a command line or in output.",
     )
-    install.add_argument("--mirror", metavar="URL", help="base URL laid out like github.com")
-    install.add_argument("--sops-version", default=None)
-    install.add_argument("--age-version", default=None)
-    install.add_argument("--sops-sha256", metavar="HEX", help="SHA-256 of the sops release asset")
-    install.add_argument("--age-sha256", metavar="HEX", help="SHA-256 of the age .tar.gz")
-    install.add_argument(
-        "--allow-unverified",
-        action="store_true",
-        default=None,
-        help="install a version with no known digest (warns)",
+    _add(rotate, "key")
+    _add(rotate.add_mutually_exclusive_group(required=True), "generate", "value_stdin", "data_key")
+    _add(rotate, "length", "charset", "files", "age_key_file")
+
+    recipients = _sub(
+        sub,
+        "recipients",
+        "add or remove an age recipient, re-key files",
+        KEY_EPILOG,
+        description="Edit the age recipients of every rule in .sops.yaml, then re-key every "
+        "file the rules match (`sops updatekeys -y`; on remove, a new data key first).",
     )
+    _add(recipients, "action", "recipient", "sops_config", "age_key_file")
+
+    doctor = _sub(
+        sub,
+        "doctor",
+        "check tools, keys, files and hosts; ✓/✗ with fixes",
+        KEY_EPILOG,
+        description="One ✓/✗ line per check, each ✗ with its fix. Exit 0 when every check "
+        "passes, 1 when any fails.",
+    )
+    _add(doctor.add_argument_group("source"), *SOURCE)
+    _add(doctor, "sops_config")
+    hosts = doctor.add_argument_group("hosts")
+    _add(hosts, "hosts", "user", "port", "remote_path", "ssh_key_file", "known_hosts")
+    _add(hosts, "fingerprints", "timeout")
 
 
-GITHUB_EPILOG = """\
-the token comes from GH_TOKEN or GITHUB_TOKEN only (never a flag); the API base from
-GITHUB_API_URL (default https://api.github.com). Public keys (stored unencrypted by sops,
-or `secret: false` in schema.yaml) become Actions variables. Nothing is deleted that
-sops-deploy did not create. exit 3 with --check when GitHub differs from the file.
-"""
+def _file_values(path: str, name: str | None) -> Mapping[str, Any]:
+    from sops_deploy import configfile  # YAML is loaded only when a config file is used
+
+    return configfile.values(path, name)
 
 
-def _github_sync_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "github-sync",
-        help="sync the secrets into GitHub Actions secrets and variables",
-        epilog=GITHUB_EPILOG + EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _source_flags(p)
-    _config_flags(p)
-    g = p.add_argument_group("github")
-    g.add_argument(
-        "--repo", metavar="OWNER/REPO", help="the repository (default GITHUB_REPOSITORY)"
-    )
-    g.add_argument(
-        "--github-environment", metavar="NAME", help="sync the secrets of this environment"
-    )
-    g.add_argument(
-        "--dependabot", action="store_true", default=None, help="sync Dependabot secrets"
-    )
-    g.add_argument("--keys", metavar="K1,K2|GLOB", help="the keys to sync (default all)")
-    g.add_argument("--prefix", metavar="P", help="name each secret P + key")
-    g.add_argument(
-        "--dry-run", action="store_true", default=None, help="print the plan, write nothing"
-    )
-    g.add_argument("--check", action="store_true", default=None, help="exit 3 when GitHub differs")
-    g.add_argument(
-        "--prune",
-        action="store_true",
-        default=None,
-        help="delete names this tool created that left the file",
-    )
+def options_for(command: str, flags: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
+    """The typed options of a parsed command line: every input resolved, once."""
+    from sops_deploy import inputs, options
+
+    values = inputs.resolve(command, flags, environ, _file_values)
+    return options.build(command, values, environ)
 
 
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    """Parse the command line, then run it (see `commands.run`)."""
+def _run(command: str, flags: Mapping[str, Any], environ: Mapping[str, str], r: Reporter) -> None:
+    from sops_deploy.config import Settings
+    from sops_deploy.environment import SECRET_ENV
+
+    if command not in ("tools", "hosts"):
+        # Key material is masked before anything else can print.
+        r.mask_keys(environ[k] for k in SECRET_ENV if environ.get(k, "").strip())
+    opts = options_for(command, flags, environ)
+    if isinstance(opts, Settings):
+        r.mask_keys(opts.secret_texts())
+    if command == "github-sync":
+        from sops_deploy.github.command import cmd_github_sync
+
+        cmd_github_sync(opts, r)
+        return
+    if command in ("init", "rotate", "recipients", "doctor"):
+        from sops_deploy import maintain
+
+        getattr(maintain, f"run_{command}")(opts, r)
+        return
+    from sops_deploy import commands
+
+    run: Callable[[Any, Reporter], None] = {
+        "deploy": commands.cmd_remote,
+        "check": commands.cmd_remote,
+        "diff": commands.cmd_remote,
+        "validate": commands.cmd_validate,
+        "hosts": commands.cmd_hosts,
+        "tools": commands.cmd_tools,
+    }[command]  # type: ignore[assignment]
+    run(opts, r)
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Parse, resolve, run; every error becomes its message and exit code here."""
+    from sops_deploy.report import Reporter  # after --help: argparse answers that alone
+
+    env = dict(os.environ if environ is None else environ)
+    reporter = Reporter(env=env)
     if argv is not None and list(argv) == ["--version"]:
-        print(VERSION)  # what argparse would print, without building every sub-parser
-        return 0
+        reporter.line(VERSION)  # what argparse would print, without building every sub-parser
+        return EXIT_OK
     args = build_parser().parse_args(argv)
+    try:
+        _run(args.command, vars(args), env, reporter)
+    except SopsDeployError as exc:
+        if not exc.reported:
+            reporter.failure(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        reporter.info("interrupted")
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def entrypoint() -> None:
+    """`sops-deploy` and `python -m sops_deploy`: this process, then `main`."""
     # Paramiko's config module imports `invoke` (~120 ms, a third of a deploy's start-up)
     # only to run ssh_config `Match exec`; sops-deploy never reads an ssh_config, so this
     # process keeps invoke out (paramiko then treats it as not installed).
     sys.modules.setdefault("invoke", None)  # type: ignore[arg-type]
-    from sops_deploy import commands  # after parsing: --help and --version never load it
-
-    return commands.run(args, dict(os.environ if env is None else env))
-
-
-def entrypoint() -> None:
     sys.exit(main(sys.argv[1:]))

@@ -1,18 +1,21 @@
-"""`Settings`: every input (flags, then `SOPS_DEPLOY_*` environment, then defaults), validated once.
+"""Typed options: what each command receives once `inputs.py` resolved every input.
 
-Secrets never arrive as flags: `AGE_KEY` / `SOPS_AGE_KEY` / `SOPS_AGE_KEY_FILE`,
-`SSH_PRIVATE_KEY`, `SSH_PRIVATE_KEY_PASSPHRASE` are read from the environment only.
+`Settings` serves the commands that read secrets (deploy, check, diff, validate, doctor);
+the maintainer and helper commands get their own small dataclasses. The parsers here
+turn one text into one checked value (a host, a file mode, a remote path) and raise a
+`UsageError` in the words of the flag.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from sops_deploy.defaults import DEFAULT_FILE, ENV_PREFIX, FORMATS
+from sops_deploy.defaults import DEFAULT_FILE, FORMATS
 from sops_deploy.errors import UsageError
+from sops_deploy.runinfo import RunInfo
 from sops_deploy.sops import AgeKeySource
 
 _HOST_RE = re.compile(
@@ -107,6 +110,63 @@ def check_remote_path(path: str) -> str:
     return path
 
 
+def check_host_text(text: str) -> str:
+    """`text` once it parses as `[user@]host[:port]` (kept as text: --port applies later)."""
+    parse_host(text)
+    return text
+
+
+def hosts_from(
+    texts: Sequence[str], port: int | None = None, user: str | None = None
+) -> tuple[HostSpec, ...]:
+    """Parse host specs; `port` (--port) and `user` (--user) fill what a host leaves out."""
+    hosts = []
+    for text in texts:
+        spec = parse_host(text)
+        if port is not None and f":{spec.port}" not in text.rsplit("]", 1)[-1]:
+            spec = HostSpec(spec.host, port, spec.user)
+        if user and not spec.user:
+            spec = HostSpec(spec.host, spec.port, user)
+        hosts.append(spec)
+    return tuple(hosts)
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise UsageError(
+            f"--format {fmt!r} is not one of {', '.join(FORMATS)}",
+            "compose is right for Docker Compose env_file; dotenv for python-dotenv",
+        )
+    return fmt
+
+
+def check_post_command(command: str) -> str:
+    if "\x00" in command or not command.strip():
+        raise UsageError(
+            "--post-command is empty or contains a NUL character",
+            "pass a shell command such as 'docker compose up -d'",
+        )
+    return command
+
+
+DEFAULT_CACHE = Path("~/.cache/sops-deploy").expanduser()
+
+
+@dataclass(frozen=True)
+class ToolPlaces:
+    """Where sops and age are found and installed, and the environment they run in.
+
+    Resolved at the front door (`environment.tool_places`): the cache root
+    (`$RUNNER_TOOL_CACHE/sops-deploy`, else `$XDG_CACHE_HOME/sops-deploy`, else
+    `~/.cache/sops-deploy`), an explicit sops (`SOPS_DEPLOY_SOPS`), and the child
+    environment without key material.
+    """
+
+    cache: Path
+    sops: str | None = None
+    env: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a command needs, validated. Secret fields are kept out of repr."""
@@ -139,63 +199,82 @@ class Settings:
     rollback_on_failure: bool = True
     post_command_timeout: float = 300.0
     lock_timeout: float = 60.0
-    json_output: bool = False
     export_env: tuple[str, ...] = ()  # keys (or '*') to export to $GITHUB_ENV
+    tools: ToolPlaces = field(default_factory=lambda: ToolPlaces(DEFAULT_CACHE))
+    run: RunInfo | None = None  # who, where, which commit: for the lock and the audit line
 
     def secret_texts(self) -> list[str]:
         """Key material that must be masked before anything prints."""
         return [s for s in (self.age.text, self.ssh_key, self.ssh_passphrase) if s]
 
 
-def env_value(env: Mapping[str, str], name: str) -> str | None:
-    """`SOPS_DEPLOY_<NAME>` from the environment, None when unset or empty."""
-    value = env.get(ENV_PREFIX + name)
-    return value if value not in (None, "") else None
+@dataclass(frozen=True)
+class HostsOptions:
+    """`hosts`: the environment's hosts, as lines or as a matrix JSON list."""
+
+    hosts: tuple[HostSpec, ...]
+    json: bool = False
 
 
-def age_source(env: Mapping[str, str], key_file: str | None) -> AgeKeySource:
-    if key_file:
-        return AgeKeySource(file=key_file)
-    for name in ("AGE_KEY", "SOPS_AGE_KEY"):
-        if env.get(name, "").strip():
-            return AgeKeySource(text=env[name])
-    if env.get("SOPS_AGE_KEY_FILE"):
-        return AgeKeySource(file=env["SOPS_AGE_KEY_FILE"])
-    return AgeKeySource()
+@dataclass(frozen=True)
+class ToolsOptions:
+    """`tools install`: which tools, from where, verified how."""
+
+    tools: tuple[str, ...]
+    source: str  # auto | release | system | go (a mirror is `release` with a base URL)
+    places: ToolPlaces
+    mirror: str | None = None
+    versions: dict[str, str | None] = field(default_factory=dict)  # None: the default
+    sha256: dict[str, str | None] = field(default_factory=dict)
+    allow_unverified: bool = False
 
 
-def check_format(fmt: str) -> str:
-    if fmt not in FORMATS:
-        raise UsageError(
-            f"--format {fmt!r} is not one of {', '.join(FORMATS)}",
-            "compose is right for Docker Compose env_file; dotenv for python-dotenv",
-        )
-    return fmt
+@dataclass(frozen=True)
+class InitOptions:
+    """`init`: where to set up, what to encrypt and pin, and how bold to be."""
+
+    root: Path
+    from_env: Path | None = None
+    host: HostSpec | None = None
+    remote_path: str = "~/app/.env"  # inputs.COMMAND_DEFAULTS["init"]
+    ssh_key_file: str | None = None
+    action_ref: str = "OWNER/sops-deploy@v1"
+    force: bool = False
+    yes: bool = False
+    delete_plaintext: bool = False
+    timeout: float = 20.0
+    tools: ToolPlaces = field(default_factory=lambda: ToolPlaces(DEFAULT_CACHE))
 
 
-def env_flag(env: Mapping[str, str], name: str) -> bool | None:
-    value = env_value(env, name)
-    if value is None:
-        return None
-    low = value.strip().lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise UsageError(f"{ENV_PREFIX}{name}={value!r} is not a boolean", "use true or false")
+@dataclass(frozen=True)
+class RotateOptions:
+    """`rotate`: one key's new value (generated or from stdin), or a new data key."""
+
+    files: tuple[str, ...]
+    age: AgeKeySource
+    tools: ToolPlaces
+    key: str | None = None
+    generate: bool = False
+    value_stdin: bool = False
+    data_key: bool = False
+    length: int = 32
+    charset: str = "alnum"
 
 
-def env_number(env: Mapping[str, str], name: str, kind: type[int] | type[float]) -> float | None:
-    value = env_value(env, name)
-    if value is None:
-        return None
-    try:
-        return kind(value)
-    except ValueError:
-        raise UsageError(
-            f"{ENV_PREFIX}{name}={value!r} is not a number", "use digits only"
-        ) from None
+@dataclass(frozen=True)
+class RecipientsOptions:
+    """`recipients add|remove`: one age recipient, the .sops.yaml that lists it."""
+
+    recipient: str
+    add: bool
+    sops_config: Path
+    age: AgeKeySource
+    tools: ToolPlaces
 
 
-def environ() -> dict[str, str]:
-    return dict(os.environ)
+@dataclass(frozen=True)
+class DoctorOptions:
+    """`doctor`: the settings a deploy would use, and the .sops.yaml (if any)."""
+
+    settings: Settings
+    sops_config: Path | None

@@ -4,9 +4,11 @@ The file is read with PyYAML's node API (`yaml.compose`), so every error names t
 the line: unknown keys, wrong types, duplicate keys, missing fields and bad values (a host
 that is not `[user@]host[:port]`, a mode that would make the secrets world-readable).
 
-A loaded environment becomes `SOPS_DEPLOY_<FLAG>` defaults, merged *under* the real
-environment, so the precedence is: flags > `SOPS_DEPLOY_*` / action inputs > this file >
-built-in defaults. Relative paths in the file are relative to the file's own directory.
+The keys an environment may set, their kinds and checks are the rows of `inputs.OPTIONS`
+that name a YAML key; a loaded environment is a mapping of option attribute → typed value
+(a tuple of paths, an int mode, a float timeout), which `inputs.resolve` places under the
+flags and `SOPS_DEPLOY_*` variables. Relative paths in the file are relative to the
+file's own directory.
 
     defaults:                      # optional: shared by every environment
       known-hosts: known_hosts
@@ -26,21 +28,18 @@ built-in defaults. Relative paths in the file are relative to the file's own dir
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from sops_deploy.config import (
-    check_format,
-    check_remote_path,
-    parse_host,
-    parse_mode,
-)
-from sops_deploy.defaults import DEFAULT_CONFIG, ENV_PREFIX
+from sops_deploy.defaults import DEFAULT_CONFIG
 from sops_deploy.errors import UsageError
+from sops_deploy.inputs import GITHUB_FIELDS, REQUIRED_YAML, YAML_FIELDS, Option
+
+GITHUB_SECTION = "<github>"  # marks an environment that has a `github:` section
 
 _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
@@ -48,72 +47,23 @@ _BOOL = "tag:yaml.org,2002:bool"
 _STR = "tag:yaml.org,2002:str"
 
 
-@dataclass(frozen=True)
-class Field:
-    """One key an environment may set: its type, the env name it feeds, and its checks."""
-
-    kind: str  # str | list | int | number | bool | mode
-    env: str  # the SOPS_DEPLOY_<env> it becomes
-    path: bool = False  # resolved relative to the config file's directory
-    check: Callable[[str], object] | None = None
-    minimum: float | None = None
-    example: str = ""  # a good value to suggest in errors
-
-
 def _known_hosts_path(text: str) -> bool:
     return "\n" not in text.strip() and " " not in text.strip()
 
 
-FIELDS: dict[str, Field] = {
-    "files": Field("list", "FILE", path=True),
-    "hosts": Field("list", "HOST", check=parse_host),
-    "remote-path": Field("str", "REMOTE_PATH", check=check_remote_path),
-    "format": Field("str", "FORMAT", check=check_format),
-    "file-mode": Field("mode", "FILE_MODE", check=parse_mode),
-    "post-command": Field("str", "POST_COMMAND"),
-    "backup": Field("int", "BACKUP", minimum=0, example="5"),
-    "required": Field("list", "REQUIRED"),
-    "schema": Field("str", "SCHEMA", path=True),
-    "known-hosts": Field("str", "KNOWN_HOSTS", path=True),
-    "host-key-fingerprints": Field("list", "HOST_KEY_FINGERPRINT"),
-    "user": Field("str", "USER"),
-    "port": Field("int", "PORT", minimum=1, example="22"),
-    "jump-host": Field("str", "JUMP_HOST", check=lambda t: parse_host(t, what="--jump-host")),
-    "ssh-key-file": Field("str", "SSH_KEY_FILE", path=True),
-    "timeout": Field("number", "TIMEOUT", minimum=0.001, example="20"),
-    "retries": Field("int", "RETRIES", minimum=0, example="2"),
-    "parallel": Field("int", "PARALLEL", minimum=1, example="8"),
-    "fail-fast": Field("bool", "FAIL_FAST"),
-    "follow-symlinks": Field("bool", "FOLLOW_SYMLINKS"),
-    "lock-timeout": Field("number", "LOCK_TIMEOUT", minimum=0, example="60"),
-    "rollback-on-failure": Field("bool", "ROLLBACK_ON_FAILURE"),
-}
-REQUIRED_FIELDS = ("hosts", "remote-path")  # unless the environment only syncs GitHub
-# An environment's `github:` section (sops-deploy github-sync).
-GITHUB_FIELDS: dict[str, Field] = {
-    "repo": Field("str", "REPO"),
-    "environment": Field("str", "GITHUB_ENVIRONMENT"),
-    "dependabot": Field("bool", "DEPENDABOT"),
-    "keys": Field("list", "KEYS"),
-    "prefix": Field("str", "PREFIX"),
-    "prune": Field("bool", "PRUNE"),
-}
-TOP_LEVEL = ("version", "defaults", "environments")
-
-
 @dataclass(frozen=True)
 class Environment:
-    """One named environment, validated: its settings as `SOPS_DEPLOY_*` defaults."""
+    """One named environment, validated: option attribute → typed value."""
 
     name: str
     config: str
-    defaults: dict[str, str]
+    values: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class ConfigFile:
     path: str
-    defaults: dict[str, str]
+    defaults: dict[str, Any]
     environments: dict[str, Environment]
 
     def environment(self, name: str) -> Environment:
@@ -169,8 +119,8 @@ def _mapping(path: str, node: Node, where: str) -> list[tuple[str, Node, Node]]:
     return pairs
 
 
-def _scalar(path: str, name: str, node: Node, field: Field) -> str:
-    """Check one scalar against the field's type; returns its text for SOPS_DEPLOY_*."""
+def _scalar(path: str, name: str, node: Node, field: Option) -> str:
+    """Check one scalar against the field's kind; returns its text."""
     if not isinstance(node, ScalarNode) or node.tag == "tag:yaml.org,2002:null":
         raise _error(
             path,
@@ -205,11 +155,13 @@ def _scalar(path: str, name: str, node: Node, field: Field) -> str:
             f"write `{name}: {field.example or _EXAMPLE[field.kind]}`",
         )
     value = float(text)
-    if field.minimum is not None and value < field.minimum:
+    low = field.minimum
+    if low is not None and (value < low or (field.above and value <= low)):
+        bound = "more than" if field.above else "at least"
         raise _error(
             path,
             node,
-            f"`{name}` is {text}; it must be at least {field.minimum:g}",
+            f"`{name}` is {text}; it must be {bound} {low:g}",
             f"write `{name}: {field.example or _EXAMPLE[field.kind]}`",
         )
     return text
@@ -233,41 +185,52 @@ _EXAMPLE = {
 }
 
 
-def _value(path: str, name: str, node: Node, field: Field, base: Path) -> str:
-    """Validate one field's node and render it as the text of its SOPS_DEPLOY_* variable."""
+def _typed(field: Option, text: str) -> Any:
+    if field.kind == "int":
+        return int(text)
+    if field.kind == "number":
+        return float(text)
+    if field.kind == "bool":
+        return text.lower() in ("true", "yes", "on", "y")
+    return text
+
+
+def _value(path: str, name: str, node: Node, field: Option, base: Path) -> Any:
+    """Validate one field's node; its value of the field's kind (checked and converted)."""
     if field.kind == "list":
         items = node.value if isinstance(node, SequenceNode) else [node]
         if isinstance(node, SequenceNode) and not items:
             raise _error(
                 path, node, f"`{name}` is an empty list", f"list at least one, or drop `{name}`"
             )
-        texts = [_scalar(path, name, item, Field("str", field.env)) for item in items]
+        texts = [_scalar(path, name, item, Option(field.attr, None)) for item in items]
         nodes = list(items)
     else:
         texts = [_scalar(path, name, node, field)]
         nodes = [node]
     out = []
     for text, item in zip(texts, nodes, strict=True):
+        value = _typed(field, text)
         if field.path and not (name == "known-hosts" and not _known_hosts_path(text)):
-            text = text if os.path.isabs(text) else os.path.normpath(base / text)
+            value = text if os.path.isabs(text) else os.path.normpath(base / text)
         if field.check is not None:
             try:
-                field.check(text)
+                value = field.check(value)
             except UsageError as exc:
                 raise _error(path, item, f"`{name}`: {exc.message}", exc.hint) from None
-        out.append(text)
-    return "\n".join(out)
+        out.append(value)
+    return tuple(out) if field.kind == "list" else out[0]
 
 
 def _section(
-    path: str, node: Node, where: str, base: Path, fields: dict[str, Field] | None = None
-) -> dict[str, str]:
-    fields = FIELDS if fields is None else fields
-    out: dict[str, str] = {}
+    path: str, node: Node, where: str, base: Path, fields: dict[str, Option] = YAML_FIELDS
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    top = fields is YAML_FIELDS
     for key, key_node, value_node in _mapping(path, node, where):
-        if key == "github" and fields is FIELDS:
+        if key == "github" and top:
             out.update(_section(path, value_node, f"{where}: github", base, GITHUB_FIELDS))
-            out[ENV_PREFIX + "GITHUB_SECTION"] = "true"
+            out[GITHUB_SECTION] = True
             continue
         field = fields.get(key)
         if field is None:
@@ -275,9 +238,9 @@ def _section(
                 path,
                 key_node,
                 f"{where}: unknown key `{key}`",
-                "known keys: " + ", ".join([*fields, *(["github"] if fields is FIELDS else [])]),
+                "known keys: " + ", ".join([*fields, *(["github"] if top else [])]),
             )
-        out[ENV_PREFIX + field.env] = _value(path, key, value_node, field, base)
+        out[field.attr] = _value(path, key, value_node, field, base)
     return out
 
 
@@ -308,7 +271,7 @@ def load(path: str) -> ConfigFile:
             f"{path}:1: the file is empty", "add an `environments:` mapping", file=path, line=1
         )
     base = Path(os.path.dirname(path))
-    defaults: dict[str, str] = {}
+    defaults: dict[str, Any] = {}
     env_node: Node | None = None
     for key, key_node, value_node in _mapping(path, root, "the file"):
         if key == "version":
@@ -336,9 +299,9 @@ def load(path: str) -> ConfigFile:
     environments: dict[str, Environment] = {}
     for name, name_node, value_node in _mapping(path, env_node, "environments"):
         values = {**defaults, **_section(path, value_node, f"environment `{name}`", base)}
-        github_only = ENV_PREFIX + "GITHUB_SECTION" in values and ENV_PREFIX + "HOST" not in values
-        for required in () if github_only else REQUIRED_FIELDS:
-            if ENV_PREFIX + FIELDS[required].env not in values:
+        github_only = values.pop(GITHUB_SECTION, False) and "hosts" not in values
+        for required in () if github_only else REQUIRED_YAML:
+            if YAML_FIELDS[required].attr not in values:
                 raise _error(
                     path,
                     name_node,
@@ -349,38 +312,9 @@ def load(path: str) -> ConfigFile:
     return ConfigFile(path, defaults, environments)
 
 
-def find(flag: str | None, env: Mapping[str, str]) -> str | None:
-    """The config path: --config, else SOPS_DEPLOY_CONFIG, else the default when present."""
-    chosen = flag or env.get(ENV_PREFIX + "CONFIG") or None
-    if chosen:
-        return chosen
-    return DEFAULT_CONFIG if os.path.isfile(DEFAULT_CONFIG) else None
-
-
-def environment_name(flag: str | None, env: Mapping[str, str]) -> str | None:
-    """--env, else SOPS_DEPLOY_ENVIRONMENT (the action input), else SOPS_DEPLOY_ENV."""
-    return flag or env.get(ENV_PREFIX + "ENVIRONMENT") or env.get(ENV_PREFIX + "ENV") or None
-
-
-def merged_env(
-    config_flag: str | None, env_flag: str | None, env: Mapping[str, str]
-) -> dict[str, str]:
-    """The environment with the chosen config values underneath the real variables.
-
-    Empty variables (an action input left blank) do not hide the file's value.
-    """
-    path = find(config_flag, env)
-    name = environment_name(env_flag, env)
-    if path is None:
-        if name is not None:
-            raise UsageError(
-                f"--env {name} needs a config file, and {DEFAULT_CONFIG} does not exist",
-                f"create {DEFAULT_CONFIG}, or pass --config PATH",
-            )
-        return dict(env)
+def values(path: str, name: str | None) -> dict[str, Any]:
+    """The typed values of environment `name` of the file at `path` (its `defaults:`
+    alone when no environment is chosen)."""
     config = load(path)
-    values = dict(config.defaults)
-    if name is not None:
-        values = dict(config.environment(name).defaults)
-    set_vars = {k: v for k, v in env.items() if v != "" or k not in values}
-    return {**values, **set_vars}
+    chosen = config.defaults if name is None else config.environment(name).values
+    return {k: v for k, v in chosen.items() if k != GITHUB_SECTION}

@@ -1,7 +1,10 @@
 """The exception hierarchy. Each family carries its exit code and a hint that says what to do.
 
 Library code only raises these; `cli.main` is the single place that turns them into a
-message and an exit code. No message or hint may ever contain a secret value.
+message and an exit code (commands return nothing: success is exit 0). An error whose
+story the Reporter already told (per-host lines, the doctor's checks) sets `reported`, so
+the boundary only maps it to its exit code. No message or hint may ever contain a secret
+value.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ EXIT_USAGE = 2
 EXIT_DRIFT = 3
 EXIT_VALIDATION = 4
 EXIT_DECRYPT = 5
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,9 @@ class Problem:
 class SopsDeployError(Exception):
     """Base of every error this tool raises on purpose."""
 
-    exit_code = 1
+    exit_code = EXIT_RUNTIME
     title = "sops-deploy failed"
+    reported = False  # True: the Reporter has shown it already; only the exit code is left
 
     def __init__(
         self, message: str, hint: str = "", *, file: str | None = None, line: int | None = None
@@ -115,11 +120,26 @@ class HostKeyError(RemoteError):
     title = "Host key not trusted"
 
 
+class HostsFailed(RemoteError):
+    """At least one host failed; each was reported with its fix (exit 1)."""
+
+    title = "Deploy failed on some hosts"
+    reported = True
+
+
 class DriftFound(SopsDeployError):
     """`check` found at least one host that differs from the source of truth (exit 3)."""
 
     exit_code = EXIT_DRIFT
     title = "Drift found"
+    reported = True
+
+
+class ChecksFailed(SopsDeployError):
+    """`doctor` found at least one failing check; each was shown with its fix (exit 1)."""
+
+    title = "Checks failed"
+    reported = True
 
 
 class GitHubError(SopsDeployError):

@@ -21,12 +21,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sops_deploy.errors import ToolError
-
-if TYPE_CHECKING:
-    from sops_deploy.tools import Platform
 
 BINARIES = {"sops": ("sops",), "age": ("age", "age-keygen")}
 GITHUB = "https://github.com"
@@ -68,6 +64,18 @@ PINNED_SHA256: dict[tuple[str, str, str, str], str] = {
 }
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Platform:
+    """An OS and CPU architecture as release assets name them (`linux`, `amd64`)."""
+
+    os: str
+    arch: str
+
+    @property
+    def tag(self) -> str:
+        return f"{self.os}-{self.arch}"
 
 
 def is_sha256(text: str) -> bool:

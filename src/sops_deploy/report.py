@@ -9,7 +9,6 @@ decided elsewhere; this module only tells them.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -42,7 +41,7 @@ class Reporter:
     ) -> None:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
-        self.env = dict(os.environ if env is None else env)
+        self.env = dict(env or {})  # the environment cli.main resolved (GITHUB_*)
         self.github = self.env.get("GITHUB_ACTIONS") == "true"
         self._redact: list[str] = []
         self._masked: set[str] = set()
@@ -92,6 +91,16 @@ class Reporter:
 
     def info(self, text: str) -> None:
         self._write(self.err, text)
+
+    def line(self, text: str) -> None:
+        """A result line on stdout (what a script reads), redacted like every message."""
+        self._write(self.out, text)
+
+    def prompt(self, question: str) -> None:
+        """A question on stderr, without a newline: the answer is typed after it."""
+        with self._lock:
+            self.err.write(self.scrub(question))
+            self.err.flush()
 
     def warn(self, text: str) -> None:
         if self.github:

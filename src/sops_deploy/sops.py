@@ -2,19 +2,23 @@
 
 The age key reaches sops only through the child's environment (`SOPS_AGE_KEY`), and the
 plaintext only through a pipe: nothing secret is written to disk or put on a command line.
-sops exit codes are mapped to `DecryptError`s that say what to do.
+The child's environment is explicit: the one the front door resolved (`AgeKeySource.base`,
+without any other secret) plus the identity. `error` is the one mapping of sops's exit
+codes to `DecryptError`s that say what to do (decrypt here, the maintainer commands in
+`maintain/sopscmd.py`).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sops_deploy.errors import DecryptError, ToolError, UsageError
+
+if TYPE_CHECKING:
+    import subprocess
 
 # sops's own exit codes (getsops/sops cmd/sops/codes).
 SOPS_COULD_NOT_RETRIEVE_KEY = 128
@@ -44,19 +48,24 @@ TAMPERED_HINT = (
 
 @dataclass(frozen=True)
 class AgeKeySource:
-    """Where sops gets the age identity: key text (AGE_KEY / SOPS_AGE_KEY) or a key file."""
+    """Where sops gets the age identity (key text from AGE_KEY / SOPS_AGE_KEY, or a key
+    file) and the rest of the environment it runs in (`base`, holding no secret)."""
 
     text: str | None = field(default=None, repr=False)
     file: str | None = None
+    base: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
-    def child_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
-        env = dict(os.environ if base is None else base)
-        env.pop("AGE_KEY", None)
+    def child_env(self) -> dict[str, str]:
+        """The whole environment of a sops child: `base` plus exactly one identity."""
+        env = {
+            k: v
+            for k, v in self.base.items()
+            if k not in ("AGE_KEY", "SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE")
+        }
+        env["SOPS_DISABLE_VERSION_CHECK"] = "1"
         if self.text is not None:
-            env.pop("SOPS_AGE_KEY_FILE", None)
             env["SOPS_AGE_KEY"] = self.text
         elif self.file is not None:
-            env.pop("SOPS_AGE_KEY", None)
             env["SOPS_AGE_KEY_FILE"] = self.file
         return env
 
@@ -123,6 +132,8 @@ def inspect(path: str) -> EncryptedFile:
         return EncryptedFile(path, "dotenv", tuple(_DOTENV_RECIPIENT.findall(text)))
     doc: object
     try:
+        import json  # here, not at the top: the front door imports this module
+
         doc = json.loads(text)
         kind = "json"
     except ValueError:
@@ -158,6 +169,8 @@ def run(
 ) -> subprocess.CompletedProcess[bytes]:
     """Run sops (argv[0]) with output captured; a missing binary or a hang is an error
     naming `what`. The exit status is the caller's to judge."""
+    import subprocess
+
     try:
         return subprocess.run(
             argv,
@@ -198,13 +211,31 @@ def decrypt(sops_bin: str, enc: EncryptedFile, key: AgeKeySource, *, timeout: fl
     proc = run(argv, key.child_env(), what=enc.path, timeout=timeout, file=enc.path)
     if proc.returncode == 0:
         return proc.stdout
-    raise _decrypt_error(enc, key, proc.returncode, proc.stderr.decode("utf-8", "replace"))
+    raise error(proc.returncode, proc.stderr.decode("utf-8", "replace"), key, enc=enc)
 
 
-def _decrypt_error(enc: EncryptedFile, key: AgeKeySource, code: int, stderr: str) -> DecryptError:
-    path = enc.path
+def error(
+    code: int,
+    stderr: str,
+    key: AgeKeySource,
+    *,
+    enc: EncryptedFile | None = None,
+    what: str | None = None,
+    hint: str = "the file may be truncated or corrupted: restore it from git, or re-encrypt it",
+) -> DecryptError:
+    """What a failed sops run means, and what to do: the one mapping of sops's exit codes.
+
+    `enc` (when known) lets a wrong key name the file's recipients; `what` names what sops
+    worked on (default: the file); `hint` is the fix for a failure with no known cause.
+    sops's stderr is shown only through `safe_stderr`, which withholds quoted text.
+    """
+    path = what or (enc.path if enc is not None else "sops")
+    file = enc.path if enc is not None else None
     if code == SOPS_COULD_NOT_RETRIEVE_KEY:
-        listed = ", ".join(enc.recipients) or "(none: the file has no age recipients)"
+        listed = ""
+        if enc is not None:
+            listed = ", ".join(enc.recipients) or "(none: the file has no age recipients)"
+            listed = f" It is encrypted for: {listed};"
         if key.given:
             text = key.key_text()
             try:
@@ -217,9 +248,9 @@ def _decrypt_error(enc: EncryptedFile, key: AgeKeySource, code: int, stderr: str
         else:
             detail = "no age key was given (set the AGE_KEY secret, SOPS_AGE_KEY or --age-key-file)"
         return DecryptError(
-            f"{path}: no key could decrypt this file. It is encrypted for: {listed}; {detail}",
-            WRONG_KEY_HINT.format(file=path),
-            file=path,
+            f"{path}: no key could decrypt this file.{listed} {detail}",
+            WRONG_KEY_HINT.format(file=file or path),
+            file=file,
         )
     if code in (
         SOPS_MAC_MISMATCH,
@@ -229,20 +260,18 @@ def _decrypt_error(enc: EncryptedFile, key: AgeKeySource, code: int, stderr: str
     ):
         return DecryptError(
             f"{path}: integrity check failed (sops exit {code})",
-            TAMPERED_HINT.format(file=path),
-            file=path,
+            TAMPERED_HINT.format(file=file or path),
+            file=file,
         )
     if "metadata not found" in stderr:
         return DecryptError(
             f"{path}: this file is not encrypted by sops (no sops metadata); refusing to "
             "deploy plaintext",
             NOT_ENCRYPTED_HINT,
-            file=path,
+            file=file,
         )
     return DecryptError(
-        f"{path}: sops failed (exit {code}): {safe_stderr(stderr)}",
-        "the file may be truncated or corrupted: restore it from git, or re-encrypt it",
-        file=path,
+        f"{path}: sops failed (exit {code}): {safe_stderr(stderr)}", hint, file=file
     )
 
 

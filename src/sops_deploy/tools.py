@@ -7,11 +7,12 @@ Sources:
 - `go`: `go install` of a pinned version.
 - `auto`: `release` when the release host answers quickly, else `go`.
 
-Installs land in a user cache directory,
+Installs land in the user cache directory that the front door resolved (`ToolPlaces`:
 `$RUNNER_TOOL_CACHE/sops-deploy/<tool>/<version>/<os>-<arch>` on runners, otherwise
-`$XDG_CACHE_HOME/sops-deploy/...` (default `~/.cache/sops-deploy/...`), so the next run
-finds them and downloads nothing. A download goes to a temporary file inside the cache,
-is verified, and only then renamed into place: a mismatch installs nothing.
+`$XDG_CACHE_HOME/sops-deploy/...`, default `~/.cache/sops-deploy/...`), so the next run
+finds them and downloads nothing. Tools run with the environment `ToolPlaces` carries.
+A download goes to a temporary file inside the cache, is verified, and only then renamed
+into place: a mismatch installs nothing.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from sops_deploy.config import ToolPlaces
 from sops_deploy.errors import ToolError
 from sops_deploy.release import (
     BINARIES,
@@ -33,6 +34,7 @@ from sops_deploy.release import (
     GITHUB,
     PINNED_SHA256,
     PROBE_TIMEOUT,
+    Platform,
     Release,
     Unreachable,
     is_sha256,
@@ -51,16 +53,6 @@ SOURCES = ("auto", "release", "system", "go")
 _ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 
-@dataclass(frozen=True)
-class Platform:
-    os: str
-    arch: str
-
-    @property
-    def tag(self) -> str:
-        return f"{self.os}-{self.arch}"
-
-
 def platform_for(system: str, machine: str) -> Platform:
     """Map an OS and machine name to a supported Platform, or say clearly that it is not."""
     system, machine = system.lower(), machine.lower()
@@ -77,20 +69,12 @@ def current_platform() -> Platform:
     return platform_for(platform.system(), platform.machine())
 
 
-def cache_root() -> Path:
-    runner = os.environ.get("RUNNER_TOOL_CACHE")
-    if runner:
-        return Path(runner) / "sops-deploy"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "sops-deploy"
-
-
-def cached_path(tool: str, version: str, plat: Platform | None = None) -> Path:
+def cached_path(places: ToolPlaces, tool: str, version: str, plat: Platform | None = None) -> Path:
     plat = plat or current_platform()
-    return cache_root() / tool / version / plat.tag / BINARIES.get(tool, (tool,))[0]
+    return places.cache / tool / version / plat.tag / BINARIES.get(tool, (tool,))[0]
 
 
-def version_of(binary: str) -> tuple[int, ...] | None:
+def version_of(binary: str, env: Mapping[str, str]) -> tuple[int, ...] | None:
     try:
         proc = subprocess.run(
             [binary, "--version"],
@@ -98,7 +82,7 @@ def version_of(binary: str) -> tuple[int, ...] | None:
             text=True,
             timeout=30,
             check=False,
-            env={**os.environ, "SOPS_DISABLE_VERSION_CHECK": "1"},
+            env={**env, "SOPS_DISABLE_VERSION_CHECK": "1"},
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -106,9 +90,9 @@ def version_of(binary: str) -> tuple[int, ...] | None:
     return tuple(int(x) for x in m.groups()) if m else None
 
 
-def find_sops(version: str = DEFAULT_SOPS_VERSION) -> str:
+def find_sops(places: ToolPlaces, version: str = DEFAULT_SOPS_VERSION) -> str:
     """The sops to run: `$SOPS_DEPLOY_SOPS`, then the cached pinned build, then PATH."""
-    explicit = os.environ.get("SOPS_DEPLOY_SOPS")
+    explicit = places.sops
     if explicit:
         if not os.access(explicit, os.X_OK):
             raise ToolError(
@@ -116,17 +100,17 @@ def find_sops(version: str = DEFAULT_SOPS_VERSION) -> str:
                 "point it at a sops binary or unset it",
             )
         return explicit
-    cached = cached_path("sops", version)
+    cached = cached_path(places, "sops", version)
     if cached.is_file():
         return str(cached)
-    return _on_path("sops", version)
+    return _on_path(places, "sops", version)
 
 
-def _on_path(tool: str, version: str) -> str:
+def _on_path(places: ToolPlaces, tool: str, version: str) -> str:
     minimum = MIN_SOPS_VERSION if tool == "sops" else MIN_AGE_VERSION
-    on_path = shutil.which(tool)
+    on_path = shutil.which(tool, path=places.env.get("PATH"))
     if on_path:
-        found = version_of(on_path)
+        found = version_of(on_path, places.env)
         if found is None or found < minimum:
             raise ToolError(
                 f"{tool} on PATH ({on_path}) is version {_fmt(found)}; need "
@@ -137,7 +121,7 @@ def _on_path(tool: str, version: str) -> str:
     raise ToolError(
         f"{tool} is not installed",
         f"run `sops-deploy tools install {tool}` (installs {tool} {version} into "
-        f"{cache_root()}), or install {tool} {_fmt(minimum)}+ on PATH",
+        f"{places.cache}), or install {tool} {_fmt(minimum)}+ on PATH",
     )
 
 
@@ -150,6 +134,7 @@ def default_version(tool: str) -> str:
 
 
 def install(
+    places: ToolPlaces,
     tool: str,
     version: str,
     source: str,
@@ -183,15 +168,17 @@ def install(
     plat = plat or current_platform()
     platform_for(plat.os, plat.arch)
     if source == "system":
-        return Path(find_sops(version) if tool == "sops" else _on_path(tool, version))
-    target_dir = cache_root() / tool / version / plat.tag
+        return Path(
+            find_sops(places, version) if tool == "sops" else _on_path(places, tool, version)
+        )
+    target_dir = places.cache / tool / version / plat.tag
     if all((target_dir / name).is_file() for name in BINARIES[tool]):
         return target_dir / BINARIES[tool][0]
     if source == "go":
-        return _go_install(tool, version, target_dir)
+        return _go_install(places, tool, version, target_dir)
     expected = sha256 or PINNED_SHA256.get((tool, version, plat.os, plat.arch))
     if source == "auto" and expected is None and not allow_unverified:
-        return _go_install(tool, version, target_dir)
+        return _go_install(places, tool, version, target_dir)
     release = Release(tool, version, plat, mirror or GITHUB)
     try:
         return release.install(
@@ -204,11 +191,11 @@ def install(
     except Unreachable:
         if source != "auto":
             raise
-    return _go_install(tool, version, target_dir)
+    return _go_install(places, tool, version, target_dir)
 
 
-def _go_install(tool: str, version: str, target_dir: Path) -> Path:
-    go = shutil.which("go")
+def _go_install(places: ToolPlaces, tool: str, version: str, target_dir: Path) -> Path:
+    go = shutil.which("go", path=places.env.get("PATH"))
     if go is None:
         raise ToolError(
             f"cannot build {tool} {version}: Go is not installed",
@@ -217,7 +204,7 @@ def _go_install(tool: str, version: str, target_dir: Path) -> Path:
     target_dir.mkdir(parents=True, exist_ok=True)
     packages = [f"{pkg}@v{version}" for pkg in GO_PACKAGES[tool]]
     with tempfile.TemporaryDirectory(dir=target_dir.parent, prefix=".go-") as gobin:
-        env = {**os.environ, "GOBIN": gobin, "CGO_ENABLED": "0", "GOFLAGS": "-trimpath"}
+        env = {**places.env, "GOBIN": gobin, "CGO_ENABLED": "0", "GOFLAGS": "-trimpath"}
         proc = subprocess.run(
             [go, "install", *packages],
             env=env,

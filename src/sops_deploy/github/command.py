@@ -1,25 +1,25 @@
 """`sops-deploy github-sync`: options, decrypt and check the file, plan, apply, report.
 
-Options come from flags, then `SOPS_DEPLOY_*` (action inputs), then the environment's
-`github:` section of sops-deploy.yaml. The token comes only from `GH_TOKEN` or
-`GITHUB_TOKEN` (in that order, like the gh CLI) and is masked before anything prints.
-Every bad GitHub name is reported (exit 4) before any request is made.
+Options come resolved from the front door (`inputs.py`: flags, then `SOPS_DEPLOY_*` /
+action inputs, then the environment's `github:` section of sops-deploy.yaml, then
+GITHUB_REPOSITORY); `options` checks how they combine. The token comes only from
+`GH_TOKEN` or `GITHUB_TOKEN` (in that order, like the gh CLI) and is masked before
+anything prints. Every bad GitHub name is reported (exit 4) before any request is made.
 """
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from sops_deploy.config import Settings, env_flag, env_value, split_list
+from sops_deploy.config import Settings
 from sops_deploy.envfile import Entry, Secrets
-from sops_deploy.errors import EXIT_DRIFT, EXIT_OK, UsageError, ValidationError
+from sops_deploy.errors import DriftFound, UsageError, ValidationError
 from sops_deploy.github import names
 from sops_deploy.github import plan as planning
 from sops_deploy.github.client import DEFAULT_API, Api, Client, Scope
@@ -51,32 +51,37 @@ class Options:
         return Scope(self.repo)
 
 
-def options(args: argparse.Namespace, env: Mapping[str, str]) -> Options:
-    """Flags over SOPS_DEPLOY_* (inputs, sops-deploy.yaml's `github:`) over GITHUB_REPOSITORY."""
+@dataclass(frozen=True)
+class SyncRequest:
+    """Everything github-sync needs: the source settings, the options, where and as whom."""
 
-    def flag(name: str) -> bool:
-        value = getattr(args, name, None)
-        return bool(value) if value is not None else bool(env_flag(env, name.upper()))
+    settings: Settings
+    options: Options
+    token: str = field(repr=False)
+    api_base: str = DEFAULT_API
 
-    repo = args.repo or env_value(env, "REPO") or env.get("GITHUB_REPOSITORY") or ""
+
+def options(v: Mapping[str, Any]) -> Options:
+    """The resolved values as Options; the combinations that make no sense are refused."""
+    repo = v["repo"] or ""
     if not _REPO.match(repo):
         raise UsageError(
             f"--repo {repo!r} is not OWNER/REPO" if repo else "no repository given",
             "pass --repo OWNER/REPO (on GitHub Actions it defaults to GITHUB_REPOSITORY)",
         )
-    environment = args.github_environment or env_value(env, "GITHUB_ENVIRONMENT")
-    dependabot = flag("dependabot")
+    environment = v["github_environment"]
+    dependabot = bool(v["dependabot"])
     if environment and dependabot:
         raise UsageError(
             "--github-environment and --dependabot name two different scopes",
             "run github-sync once per scope",
         )
-    prefix = args.prefix if args.prefix is not None else (env_value(env, "PREFIX") or "")
-    check, dry_run = flag("check"), flag("dry_run")
+    prefix = v["prefix"] or ""
+    check, dry_run = bool(v["check"]), bool(v["dry_run"])
     if check and dry_run:
         raise UsageError("--check and --dry-run both only look", "pass one of them")
-    keys = split_list(args.keys) if args.keys else split_list(env_value(env, "KEYS"))
-    return Options(repo, environment, dependabot, keys, prefix, dry_run, check, flag("prune"))
+    keys = tuple(v["keys"])
+    return Options(repo, environment, dependabot, keys, prefix, dry_run, check, bool(v["prune"]))
 
 
 def token(env: Mapping[str, str]) -> str:
@@ -124,21 +129,17 @@ def source_id(settings: Settings, prefix: str) -> str:
     return f"{files}|{prefix}" if prefix else files
 
 
-def cmd_github_sync(args: argparse.Namespace, env: Mapping[str, str], reporter: Reporter) -> int:
-    from sops_deploy import commands, configfile, tools
+def cmd_github_sync(request: SyncRequest, reporter: Reporter) -> None:
+    from sops_deploy import tools
     from sops_deploy.github import sync
     from sops_deploy.github.state import pick_identity
 
-    github_token = token(env)
-    reporter.mask_keys([github_token])
-    settings = commands.settings_from(args, env)
-    merged = configfile.merged_env(getattr(args, "config", None), getattr(args, "env", None), env)
-    opts = options(args, merged)
+    reporter.mask_keys([request.token])
+    settings, opts = request.settings, request.options
     scope = opts.scope
-    api_base = env.get("GITHUB_API_URL") or DEFAULT_API
-    client = Client(github_token, api_base, perms=scope.permissions)
+    client = Client(request.token, request.api_base, perms=scope.permissions)
 
-    decrypted, secrets = _decrypt(settings, reporter, tools.find_sops())
+    decrypted, secrets = _decrypt(settings, reporter, tools.find_sops(settings.tools))
     chosen = select(secrets, opts.keys)
     problems = names.name_problems(opts.prefix, chosen)
     if problems:
@@ -177,8 +178,7 @@ def cmd_github_sync(args: argparse.Namespace, env: Mapping[str, str], reporter: 
     _report(reporter, mode, scope, ops, client.writes)
     drift = [op for op in ops if op.writes]
     if opts.check and drift:
-        return EXIT_DRIFT
-    return EXIT_OK
+        raise DriftFound(f"{len(drift)} name(s) on GitHub differ from the file")
 
 
 def _decrypt(
@@ -222,7 +222,7 @@ def _report(
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.append(f"{len(ops)} name(s): {total}; {writes} write request(s)")
     for line in lines:
-        print(reporter.scrub(line), flush=True)
+        reporter.line(line)
     md = ["| action | kind | name | reason |", "|---|---|---|---|"]
     md += [f"| {op.action} | {op.kind} | `{op.name}` | {op.reason or '–'} |" for op in ops]
     reporter.append_summary(

@@ -2,7 +2,7 @@
 
 Each ✗ names its fix. Checks run in dependency order and go on after a failure where
 they still can, so one run shows every problem. Exit 0 only when every check passes,
-1 otherwise.
+1 (`ChecksFailed`) otherwise.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sops_deploy import __version__, agekey, deploy, sops, tools
 from sops_deploy.config import HostSpec, Settings
-from sops_deploy.errors import SopsDeployError, ValidationError
+from sops_deploy.errors import ChecksFailed, SopsDeployError, ValidationError
 from sops_deploy.maintain import sopsconfig
 from sops_deploy.report import Reporter
 
@@ -38,8 +38,8 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
     yield Check("sops-deploy", True, f"{__version__} on Python {platform.python_version()}")
     sops_bin: str | None = None
     try:
-        sops_bin = tools.find_sops()
-        found = tools.version_of(sops_bin)
+        sops_bin = tools.find_sops(settings.tools)
+        found = tools.version_of(sops_bin, settings.tools.env)
         version = ".".join(map(str, found)) if found else "unknown version"
         yield Check("sops", True, f"{version} at {sops_bin}")
     except SopsDeployError as exc:
@@ -200,16 +200,16 @@ def _host_check(settings: Settings, spec: HostSpec, warn: Callable[[str], None])
     return Check(name, True, detail)
 
 
-def run_doctor(settings: Settings, config: Path | None, reporter: Reporter) -> int:
+def run_doctor(settings: Settings, config: Path | None, reporter: Reporter) -> None:
     failed = 0
     for check in checks(settings, config, reporter):
         mark = "✓" if check.ok else "✗"
-        print(f"{mark} {check.name}" + (f": {check.detail}" if check.detail else ""))
+        reporter.line(f"{mark} {check.name}" + (f": {check.detail}" if check.detail else ""))
         if not check.ok:
             failed += 1
             if check.fix:
-                print(f"    fix: {check.fix}")
-    print(
-        "all checks passed" if not failed else f"{failed} check(s) failed",
-    )
-    return 0 if not failed else 1
+                reporter.line(f"    fix: {check.fix}")
+    if failed:
+        reporter.line(f"{failed} check(s) failed")
+        raise ChecksFailed(f"{failed} check(s) failed")
+    reporter.line("all checks passed")

@@ -15,12 +15,11 @@ import shlex
 import shutil
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from sops_deploy import agekey, envfile, sops, tools
-from sops_deploy.config import HostSpec
+from sops_deploy.config import InitOptions
 from sops_deploy.errors import Problem, UsageError, ValidationError
 from sops_deploy.maintain import sopscmd, sopsconfig
 from sops_deploy.report import Reporter
@@ -29,25 +28,9 @@ KEY_FILE = "secrets/age-key.txt"
 ENCRYPTED = "secrets/.env.encrypted"
 KNOWN_HOSTS = "secrets/known_hosts"
 WORKFLOW = ".github/workflows/deploy-secrets.yml"
-ACTION_REF = "OWNER/sops-deploy@v1"
-DEFAULT_REMOTE_PATH = "~/app/.env"
 
 
-@dataclass(frozen=True)
-class InitOptions:
-    root: Path
-    from_env: Path | None = None
-    host: HostSpec | None = None
-    remote_path: str = DEFAULT_REMOTE_PATH
-    ssh_key_file: str | None = None
-    action_ref: str = ACTION_REF
-    force: bool = False
-    yes: bool = False
-    delete_plaintext: bool = False
-    timeout: float = 20.0
-
-
-def run_init(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool]) -> int:
+def run_init(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool]) -> None:
     root = opts.root
     targets = [root / sopsconfig.CONFIG_NAME, root / WORKFLOW]
     if opts.from_env is not None:
@@ -63,16 +46,16 @@ def run_init(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool]) 
         )
     plaintext = _read_plaintext(opts.from_env, reporter) if opts.from_env else None
     pinned = _pin_host(opts, reporter, ask) if opts.host else None
-    sops_bin = tools.find_sops() if plaintext is not None else None
+    sops_bin = tools.find_sops(opts.tools) if plaintext is not None else None
 
     key_path = root / KEY_FILE
-    public = _age_key(key_path, reporter)
+    public = _age_key(key_path, opts, reporter)
     _ignore(root, [KEY_FILE, *_inside(root, opts.from_env)])
     config = root / sopsconfig.CONFIG_NAME
     config.write_text(sopsconfig.render([public]), encoding="utf-8")
     reporter.info(f"✓ wrote {sopsconfig.CONFIG_NAME}: {ENCRYPTED} is encrypted for {public}")
     if plaintext is not None and sops_bin is not None and opts.from_env is not None:
-        _encrypt(sops_bin, opts.from_env, plaintext, root, key_path, config, reporter)
+        _encrypt(sops_bin, opts, plaintext, key_path, config, reporter)
         _maybe_delete(opts, ask, reporter)
     if pinned is not None:
         (root / KNOWN_HOSTS).write_text(pinned + "\n", encoding="utf-8")
@@ -81,8 +64,8 @@ def run_init(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool]) 
     workflow.parent.mkdir(parents=True, exist_ok=True)
     workflow.write_text(_workflow(opts), encoding="utf-8")
     reporter.info(f"✓ wrote {WORKFLOW}")
-    print(next_steps(opts, has_secrets=plaintext is not None))
-    return 0
+    for line in next_steps(opts, has_secrets=plaintext is not None).splitlines():
+        reporter.line(line)
 
 
 def _read_plaintext(path: Path, reporter: Reporter) -> dict[str, str]:
@@ -138,16 +121,21 @@ def _pin_host(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool])
     return hostkeys.known_hosts_line(opts.host, key)
 
 
-def _age_key(path: Path, reporter: Reporter) -> str:
+def _age_key(path: Path, opts: InitOptions, reporter: Reporter) -> str:
     if path.exists():
         public = agekey.recipients_of(path.read_text(encoding="utf-8"))[0]
         reporter.info(f"✓ reusing the age key in {KEY_FILE} ({public})")
         return public
     path.parent.mkdir(parents=True, exist_ok=True)
-    keygen = shutil.which("age-keygen")
+    env = opts.tools.env
+    keygen = shutil.which("age-keygen", path=env.get("PATH"))
     if keygen:
         subprocess.run(
-            [keygen, "-o", str(path)], check=True, capture_output=True, stdin=subprocess.DEVNULL
+            [keygen, "-o", str(path)],
+            check=True,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            env=env,
         )
         os.chmod(path, 0o600)
     else:
@@ -188,15 +176,16 @@ def _ignore(root: Path, names: list[str]) -> None:
 
 def _encrypt(
     sops_bin: str,
-    source: Path,
+    opts: InitOptions,
     plaintext: dict[str, str],
-    root: Path,
     key_path: Path,
     config: Path,
     reporter: Reporter,
 ) -> None:
+    root, source = opts.root, opts.from_env
+    assert source is not None
     target = root / ENCRYPTED
-    key = sops.AgeKeySource(file=str(key_path))
+    key = sops.AgeKeySource(file=str(key_path), base=opts.tools.env)
     data = sopscmd.encrypt_dotenv(sops_bin, source, target.relative_to(root), key, config)
     target.write_bytes(data)
     # Prove the round trip before anyone deletes the plaintext: same keys, same values.

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sops_deploy import agekey, envfile, sops, tools
+from sops_deploy.config import ToolPlaces
 from sops_deploy.errors import SopsDeployError, UsageError
 from sops_deploy.maintain import sopscmd, sopsconfig
 from sops_deploy.report import Reporter
@@ -81,8 +82,9 @@ def rotate_value(
     key: str,
     value: str,
     age: sops.AgeKeySource,
+    places: ToolPlaces,
     reporter: Reporter,
-) -> int:
+) -> None:
     """Set `key` to `value` in the encrypted dotenv file at `path`, in place, through sops."""
     if not envfile.KEY_RE.match(key):
         raise UsageError(
@@ -97,7 +99,7 @@ def rotate_value(
             "rotate multi-line values with `sops edit` instead",
         )
     reporter.mask([value])
-    sops_bin = tools.find_sops()
+    sops_bin = tools.find_sops(places)
     enc = sops.inspect(path)
     if enc.stored_format != "dotenv":
         raise UsageError(
@@ -119,22 +121,22 @@ def rotate_value(
             file=path,
         )
     verb = "rotated" if key in before else "added"
-    print(f"✓ {verb} {key} in {path} ({len(after) - 1} other key(s) verified unchanged)")
+    reporter.line(f"✓ {verb} {key} in {path} ({len(after) - 1} other key(s) verified unchanged)")
     reporter.info("  commit and push the file to deploy it, or run `sops-deploy deploy`")
-    return 0
 
 
-def rotate_data_key(paths: list[str], age: sops.AgeKeySource, reporter: Reporter) -> int:
+def rotate_data_key(
+    paths: list[str], age: sops.AgeKeySource, places: ToolPlaces, reporter: Reporter
+) -> None:
     """sops's data-key rotation for every file: every value re-encrypted under a new key."""
-    sops_bin = tools.find_sops()
+    sops_bin = tools.find_sops(places)
     for path in paths:
         enc = sops.inspect(path)
         sopscmd.rotate_data_key(sops_bin, Path(path), enc.stored_format, age)
-        print(f"✓ {path}: new data key, every value re-encrypted")
+        reporter.line(f"✓ {path}: new data key, every value re-encrypted")
     reporter.info(
         "  commit and push the files; old ciphertexts in git history still use the old key"
     )
-    return 0
 
 
 def change_recipients(
@@ -143,9 +145,10 @@ def change_recipients(
     add: bool,
     config_path: Path,
     age: sops.AgeKeySource,
+    places: ToolPlaces,
     reporter: Reporter,
     sha: Callable[[Path], str] = lambda p: hashlib.sha256(p.read_bytes()).hexdigest(),
-) -> int:
+) -> None:
     """Add or remove an age recipient in `.sops.yaml`, then re-key every file it covers."""
     recipient = agekey.check_recipient(recipient)
     original = config_path.read_text(encoding="utf-8") if config_path.is_file() else ""
@@ -166,10 +169,10 @@ def change_recipients(
             )
     if changed_config:
         config_path.write_text(sopsconfig.dump(doc, original), encoding="utf-8")
-        print(f"✓ {config_path.name}: {'added' if add else 'removed'} {recipient}")
+        reporter.line(f"✓ {config_path.name}: {'added' if add else 'removed'} {recipient}")
     else:
-        print(f"= {config_path.name}: already {'lists' if add else 'omits'} {recipient}")
-    sops_bin = tools.find_sops()
+        reporter.line(f"= {config_path.name}: already {'lists' if add else 'omits'} {recipient}")
+    sops_bin = tools.find_sops(places)
     changed: list[str] = []
     try:
         for path, enc in files:
@@ -185,9 +188,10 @@ def change_recipients(
             shown = path.relative_to(config_path.parent).as_posix()
             if sha(path) != before:
                 changed.append(shown)
-                print(f"✓ re-keyed {shown}" + ("" if add else " and rotated its data key"))
+                done = "" if add else " and rotated its data key"
+                reporter.line(f"✓ re-keyed {shown}{done}")
             else:
-                print(f"= {shown}: already up to date")
+                reporter.line(f"= {shown}: already up to date")
     except SopsDeployError:
         if changed_config and not changed:
             config_path.write_text(original, encoding="utf-8")
@@ -195,5 +199,4 @@ def change_recipients(
         raise
     if not files:
         reporter.warn(f"no encrypted file matches the rules in {config_path}")
-    print(f"{len(changed)} file(s) re-keyed: {', '.join(changed) or 'none'}")
-    return 0
+    reporter.line(f"{len(changed)} file(s) re-keyed: {', '.join(changed) or 'none'}")

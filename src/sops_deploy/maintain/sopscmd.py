@@ -2,7 +2,7 @@
 
 Like `sops.decrypt`, the age key reaches sops only through the child's environment and a
 new value only through stdin (`sops set --value-stdin`), never through argv, where any
-user on the machine could read it in the process list.
+user on the machine could read it in the process list. Failures are mapped by `sops.error`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 from sops_deploy import sops
-from sops_deploy.errors import DecryptError, SopsDeployError
 
 TIMEOUT = 120.0
 
@@ -28,7 +27,6 @@ def run(
 ) -> bytes:
     """Run `sops ARGS`; stdout on success, a `SopsDeployError` naming `what` otherwise."""
     env = key.child_env()
-    env["SOPS_DISABLE_VERSION_CHECK"] = "1"
     if config is not None:
         env["SOPS_CONFIG"] = str(config.resolve())
     proc = sops.run(
@@ -41,21 +39,13 @@ def run(
     )
     if proc.returncode == 0:
         return proc.stdout
-    raise _error(what, proc.returncode, proc.stderr.decode("utf-8", "replace"), key)
-
-
-def _error(what: str, code: int, stderr: str, key: sops.AgeKeySource) -> SopsDeployError:
-    if code == sops.SOPS_COULD_NOT_RETRIEVE_KEY:
-        detail = "no age key was given" if not key.given else "the age key is not a recipient"
-        return DecryptError(
-            f"{what}: sops could not decrypt the data key ({detail})",
-            "set AGE_KEY (or --age-key-file) to a private key whose public key is a "
-            "recipient of the file (see README#faq-no-key-could-decrypt)",
-        )
-    # sops quotes a plaintext line it cannot parse ("invalid dotenv input line: …"):
-    # keep its words, never the quoted content.
-    last = sops.safe_stderr(stderr, lines=2, limit=300)
-    return DecryptError(f"{what}: sops failed (exit {code}): {last}", "see the message above")
+    raise sops.error(
+        proc.returncode,
+        proc.stderr.decode("utf-8", "replace"),
+        key,
+        what=what,
+        hint="see the message above",
+    )
 
 
 def encrypt_dotenv(
