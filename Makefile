@@ -6,13 +6,15 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
-# The action's hash-locked wheels, for the act tests (which must not reach PyPI).
-WHEELHOUSE := $(VENV)/wheelhouse-$(shell cat requirements/action.txt | sha256sum | cut -c1-12)
+# The action's hash-locked wheels (requirements/action.txt and uv.txt) for every supported
+# Python, for the act tests and the version matrix test (which must not reach PyPI).
+ACTION_PYTHONS := 3.10 3.11 3.12 3.13
+WHEELHOUSE := $(VENV)/wheelhouse-$(shell cat requirements/action.txt requirements/uv.txt | sha256sum | cut -c1-12)
 # actionlint, built once with `go install` into the user cache.
 ACTIONLINT_VERSION := v1.7.12
 ACTIONLINT := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/sops-deploy/actionlint/$(ACTIONLINT_VERSION)/actionlint
 
-.PHONY: test demo bench bench-peers bench-table setup system-deps tools lint pytest clean
+.PHONY: test demo bench bench-peers bench-table setup system-deps tools lint pytest clean lock
 
 test: setup lint pytest
 
@@ -31,10 +33,20 @@ $(STAMP): pyproject.toml
 tools: $(STAMP)
 	@$(PY) -m sops_deploy tools install --source auto >/dev/null
 
-$(WHEELHOUSE): requirements/action.txt | $(STAMP)
+$(WHEELHOUSE): requirements/action.txt requirements/uv.txt scripts/wheelhouse.py | $(STAMP)
 	@rm -rf $(VENV)/wheelhouse-* && mkdir -p $@.tmp
-	@$(PY) -m pip download -q --require-hashes --no-deps --only-binary=:all: \
-		-r requirements/action.txt -d $@.tmp && mv $@.tmp $@
+	@$(PY) scripts/wheelhouse.py $@.tmp $(ACTION_PYTHONS) -- \
+		requirements/action.txt requirements/uv.txt && mv $@.tmp $@
+
+# Regenerate the action's locks from requirements/*.in: one universal lock (markers where
+# a dependency differs by Python version or OS), every file's SHA-256. Needs uv (dev deps).
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile -q --universal --generate-hashes --python-version 3.10 \
+		--only-binary :all: --custom-compile-command "make lock" \
+		requirements/action.in -o requirements/action.txt
+	$(VENV)/bin/uv pip compile -q --universal --generate-hashes --python-version 3.10 \
+		--only-binary :all: --custom-compile-command "make lock" \
+		requirements/uv.in -o requirements/uv.txt
 
 $(ACTIONLINT):
 	@mkdir -p $(dir $@)
