@@ -53,9 +53,9 @@ $(ACTIONLINT):
 	@GOBIN=$(dir $@) CGO_ENABLED=0 go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
 lint: $(STAMP) $(ACTIONLINT)
-	$(VENV)/bin/ruff check src tests scripts bench
-	$(VENV)/bin/ruff format --check src tests scripts bench
-	$(VENV)/bin/mypy --strict src
+	$(VENV)/bin/ruff check src tests scripts bench setup
+	$(VENV)/bin/ruff format --check src tests scripts bench setup
+	$(VENV)/bin/mypy --strict src setup
 	$(VENV)/bin/zizmor --offline --quiet action.yml .github/workflows tests/workflows
 	$(ACTIONLINT) .github/workflows/*.yml tests/workflows/*.yml
 

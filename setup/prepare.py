@@ -22,6 +22,7 @@ Writes `python=<venv>/bin/python` to $GITHUB_OUTPUT.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -124,10 +125,13 @@ def download_error(what: str, output: str, lock: str) -> SetupError:
     """Classify an installer's failure: a digest mismatch, no network, or anything else."""
     lowered = output.lower()
     if "hash mismatch" in lowered or "do not match the hashes" in lowered:
+        # uv: Hash mismatch for `name==version`; pip: "    name==version from URL:"
+        names = re.findall(r"Hash mismatch for `([^`]+)`", output)
+        names += re.findall(r"^\s+(\S+==\S+) from \S+", output, re.M)
         return SetupError(
             "package digest mismatch",
-            f"a file downloaded for {what} does not match the SHA-256 in {lock}; "
-            f"nothing was installed ({last_lines(output)})",
+            f"the file downloaded for {', '.join(dict.fromkeys(names)) or what} does not "
+            f"match its SHA-256 in {lock}; nothing was installed",
             DIGEST_FIX,
         )
     if any(hint in lowered for hint in NETWORK_HINTS):
@@ -183,10 +187,8 @@ def ensure_uv(action: Path, cache: Path) -> Path:
         except subprocess.CalledProcessError as exc:
             raise download_error("uv (the installer)", exc.output, "requirements/uv.txt") from None
         os.rename(staged / "target", staged / "home")
-        try:
+        with contextlib.suppress(OSError):  # another job installed it first: keep that one
             os.rename(staged / "home", home)
-        except OSError:  # another job installed it first
-            pass
     finally:
         shutil.rmtree(staged, ignore_errors=True)
     return uv
@@ -219,7 +221,9 @@ def build(action: Path, uv: Path, staged: Path) -> None:
     try:
         run([*install, *locked], env)
     except subprocess.CalledProcessError as exc:
-        raise download_error("the locked requirements", exc.output, "requirements/action.txt")
+        raise download_error(
+            "the locked requirements", exc.output, "requirements/action.txt"
+        ) from None
     run([*install, "--no-deps", "--no-build-isolation", "--no-index", str(action)], env)
 
 
@@ -238,10 +242,8 @@ def main() -> int:
             (staged / ".complete").touch()
             if venv.exists() and not is_complete(venv):
                 shutil.rmtree(venv)
-            try:
-                os.rename(staged, venv)  # atomic: a job that built the same venv first wins
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):  # atomic: a job that built it first wins
+                os.rename(staged, venv)
         except SetupError as exc:
             print("::endgroup::")
             print(f"::error title=sops-deploy: {exc.title}::{escape(exc.message)}. Fix: {exc.fix}")
