@@ -2,8 +2,8 @@
 (`uses: ./`) on this machine (`-P ubuntu-latest=-self-hosted`) against the test sshd.
 
 Nothing here reaches beyond 127.0.0.1: the action's Python deps come from the hash-locked
-wheelhouse that `make setup` downloads (PIP_NO_INDEX + PIP_FIND_LINKS), sops and age come
-from PATH (`tools-source: system`) or from a release mirror served on 127.0.0.1.
+wheelhouse that `make setup` downloads (PIP_NO_INDEX + PIP_FIND_LINKS, passed on to uv),
+sops comes from PATH (`tools-source: system`) or from a release mirror served on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ class ActRun:
 
 
 def wheelhouse() -> Path:
-    lock = (REPO / "requirements" / "action.txt").read_bytes()
-    path = REPO / ".venv" / f"wheelhouse-{hashlib.sha256(lock).hexdigest()[:12]}"
+    locks = b"".join((REPO / "requirements" / n).read_bytes() for n in ("action.txt", "uv.txt"))
+    path = REPO / ".venv" / f"wheelhouse-{hashlib.sha256(locks).hexdigest()[:12]}"
     assert path.is_dir(), f"{path} is missing: run `make setup`"
     return path
 
@@ -196,7 +196,9 @@ def test_deploy_writes_file_sets_outputs_and_summary(
     # export-env reached the next step (it prints only a digest of the value)
     token_digest = hashlib.sha256(b"tok_act_7c6b5a4d3e2f").hexdigest()
     assert f"EXPORTED API_TOKEN sha256={token_digest}" in run.output
-    assert len([h for h in server.hits if "releases/download" in h]) == 3
+    # sops' checksums.txt and sops: the action installs no age binary (no command runs it)
+    assert len([h for h in server.hits if "releases/download" in h]) == 2
+    assert not [h for h in server.hits if h.startswith("/FiloSottile/")]
 
 
 @pytest.mark.act
