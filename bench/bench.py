@@ -370,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--results", default=str(store.RESULTS), help="directory of <commit>.json results"
     )
+    parser.add_argument(
+        "--setup-runs", type=int, default=3, help="cold/warm action setups in act (0: skip)"
+    )
     args = parser.parse_args(argv)
     counts = [int(x) for x in args.hosts.split(",")]
     # An installed package carries compiled bytecode (pip compiles on install); an editable
@@ -388,6 +391,13 @@ def main(argv: list[str] | None = None) -> int:
     path = store.save("bench", data, Path(args.results))
     print(table.bench_markdown(data))
     print(table.stages_markdown(data))
+    # --- the action's setup, cold and warm in act (bench/setup_bench.py) ---
+    if args.setup_runs > 0:
+        import setup_bench
+
+        setup = setup_bench.measure_setup(args.setup_runs, str(Path(bench.sops).parent))
+        path = store.save("setup", {"seconds": setup}, Path(args.results))
+        print(setup_bench.markdown(setup))
     print(f"wrote {path}")
     return 0
 
