@@ -37,7 +37,7 @@ def test_bench_smoke_produces_every_figure(tmp_path: Path) -> None:
             sys.executable,
             str(REPO / "bench" / "bench.py"),
             *("--runs", "1", "--hosts", "1,2", "--big-keys", "200"),
-            *("--results", str(tmp_path)),
+            *("--results", str(tmp_path), "--setup-runs", "1"),
         ],
         capture_output=True,
         text=True,
@@ -65,6 +65,9 @@ def test_bench_smoke_produces_every_figure(tmp_path: Path) -> None:
     assert "(h) `validate`, 20 keys" in proc.stdout
     assert "Connection stages" in proc.stdout
     assert "peak RSS" in proc.stdout
+    setup = json.loads(path.read_text())["setup"]["seconds"]
+    assert len(setup["cold"]) == len(setup["warm"]) == 1
+    assert "Action setup in act" in proc.stdout
 
 
 def test_store_keeps_one_file_per_commit_with_sections(benchmod: Any, tmp_path: Path) -> None:
