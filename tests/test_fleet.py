@@ -11,6 +11,7 @@ import json
 import os
 import re
 import stat
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from sops_deploy.config import HostSpec, Settings, parse_host
 from sops_deploy.deploy import SKIPPED_NOTE, UNPARSEABLE, HostResult, Plan
 from sops_deploy.errors import RemoteError
 from sops_deploy.report import Reporter
+from sops_deploy.runinfo import RunInfo
 
 pytestmark = pytest.mark.slow
 
@@ -323,13 +325,14 @@ def test_a_bug_on_one_host_fails_that_host_only(
         settings: Settings,
         spec: HostSpec,
         warn: Callable[[str], None],
-        sleep: Callable[[float], None],
+        run: RunInfo | None = None,
+        cancel: threading.Event | None = None,
     ) -> object:
         # Mock: no real component raises a non-SopsDeployError on demand; this stands in
         # for a bug (say a Paramiko exception we failed to translate) on one host.
         if str(spec) == broken:
             raise RuntimeError("simulated bug")
-        return real(settings, spec, warn, sleep)
+        return real(settings, spec, warn, run, cancel)
 
     monkeypatch.setattr(deploy, "open_host", open_host)
     settings = Settings(

@@ -20,7 +20,7 @@ from sops_deploy import knownhosts as kh
 from sops_deploy.config import HostSpec
 from sops_deploy.errors import HostKeyError
 from sops_deploy.knownhosts import Decision
-from sops_deploy.remote import Connection, Credentials, Trust
+from sops_deploy.remote import Connection, Credentials, Options, Trust
 
 ACCEPT, UNKNOWN, CHANGED, REVOKED = (
     Decision.ACCEPT,
@@ -335,12 +335,11 @@ def _connect(server: Sshd, trust: Trust) -> tuple[str, list[str]]:
     """Open a real Connection; the key type it settled on, and the warnings it gave."""
     warnings: list[str] = []
     spec = HostSpec("127.0.0.1", server.port, server.user)
-    creds = Credentials(key_file=str(server.client_key))
-    conn = Connection(spec, creds, trust, default_user=server.user, timeout=10,
-                      warn=warnings.append, open_sftp=False)  # fmt: skip
-    with conn:
-        assert conn.transport is not None
-        return conn.transport.get_remote_server_key().get_name(), warnings
+    options = Options(Credentials(key_file=str(server.client_key)), trust,
+                      default_user=server.user, timeout=10)  # fmt: skip
+    with Connection(spec, options, warn=warnings.append, sftp=False) as conn:
+        assert conn.host_key is not None
+        return conn.host_key.get_name(), warnings
 
 
 @pytest.mark.parametrize("kind", ["ecdsa", "rsa", "ed25519"])

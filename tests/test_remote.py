@@ -15,7 +15,7 @@ import pytest
 from conftest import CliResult
 from sshd import keygen
 
-from sops_deploy.remote_ops import STALE_LOCK_SECONDS
+from sops_deploy.remote.lock import STALE_LOCK_SECONDS
 
 Cli = Callable[..., CliResult]
 

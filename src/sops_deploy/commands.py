@@ -47,27 +47,16 @@ def cmd_validate(settings: Settings, reporter: Reporter) -> None:
 
 
 def cmd_remote(settings: Settings, reporter: Reporter) -> None:
-    from concurrent.futures import Future, ThreadPoolExecutor
-
     from sops_deploy import deploy
 
     # Every host is connected while sops decrypts and the plan is checked (the shell
-    # pipeline overlaps them too); nothing is done on a host until the plan is ready.
-    pending: Future[Plan] = Future()
+    # pipeline overlaps them too); nothing is done on a host until the plan is valid.
     mode = "deploy" if settings.command == "deploy" else settings.command
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hosts") as runner:
-        applied = runner.submit(
-            deploy.apply_all, settings, pending, mode, reporter.warn, reporter.host_result
-        )
+    with deploy.Rollout(settings, mode, reporter.warn, reporter.host_result) as rollout:
+        plan = _plan(settings, reporter)  # a failure leaves the rollout: hosts untouched
+        _announce(settings, plan, reporter)
         try:
-            plan = _plan(settings, reporter)
-            _announce(settings, plan, reporter)
-        except BaseException:
-            pending.set_exception(deploy.PlanAbandoned())  # the hosts stop, untouched
-            raise
-        try:
-            pending.set_result(plan)
-            results = applied.result()
+            results = rollout.apply(plan)
         finally:
             reporter.endgroup()
     reporter.summary(settings.command, plan, results)

@@ -188,12 +188,14 @@ def _host_check(settings: Settings, spec: HostSpec, warn: Callable[[str], None])
             True,
             f"reachable, host key {fingerprint(key)} pinned (no SSH key given: login not tried)",
         )
+    from sops_deploy.remote import atomic
+
     try:
         with deploy.open_host(settings, spec, warn) as conn:
             detail = f"reachable, host key pinned, logged in as {conn.user}"
             if settings.remote_path:
                 path = conn.resolve(settings.remote_path)
-                conn.state(path)
+                atomic.current(conn, path, follow_symlinks=True)
                 detail += f", {path.rsplit('/', 1)[0] or '/'} exists"
     except SopsDeployError as exc:
         return _failed(name, exc)

@@ -1,0 +1,434 @@
+"""The wire to one server: socket, jump host, retries with backoff, host-key trust,
+authentication, timeouts, and every SFTP request the deploy makes.
+
+Callers speak in paths and bytes through `Connection` methods; nothing outside this module
+touches Paramiko's private API or the raw SFTP client. Everything here is bounded by the
+connection's `timeout`. What to write, and when, is decided elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import paramiko
+from paramiko.common import cMSG_IGNORE
+from paramiko.message import Message
+from paramiko.sftp import (
+    CMD_EXTENDED,
+    CMD_EXTENDED_REPLY,
+    CMD_HANDLE,
+    CMD_OPEN,
+    SFTP_FLAG_APPEND,
+    SFTP_FLAG_CREATE,
+    SFTP_FLAG_EXCL,
+    SFTP_FLAG_WRITE,
+)
+
+from sops_deploy import knownhosts
+from sops_deploy.config import HostSpec
+from sops_deploy.errors import ConnectError, RemoteError
+from sops_deploy.remote.credentials import Credentials
+from sops_deploy.remote.trust import Trust, fingerprint, verify_host_key
+
+IO_ERRORS = (OSError, EOFError, paramiko.SSHException)
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 16.0
+KEEPALIVE_SECONDS = 15
+HOSTKEYS_REQUEST = "hostkeys-00@openssh.com"
+
+
+class Cancelled(Exception):
+    """The caller gave up on this connection while it was waiting to retry."""
+
+
+def lost(spec: HostSpec, what: str, exc: BaseException) -> RemoteError:
+    """A RemoteError for an SFTP/SSH failure in the middle of `what`."""
+    if isinstance(exc, RemoteError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return RemoteError(
+            f"{spec}: timed out while {what}",
+            "the server or the network stalled; check them, or raise --timeout",
+        )
+    why = "the connection was lost" if isinstance(exc, EOFError) else str(exc)
+    return RemoteError(
+        f"{spec}: {what} failed: {why or type(exc).__name__}",
+        "check the connection and the server (disk, permissions), then deploy again",
+    )
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to reach a host: identity, trust, default user, bounds, retries, jump host."""
+
+    creds: Credentials
+    trust: Trust
+    default_user: str
+    timeout: float = 20.0
+    retries: int = 0
+    jump: HostSpec | None = None
+
+
+class _Transport(paramiko.Transport):
+    """A Paramiko transport that acknowledges sshd's `hostkeys-00@openssh.com` at once.
+
+    sshd sends that request (want-reply false) just after authentication; Paramiko drops
+    it silently, so the TCP segment waits for a delayed ACK (~40 ms) and sshd's next
+    reply (the first channel open) is held behind it by Nagle's algorithm. Answering with
+    SSH_MSG_IGNORE acknowledges it with data and lets the channel open go through."""
+
+    def _parse_global_request(self, m: Message) -> None:
+        kind = m.get_text()
+        m.rewind()
+        super()._parse_global_request(m)  # type: ignore[misc]
+        if kind == HOSTKEYS_REQUEST and not self.server_mode:
+            ignore = Message()
+            ignore.add_byte(cMSG_IGNORE)
+            ignore.add_string(b"")
+            self._send_message(ignore)  # type: ignore[attr-defined]
+
+
+class Connection:
+    """One SSH transport (through the jump host, if any) and one SFTP session to one host.
+
+    `open()` retries connection errors with exponential backoff (1, 2, 4 … 16 s) up to
+    `options.retries` times, waiting the whole delay unless `cancel` is set meanwhile
+    (then `Cancelled`). Nothing is retried once open, so a write is never repeated."""
+
+    def __init__(
+        self,
+        spec: HostSpec,
+        options: Options,
+        *,
+        warn: Callable[[str], None] = lambda _m: None,
+        cancel: threading.Event | None = None,
+        sftp: bool = True,
+    ) -> None:
+        self.spec = spec
+        self.user = spec.user or options.default_user
+        self.timeout = options.timeout
+        self._options = options
+        self._warn = warn
+        self._cancel = cancel if cancel is not None else threading.Event()
+        self._want_sftp = sftp
+        self._hop: Connection | None = None
+        self._transport: paramiko.Transport | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+        self._offerable: tuple[str, ...] = ()
+        self.host_key: paramiko.PKey | None = None  # the verified key, once open
+
+    def __enter__(self) -> Connection:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- opening and closing -----------------------------------------------------------
+
+    def open(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                self._open_once()
+                return
+            except ConnectError as exc:
+                self.close()
+                if attempt >= self._options.retries:
+                    raise
+                delay = min(BACKOFF_FIRST * 2**attempt, BACKOFF_MAX)
+                attempt += 1
+                self._warn(f"{exc.message}; retry {attempt}/{self._options.retries} in {delay:g}s")
+                if self._cancel.wait(delay):
+                    raise Cancelled from None
+            except BaseException:
+                self.close()
+                raise
+
+    def close(self) -> None:
+        if self._sftp is not None:
+            with contextlib.suppress(*IO_ERRORS):
+                self._sftp.close()  # raises when the connection is already gone
+            self._sftp = None
+        self._close_transport()
+        if self._hop is not None:
+            self._hop.close()
+            self._hop = None
+
+    def _close_transport(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    def _open_once(self) -> None:
+        options = self._options
+        pkey = options.creds.load()
+        tunnel: paramiko.Channel | None = None
+        if options.jump is not None:
+            self._hop = Connection(
+                options.jump, replace(options, retries=0, jump=None), warn=self._warn, sftp=False
+            )
+            self._hop.open()
+            tunnel = self._hop._tunnel(self.spec)
+        shown = [self._handshake(tunnel, ())]
+        while tunnel is None and self._other_key_type_may_be_pinned(shown):
+            self._close_transport()
+            try:
+                shown.append(self._handshake(None, tuple(k.get_name() for k in shown)))
+            except ConnectError:  # no other host key type that the server and we share
+                break
+        pins = options.trust.fingerprints
+        server_key = next((k for k in shown if fingerprint(k) in pins), shown[0])
+        others = tuple(f"{k.get_name()} {fingerprint(k)}" for k in shown if k is not server_key)
+        verify_host_key(self.spec, server_key, options.trust, self._warn, others)
+        self.host_key = server_key
+        transport = self._live_transport  # the key was pinned, so this is the open one
+        self._authenticate(transport, pkey)
+        if self._want_sftp:
+            self._open_sftp(transport)
+
+    def _handshake(
+        self, tunnel: paramiko.Channel | None, refused: tuple[str, ...]
+    ) -> paramiko.PKey:
+        """Connect (or use `tunnel`) and run the key exchange, offering host key types in
+        the order `knownhosts.key_type_preference` gives (known first, `refused` left out)."""
+        spec, trust = self.spec, self._options.trust
+        transport = _Transport(tunnel if tunnel is not None else self._socket())
+        self._transport = transport
+        transport.set_keepalive(KEEPALIVE_SECONDS)
+        transport.banner_timeout = self.timeout
+        security = transport.get_security_options()
+        self._offerable = tuple(security.key_types)
+        known = knownhosts.known_key_types(trust.known, spec.host, spec.port)
+        security.key_types = knownhosts.key_type_preference(security.key_types, known, refused)
+        started = time.monotonic()
+        try:
+            transport.start_client(timeout=self.timeout)
+            return transport.get_remote_server_key()  # raises if start_client timed out
+        except IO_ERRORS as exc:
+            self.close()
+            if time.monotonic() - started >= self.timeout * 0.9:
+                raise ConnectError(
+                    f"{spec}: timed out: no SSH answer from {spec.host} port {spec.port} "
+                    f"within {self.timeout:g}s",
+                    "check that this port is an SSH server and that nothing on the path "
+                    "stalls the connection; raise --timeout for slow links",
+                ) from None
+            raise ConnectError(
+                f"{spec}: SSH handshake failed: {str(exc) or type(exc).__name__} "
+                f"({spec.host} port {spec.port} closed the connection)",
+                "check that the port is an SSH server and that it is reachable",
+            ) from None
+
+    def _other_key_type_may_be_pinned(self, shown: list[paramiko.PKey]) -> bool:
+        """A fingerprint does not say its key type: when the key shown is not pinned, ask
+        again for the types not seen yet (direct connections; a tunnel is used once)."""
+        pins = self._options.trust.fingerprints
+        if not pins or fingerprint(shown[-1]) in pins:
+            return False
+        refused = tuple(k.get_name() for k in shown)
+        return bool(knownhosts.key_type_preference(self._offerable, (), refused))
+
+    def _socket(self) -> socket.socket:
+        spec = self.spec
+        try:
+            sock = socket.create_connection((spec.host, spec.port), timeout=self.timeout)
+        except TimeoutError:
+            raise ConnectError(
+                f"{spec}: connection to {spec.host} port {spec.port} timed out after "
+                f"{self.timeout:g}s",
+                "check the host and port, and that a firewall lets SSH "
+                "through; raise --timeout for slow links",
+            ) from None
+        except OSError as exc:
+            raise ConnectError(
+                f"{spec}: cannot connect to {spec.host} port {spec.port}: {exc.strerror or exc}",
+                "check the host name and port, and that sshd is running "
+                "(see README#faq-cannot-connect)",
+            ) from None
+        # SSH is request/response: without this, small packets wait for delayed ACKs.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def _authenticate(self, transport: paramiko.Transport, pkey: paramiko.PKey) -> None:
+        spec = self.spec
+        try:
+            transport.auth_publickey(self.user, pkey)
+        except paramiko.AuthenticationException:
+            self.close()
+            raise RemoteError(
+                f"{spec}: authentication failed for user {self.user} with the "
+                f"{pkey.get_name()} key {fingerprint(pkey)}",
+                f"add the matching public key to ~{self.user}/.ssh/authorized_keys on the "
+                "server, or check the user name (--user / user@host) "
+                "(see README#faq-cannot-connect)",
+            ) from None
+        except IO_ERRORS as exc:
+            self.close()
+            raise RemoteError(
+                f"{spec}: SSH authentication error: {exc}", "check the server's sshd logs"
+            ) from None
+
+    def _open_sftp(self, transport: paramiko.Transport) -> None:
+        try:
+            sftp = paramiko.SFTPClient.from_transport(transport)
+        except IO_ERRORS as exc:
+            self.close()
+            raise RemoteError(
+                f"{self.spec}: the server refused the SFTP subsystem: {exc}",
+                "enable `Subsystem sftp` (internal-sftp) in sshd_config",
+            ) from None
+        if sftp is None:
+            raise RemoteError(f"{self.spec}: no SFTP session", "check the server's sshd logs")
+        sftp.get_channel().settimeout(self.timeout)  # type: ignore[union-attr]
+        self._sftp = sftp
+
+    def _tunnel(self, target: HostSpec) -> paramiko.Channel:
+        """A direct-tcpip channel from this (jump) host to `target`."""
+        try:
+            return self._live_transport.open_channel(
+                "direct-tcpip", (target.host, target.port), ("127.0.0.1", 0), timeout=self.timeout
+            )
+        except (*IO_ERRORS, paramiko.ChannelException) as exc:
+            raise ConnectError(
+                f"{target}: the jump host {self.spec} could not open a tunnel to {target.host} "
+                f"port {target.port}: {str(exc) or type(exc).__name__}",
+                "check that the target is reachable from the jump host and that the jump "
+                "host's sshd allows it (AllowTcpForwarding yes)",
+            ) from None
+
+    @property
+    def _live_transport(self) -> paramiko.Transport:
+        if self._transport is None:
+            raise RuntimeError("connection is not open")
+        return self._transport
+
+    @property
+    def _client(self) -> paramiko.SFTPClient:
+        if self._sftp is None:
+            raise RuntimeError("connection is not open")
+        return self._sftp
+
+    # --- paths and attributes ----------------------------------------------------------
+
+    def resolve(self, path: str) -> str:
+        """An absolute remote path; `~/x` is taken relative to the login directory."""
+        if path.startswith("~/"):
+            return posixpath.join(self._client.normalize("."), path[2:])
+        return path
+
+    def realpath(self, path: str) -> str:
+        """`path` with every symlink resolved, by the server."""
+        return self._client.normalize(path)
+
+    def stat(self, path: str) -> paramiko.SFTPAttributes:
+        return self._client.stat(path)
+
+    def lstat(self, path: str) -> paramiko.SFTPAttributes:
+        return self._client.lstat(path)
+
+    def listdir(self, directory: str) -> list[str]:
+        return self._client.listdir(directory)
+
+    def chmod(self, path: str, mode: int) -> None:
+        self._client.chmod(path, mode)
+
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        self._client.chown(path, uid, gid)
+
+    def remove(self, path: str) -> None:
+        self._client.remove(path)
+
+    def remove_quietly(self, path: str) -> None:
+        """Remove `path` if possible; every failure (gone, denied, lost) is ignored."""
+        with contextlib.suppress(*IO_ERRORS, RuntimeError):
+            self._client.remove(path)
+
+    def posix_rename(self, old: str, new: str) -> None:
+        """Rename over `new` atomically (posix-rename@openssh.com)."""
+        self._client.posix_rename(old, new)
+
+    def hardlink(self, existing: str, new: str) -> bool:
+        """Hard-link `new` to `existing` (hardlink@openssh.com); False where not supported."""
+        try:
+            self._client._request(CMD_EXTENDED, "hardlink@openssh.com", existing, new)  # type: ignore[attr-defined]
+        except IO_ERRORS:
+            return False
+        return True
+
+    def free_bytes(self, directory: str) -> int:
+        """Space left for us under `directory` (statvfs@openssh.com); huge if unknown."""
+        try:
+            kind, msg = self._client._request(  # type: ignore[attr-defined]
+                CMD_EXTENDED, "statvfs@openssh.com", directory
+            )
+        except IO_ERRORS:
+            return 1 << 62
+        if kind != CMD_EXTENDED_REPLY or msg is None:
+            return 1 << 62
+        _bsize, frsize, _blocks, _bfree, bavail = (msg.get_int64() for _ in range(5))
+        return int(frsize * bavail)
+
+    # --- file contents -----------------------------------------------------------------
+
+    def read_bytes(self, path: str, *, size: int | None = None, limit: int | None = None) -> bytes:
+        """The content of `path`: all of it (prefetching `size` bytes when the caller knows
+        the size from a stat), or at most `limit` bytes."""
+        with self._client.open(path, "rb") as fh:
+            if limit is not None:
+                return fh.read(limit)
+            if size:
+                fh.prefetch(size)
+            return fh.read()
+
+    def create_private(self, path: str, data: bytes) -> None:
+        """Create `path` exclusively, mode 0600 from the first instant, holding `data`.
+
+        Paramiko's `open` sends no attributes, so the server would create the file with
+        its default mode (often 0644) until a later chmod; sending st_mode in the OPEN
+        request makes sftp-server create it 0600. Pipelined writes are answered
+        asynchronously and Paramiko keeps a failed answer (ENOSPC, EDQUOT…) without
+        raising it on close, so both that and the size on the server are checked."""
+        handle = self._open_with_mode(path, SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL)
+        with handle:
+            handle.set_pipelined(True)
+            handle.write(data)
+        saved = getattr(handle, "_saved_exception", None)
+        if isinstance(saved, BaseException):
+            raise saved
+        size = self._client.stat(path).st_size
+        if size != len(data):
+            raise OSError(f"short write: {size} of {len(data)} bytes reached the server")
+
+    def append_private(self, path: str, data: bytes) -> None:
+        """Append `data` to `path`, creating it 0600 if absent (and making it 0600)."""
+        flags = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_APPEND
+        with self._open_with_mode(path, flags) as fh:
+            fh.write(data)
+        attr = self._client.stat(path)
+        if attr.st_mode is not None and attr.st_mode & 0o077:
+            self._client.chmod(path, 0o600)
+
+    def _open_with_mode(self, path: str, flags: int, mode: int = 0o600) -> paramiko.SFTPFile:
+        attrs = paramiko.SFTPAttributes()
+        attrs.st_mode = mode
+        kind, msg = self._client._request(CMD_OPEN, path, flags, attrs)  # type: ignore[attr-defined]
+        if kind != CMD_HANDLE or msg is None:
+            raise paramiko.SFTPError("expected a file handle")
+        mode_text = "ab" if flags & SFTP_FLAG_APPEND else "wb"
+        return paramiko.SFTPFile(self._client, msg.get_binary(), mode_text)
+
+    # --- commands ----------------------------------------------------------------------
+
+    def session(self, timeout: float) -> paramiko.Channel:
+        """A new session channel on this transport, for one remote command."""
+        try:
+            return self._live_transport.open_session(timeout=timeout)
+        except IO_ERRORS as exc:
+            raise lost(self.spec, "opening a channel for the post-command", exc) from None

@@ -1,0 +1,157 @@
+"""The remote lock: no two deploys of one file overlap.
+
+The lock is `<path>.sops-deploy.lock`, created exclusively (SFTP CREATE|EXCL, 0600)
+holding JSON who/where/when. A waiting deploy polls with backoff up to `--lock-timeout`.
+A lock is taken over, with a warning, when it is older than `STALE_LOCK_SECONDS`, when
+its holder ran on this machine and that process is gone, or when it has no readable
+holder and is older than `UNREADABLE_LOCK_SECONDS` (a deploy that died while writing it).
+Only a valid plan is ever locked for: bad secrets never reach this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import posixpath
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from sops_deploy.errors import RemoteError
+from sops_deploy.remote.connection import IO_ERRORS, Connection, lost
+from sops_deploy.runinfo import RunInfo, now
+
+LOCK_SUFFIX = ".sops-deploy.lock"
+STALE_LOCK_SECONDS = 15 * 60  # longer than any deploy: two post-command runs at the default
+UNREADABLE_LOCK_SECONDS = 10
+
+_held_tokens: set[str] = set()  # locks this process holds right now
+_held_guard = threading.Lock()
+
+
+def _holder_text(info: dict[str, Any] | None) -> str:
+    if not info:
+        return "an unknown deploy (the lock file is unreadable)"
+    run = f", GitHub run {info['run_id']}" if info.get("run_id") else ""
+    return (
+        f"{info.get('user')}@{info.get('host')} pid {info.get('pid')}{run} since {info.get('time')}"
+    )
+
+
+def _read_lock(conn: Connection, lock: str) -> tuple[dict[str, Any] | None, float] | None:
+    """(holder, age in seconds) of the lock, or None if there is no lock."""
+    try:
+        attr = conn.stat(lock)
+        raw = conn.read_bytes(lock, limit=4096)
+    except FileNotFoundError:
+        return None
+    age = time.time() - (attr.st_mtime or 0)
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        return None, age
+    return (info if isinstance(info, dict) else None), age
+
+
+def _stale_reason(info: dict[str, Any] | None, age: float) -> str | None:
+    if age > STALE_LOCK_SECONDS:
+        return f"it is {age / 60:.0f} minutes old (limit {STALE_LOCK_SECONDS // 60})"
+    if info is None:
+        if age > UNREADABLE_LOCK_SECONDS:
+            return "it has no readable holder (a deploy died while taking it)"
+        return None
+    if info.get("host") != socket.gethostname():
+        return None
+    pid = info.get("pid")
+    if pid == os.getpid():
+        with _held_guard:
+            return None if info.get("token") in _held_tokens else "its connection was lost"
+    if isinstance(pid, int):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return f"process {pid} on this machine is gone"
+        except PermissionError:
+            return None
+    return None
+
+
+@contextlib.contextmanager
+def remote_lock(
+    conn: Connection,
+    path: str,
+    run: RunInfo,
+    *,
+    timeout: float,
+    warn: Callable[[str], None],
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[str]:
+    """Hold `<path>.sops-deploy.lock` for the duration; always released."""
+    lock = path + LOCK_SUFFIX
+    token = secrets.token_hex(8)
+    body = json.dumps(
+        {
+            "user": run.user,
+            "host": run.host,
+            "pid": os.getpid(),
+            "run_id": run.run_id,
+            "time": now(),
+            "token": token,
+        }
+    ).encode()
+    deadline = time.monotonic() + timeout
+    delay = 0.1
+    vanished = 0
+    while True:
+        try:
+            conn.create_private(lock, body)
+            break
+        except IO_ERRORS as exc:
+            try:
+                held = _read_lock(conn, lock)
+            except IO_ERRORS:
+                raise lost(conn.spec, f"taking the lock {lock}", exc) from None
+            if held is None:
+                vanished += 1
+                if isinstance(exc, PermissionError):
+                    raise RemoteError(
+                        f"{conn.spec}: permission denied creating {lock}",
+                        f"let {conn.user} create files in {posixpath.dirname(lock)}",
+                    ) from None
+                if vanished > 3:  # not held, yet it cannot be created
+                    raise lost(conn.spec, f"creating the lock {lock}", exc) from None
+                continue
+        info, age = held
+        reason = _stale_reason(info, age)
+        if reason is not None:
+            holder = _holder_text(info)
+            warn(f"{conn.spec}: taking over the stale lock {lock} of {holder}: {reason}")
+            with contextlib.suppress(FileNotFoundError):
+                conn.remove(lock)
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RemoteError(
+                f"{conn.spec}: {lock} is held by {_holder_text(info)}; gave up waiting "
+                f"after {timeout:g}s",
+                "another deploy to this file is running: wait for it, or raise "
+                f"--lock-timeout; if it died, delete the lock (taken over automatically "
+                f"after {STALE_LOCK_SECONDS // 60} minutes)",
+            )
+        sleep(min(delay, remaining))
+        delay = min(delay * 2, 2.0)
+    with _held_guard:
+        _held_tokens.add(token)
+    try:
+        yield lock
+    finally:
+        with _held_guard:
+            _held_tokens.discard(token)
+        with contextlib.suppress(*IO_ERRORS, RuntimeError):
+            held = _read_lock(conn, lock)
+            if held is not None and held[0] is not None and held[0].get("token") == token:
+                conn.remove(lock)

@@ -1,0 +1,151 @@
+"""One replacement of one file on one server, start to end, under the lock:
+lock → read the current file → clean debris → back up → write atomically →
+post-command (→ on failure restore and run it again) → audit line → unlock.
+
+It is given the bytes to write; it does not decide them. `changes` turns the file read
+under the lock into the key names that the audit line records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sops_deploy.errors import RemoteError, SopsDeployError
+from sops_deploy.remote import atomic, audit, backup, lock
+from sops_deploy.remote.atomic import FileState
+from sops_deploy.remote.audit import Changes
+from sops_deploy.remote.connection import IO_ERRORS, Connection
+from sops_deploy.remote.postcommand import CommandRun, run_command
+from sops_deploy.runinfo import RunInfo
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How a file is replaced (the deploy's safety settings)."""
+
+    file_mode: int = 0o600
+    keep_backups: int = 5
+    post_command: str | None = None
+    post_command_timeout: float = 300.0
+    rollback_on_failure: bool = True
+    lock_timeout: float = 60.0
+    follow_symlinks: bool = False
+
+
+@dataclass
+class Delivery:
+    """What happened on the server; filled in as the steps run (also when one fails)."""
+
+    path: str
+    status: str = "failed"  # changed | unchanged | failed
+    before: FileState | None = None
+    changes: Changes = field(default_factory=Changes)
+    backup: str | None = None
+    commands: list[CommandRun] = field(default_factory=list)
+    rolled_back: bool = False
+    error: SopsDeployError | None = None
+
+
+def deliver(
+    conn: Connection,
+    delivery: Delivery,
+    content: bytes,
+    policy: Policy,
+    *,
+    run: RunInfo,
+    changes: Callable[[bytes | None], Changes],
+    warn: Callable[[str], None],
+) -> None:
+    """Make `delivery.path` hold `content`; raises the first error after the audit line."""
+    with lock.remote_lock(conn, delivery.path, run, timeout=policy.lock_timeout, warn=warn):
+        before = atomic.current(conn, delivery.path, follow_symlinks=policy.follow_symlinks)
+        atomic.clean_debris(conn, delivery.path)
+        lock_path, delivery.path, delivery.before = delivery.path, before.path, before
+        delivery.changes = changes(before.content)
+        try:
+            _replace(conn, delivery, before, content, policy, warn)
+        except BaseException as exc:
+            delivery.status = "failed"
+            if isinstance(exc, SopsDeployError):
+                delivery.error = exc
+            _audit(conn, lock_path, delivery, content, run)
+            raise
+        _audit(conn, lock_path, delivery, content, run)
+    if delivery.error is not None:
+        raise delivery.error
+
+
+def _replace(
+    conn: Connection,
+    delivery: Delivery,
+    before: FileState,
+    content: bytes,
+    policy: Policy,
+    warn: Callable[[str], None],
+) -> None:
+    path = before.path
+    if before.content == content:
+        if before.mode != policy.file_mode:
+            conn.chmod(path, policy.file_mode)
+        delivery.status = "changed" if before.mode != policy.file_mode else "unchanged"
+        return
+    if before.content is not None and policy.keep_backups > 0:
+        delivery.backup = backup.backup(conn, before, policy.keep_backups)
+    atomic.write_atomic(conn, path, content, policy.file_mode, before.owner, warn)
+    delivery.status = "changed"
+    if policy.post_command:
+        _post_command(conn, delivery, before, policy, policy.post_command)
+
+
+def _post_command(
+    conn: Connection, delivery: Delivery, before: FileState, policy: Policy, command: str
+) -> None:
+    path = before.path
+    directory = path.rsplit("/", 1)[0] or "/"
+    timeout = policy.post_command_timeout
+    first = run_command(conn, directory, command, timeout, "post-command")
+    delivery.commands.append(first)
+    if first.ok:
+        return
+    delivery.status = "failed"
+    if not policy.rollback_on_failure:
+        delivery.error = RemoteError(
+            f"{conn.spec}: {first.describe()}; the new {path} stays in place "
+            "(--no-rollback-on-failure)",
+            "read the command's output above, fix the cause, and deploy again",
+        )
+        return
+    restored = backup.restore(conn, before, policy.file_mode)
+    delivery.rolled_back = True
+    again = run_command(conn, directory, command, timeout, "post-command after rollback")
+    delivery.commands.append(again)
+    delivery.error = RemoteError(
+        f"{conn.spec}: {first.describe()}; {restored} {path}; {again.describe()}",
+        "read the command's output above: the new secrets made it fail; fix them (or the "
+        "service) and deploy again",
+    )
+
+
+def _audit(
+    conn: Connection, lock_path: str, delivery: Delivery, content: bytes, run: RunInfo
+) -> None:
+    changes = delivery.changes
+    record = audit.audit_record(
+        run,
+        host=str(conn.spec),
+        path=delivery.path,
+        sha256=hashlib.sha256(content).hexdigest(),
+        added=changes.added,
+        removed=changes.removed,
+        changed=changes.changed,
+        result="rolled-back" if delivery.rolled_back else delivery.status,
+        backup=delivery.backup,
+        post_command=[{"exit": r.exit_status, "timed_out": r.timed_out} for r in delivery.commands],
+    )
+    try:
+        audit.append_audit(conn, lock_path, record)
+    except IO_ERRORS:
+        if delivery.status != "failed":
+            raise
