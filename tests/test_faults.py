@@ -18,7 +18,7 @@ import pytest
 from conftest import CliResult, assert_no_secrets
 from dotenv import dotenv_values
 from proxy import Fault, Proxy
-from sshd import Sshd, make_sshd
+from sshd import Sshd, free_port, keygen, make_sshd
 
 from sops_deploy.config import HostSpec, Settings
 from sops_deploy.deploy import HostResult, Plan, apply_host
@@ -506,3 +506,119 @@ def test_invalid_secrets_while_connecting_write_nothing_and_stop_retries(
     # the backoff is 1 s, 2 s, 4 s, ...: decrypting and validating end within the first
     assert "retry 1/5" in result.stderr
     assert "retry 3/5" not in result.stderr
+
+
+def test_retries_wait_their_backoff_for_a_server_that_starts_late(
+    cli: Cli, encrypt: Callable[..., Path], sshd_server: Sshd, remote_dir: Path, tmp_path: Path
+) -> None:
+    """--retries 3 waits the 1 s, 2 s … it announces: a real sshd that starts listening
+    1.5 s after the deploy's first attempt (refused) still gets the file."""
+    root = tmp_path / "late"
+    root.mkdir()
+    host_key = root / "ssh_host_ed25519_key"
+    keygen(host_key)
+    late = Sshd(root, free_port(), sshd_server.user, sshd_server.client_key, host_key)
+    listener = socket.create_server(("127.0.0.1", late.port))
+    listener.settimeout(60)
+
+    def refuse_once_then_start() -> None:
+        try:
+            first, _ = listener.accept()  # the deploy's first attempt: closed unanswered
+            first.close()
+        finally:
+            listener.close()
+        time.sleep(1.5)
+        late.start()
+
+    starter = threading.Thread(target=refuse_once_then_start, daemon=True)
+    starter.start()
+    try:
+        result = cli(
+            "deploy",
+            "--file",
+            str(encrypt("LATE_KEY=late-value-1\n")),
+            "--host",
+            late.host,
+            "--remote-path",
+            str(remote_dir / ".env"),
+            "--host-key-fingerprint",
+            late.fingerprint,
+            "--retries",
+            "3",
+        )
+        starter.join(timeout=30)
+    finally:
+        late.stop()
+    assert result.returncode == 0, result.output
+    assert "retry 1/3 in 1s" in result.stderr
+    assert dotenv_values(remote_dir / ".env") == {"LATE_KEY": "late-value-1"}
+
+
+def _slow_sops(tmp_path: Path, sops_bin: str, seconds: float) -> Path:
+    """The real sops, started `seconds` late: the hosts are connected well before the
+    plan is known."""
+    wrapper = tmp_path / "slow-sops"
+    wrapper.write_text(f'#!/bin/sh\nsleep {seconds}\nexec {sops_bin} "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def _snapshot(directory: Path) -> dict[str, tuple[int, bytes]]:
+    """The directory's mtime and every entry's mtime and bytes."""
+    shot = {".": (directory.stat().st_mtime_ns, b"")}
+    for p in directory.iterdir():
+        shot[p.name] = (p.lstat().st_mtime_ns, p.read_bytes())
+    return shot
+
+
+def test_invalid_secrets_leave_the_server_directory_untouched(
+    cli: Cli,
+    encrypt: Callable[..., Path],
+    target_args: list[str],
+    remote_dir: Path,
+    sops_bin: str,
+    tmp_path: Path,
+) -> None:
+    """A validation failure (exit 4) while the host is connected creates nothing there:
+    no lock, no temp file, no audit line — the directory's mtime and contents are as before."""
+    (remote_dir / ".env").write_text("OLD_KEY=old-value-1\n")
+    (remote_dir / ".env").chmod(0o600)
+    before = _snapshot(remote_dir)
+    result = cli(
+        "deploy",
+        "--file",
+        str(encrypt("lower-case key=value\nOTHER=fine-value-1\n")),
+        *target_args,
+        env={"SOPS_DEPLOY_SOPS": str(_slow_sops(tmp_path, sops_bin, 1.5))},
+    )
+    assert result.returncode == 4, result.output
+    assert _snapshot(remote_dir) == before
+
+
+def test_held_lock_does_not_delay_a_validation_error(
+    cli: Cli,
+    encrypt: Callable[..., Path],
+    target_args: list[str],
+    remote_dir: Path,
+    sops_bin: str,
+    tmp_path: Path,
+) -> None:
+    """With another deploy holding the lock and --lock-timeout 60, bad secrets exit 4
+    without waiting for the lock (the run is cut at 30 s), and the holder's lock stays."""
+    lock = remote_dir / ".env.sops-deploy.lock"
+    lock.write_text(json.dumps({"user": "ci", "host": "other-runner", "pid": 4242}))
+    lock.chmod(0o600)
+    held = (lock.stat().st_mtime_ns, lock.read_bytes())
+    result = cli(
+        "deploy",
+        "--file",
+        str(encrypt("lower-case key=value\nOTHER=fine-value-2\n")),
+        *target_args,
+        "--lock-timeout",
+        "60",
+        env={"SOPS_DEPLOY_SOPS": str(_slow_sops(tmp_path, sops_bin, 1.0))},
+        timeout=30,  # the guard: far less than --lock-timeout
+    )
+    assert result.returncode == 4, result.output
+    assert (lock.stat().st_mtime_ns, lock.read_bytes()) == held
+    assert "is held by" not in result.stderr

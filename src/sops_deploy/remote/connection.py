@@ -9,6 +9,7 @@ connection's `timeout`. What to write, and when, is decided elsewhere.
 from __future__ import annotations
 
 import contextlib
+import logging
 import posixpath
 import socket
 import threading
@@ -41,6 +42,10 @@ BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 16.0
 KEEPALIVE_SECONDS = 15
 HOSTKEYS_REQUEST = "hostkeys-00@openssh.com"
+
+# Paramiko logs transport-thread failures (with tracebacks) that Python would print to
+# stderr unasked; every failure reaches the user as our own error through the Reporter.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 class Cancelled(Exception):
