@@ -16,6 +16,7 @@ from conftest import CliResult
 from sshd import keygen
 
 from sops_deploy.remote.lock import STALE_LOCK_SECONDS
+from sops_deploy.runinfo import RunInfo
 
 Cli = Callable[..., CliResult]
 
@@ -265,3 +266,50 @@ def test_backup_that_does_not_fit_replaces_nothing(
     assert "--backup 0" in result.stderr
     assert (tiny_disk / ".env").read_text() == old
     assert not [p for p in tiny_disk.iterdir() if ".bak." in p.name or ".tmp" in p.name]
+
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "sops_deploy"
+PRIVATE_WIRE = ("._request(", "_saved_exception", "_send_message", "_parse_global_request")
+
+
+def test_only_the_connection_touches_paramiko_internals() -> None:
+    """Paramiko's private API and the raw SFTP client appear in remote/connection.py only;
+    the remote package, deploy and plan never read os.environ."""
+    connection = SRC / "remote" / "connection.py"
+    offenders = []
+    for module in SRC.rglob("*.py"):
+        text = module.read_text()
+        if module != connection:
+            offenders += [f"{module.name}: {p}" for p in (*PRIVATE_WIRE, ".sftp.") if p in text]
+        in_remote = "remote" in module.parts
+        if (in_remote or module.name in ("deploy.py", "plan.py")) and "os.environ" in text:
+            offenders.append(f"{module.name}: os.environ")
+    assert offenders == []
+    assert all(p in connection.read_text() for p in PRIVATE_WIRE)
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        pytest.param(
+            {"USER": "alice", "GITHUB_ACTOR": "octocat", "GITHUB_SHA": "b" * 40,
+             "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/app",
+             "GITHUB_RUN_ID": "7"},
+            ("alice", "octocat", "b" * 40, "7", "https://github.com/acme/app/actions/runs/7"),
+            id="github-run",
+        ),
+        pytest.param(
+            {"LOGNAME": "bob", "GITHUB_RUN_ID": "7"},
+            ("bob", "bob", None, "7", None),
+            id="local-with-partial-github",
+        ),
+    ],
+)  # fmt: skip
+def test_run_info_comes_from_the_mapping_it_is_given(
+    environ: dict[str, str], expected: tuple[object, ...]
+) -> None:
+    """RunInfo reads user, actor, sha and run from the mapping passed in, nothing else."""
+    run = RunInfo.from_environ(environ)
+    assert (run.user, run.actor, run.sha, run.run_id, run.run_url) == expected
+    if run.sha:
+        assert run.commit() == run.sha
