@@ -182,7 +182,7 @@ def _host(
 ) -> HostResult:
     """Connect and look (while the plan is built), then act once `gate` has the plan."""
     from sops_deploy.remote import atomic
-    from sops_deploy.remote.connection import IO_ERRORS, Cancelled, lost
+    from sops_deploy.remote.failures import IO_ERRORS, Cancelled, lost
 
     started = time.monotonic()
     result = HostResult(str(spec), "failed")

@@ -11,6 +11,7 @@ the caller asks for it.
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 import secrets
 import stat
@@ -18,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sops_deploy.errors import RemoteError, UsageError
-from sops_deploy.remote.connection import IO_ERRORS, Connection
+from sops_deploy.remote.connection import Connection
+from sops_deploy.remote.failures import IO_ERRORS
 
 TEMP_MARKER = ".sops-deploy."
 
@@ -118,7 +120,7 @@ def write_atomic(
             _chown_like(conn, temp, path, owner, warn)
         conn.posix_rename(temp, path)
     except BaseException as exc:
-        conn.remove_quietly(temp)
+        remove_quietly(conn, temp)
         raise _write_error(conn, path, len(data), exc) from None
 
 
@@ -164,6 +166,12 @@ def _chown_like(
             "give the new file that owner, so it now belongs to "
             f"{attr.st_uid}:{attr.st_gid}"
         )
+
+
+def remove_quietly(conn: Connection, path: str) -> None:
+    """Remove `path` if possible; every failure (gone, denied, lost) is ignored."""
+    with contextlib.suppress(*IO_ERRORS, RuntimeError):
+        conn.remove(path)
 
 
 def clean_debris(conn: Connection, path: str) -> list[str]:

@@ -16,8 +16,9 @@ import re
 from datetime import datetime, timezone
 
 from sops_deploy.errors import RemoteError
-from sops_deploy.remote.atomic import FileState, write_atomic
-from sops_deploy.remote.connection import IO_ERRORS, Connection
+from sops_deploy.remote.atomic import FileState, remove_quietly, write_atomic
+from sops_deploy.remote.connection import Connection
+from sops_deploy.remote.failures import IO_ERRORS
 
 BACKUP_INFIX = ".bak."
 _BACKUP_RE = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")
@@ -41,7 +42,7 @@ def backup(conn: Connection, old: FileState, keep: int) -> str:
         try:
             conn.create_private(name, old.content)
         except IO_ERRORS as exc:
-            conn.remove_quietly(name)
+            remove_quietly(conn, name)
             raise RemoteError(
                 f"{conn.spec}: could not write the backup {name}: "
                 f"{str(exc) or type(exc).__name__}; nothing was replaced",

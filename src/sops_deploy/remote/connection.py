@@ -1,10 +1,7 @@
-"""The wire to one server: socket, jump host, retries with backoff, host-key trust,
-authentication, timeouts, and every SFTP request the deploy makes.
-
-Callers speak in paths and bytes through `Connection` methods; nothing outside this module
-touches Paramiko's private API or the raw SFTP client. Everything here is bounded by the
-connection's `timeout`. What to write, and when, is decided elsewhere.
-"""
+"""The wire to one server: socket, jump host, retries with backoff, host-key trust (via
+`trust`), authentication, timeouts, and every SFTP request, as `Connection` methods that
+speak in paths and bytes. The only module that touches Paramiko's private API or the raw
+SFTP client; everything is bounded by `timeout`. It never decides what to write."""
 
 from __future__ import annotations
 
@@ -35,37 +32,22 @@ from sops_deploy import knownhosts
 from sops_deploy.config import HostSpec
 from sops_deploy.errors import ConnectError, RemoteError
 from sops_deploy.remote.credentials import Credentials
-from sops_deploy.remote.trust import Trust, fingerprint, verify_host_key
+from sops_deploy.remote.failures import IO_ERRORS, Cancelled, lost
+from sops_deploy.remote.trust import (
+    Trust,
+    another_type_may_be_pinned,
+    fingerprint,
+    pinned_or_first,
+    verify_host_key,
+)
 
-IO_ERRORS = (OSError, EOFError, paramiko.SSHException)
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 16.0
 KEEPALIVE_SECONDS = 15
 HOSTKEYS_REQUEST = "hostkeys-00@openssh.com"
 
-# Paramiko logs transport-thread failures (with tracebacks) that Python would print to
-# stderr unasked; every failure reaches the user as our own error through the Reporter.
+# Paramiko's transport-thread tracebacks never reach stderr: we report every failure.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
-
-
-class Cancelled(Exception):
-    """The caller gave up on this connection while it was waiting to retry."""
-
-
-def lost(spec: HostSpec, what: str, exc: BaseException) -> RemoteError:
-    """A RemoteError for an SFTP/SSH failure in the middle of `what`."""
-    if isinstance(exc, RemoteError):
-        return exc
-    if isinstance(exc, TimeoutError):
-        return RemoteError(
-            f"{spec}: timed out while {what}",
-            "the server or the network stalled; check them, or raise --timeout",
-        )
-    why = "the connection was lost" if isinstance(exc, EOFError) else str(exc)
-    return RemoteError(
-        f"{spec}: {what} failed: {why or type(exc).__name__}",
-        "check the connection and the server (disk, permissions), then deploy again",
-    )
 
 
 @dataclass(frozen=True)
@@ -81,12 +63,9 @@ class Options:
 
 
 class _Transport(paramiko.Transport):
-    """A Paramiko transport that acknowledges sshd's `hostkeys-00@openssh.com` at once.
-
-    sshd sends that request (want-reply false) just after authentication; Paramiko drops
-    it silently, so the TCP segment waits for a delayed ACK (~40 ms) and sshd's next
-    reply (the first channel open) is held behind it by Nagle's algorithm. Answering with
-    SSH_MSG_IGNORE acknowledges it with data and lets the channel open go through."""
+    """Answers sshd's `hostkeys-00@openssh.com` (sent after authentication, no reply
+    wanted) with SSH_MSG_IGNORE: unanswered, its segment waits for a delayed ACK (~40 ms)
+    and Nagle holds sshd's next reply, the first channel open, behind it."""
 
     def _parse_global_request(self, m: Message) -> None:
         kind = m.get_text()
@@ -101,10 +80,8 @@ class _Transport(paramiko.Transport):
 
 class Connection:
     """One SSH transport (through the jump host, if any) and one SFTP session to one host.
-
-    `open()` retries connection errors with exponential backoff (1, 2, 4 … 16 s) up to
-    `options.retries` times, waiting the whole delay unless `cancel` is set meanwhile
-    (then `Cancelled`). Nothing is retried once open, so a write is never repeated."""
+    `open()` retries connection errors `options.retries` times, waiting 1, 2, 4 … 16 s
+    unless `cancel` is set meanwhile (`Cancelled`); nothing is retried once open."""
 
     def __init__(
         self,
@@ -182,15 +159,14 @@ class Connection:
             self._hop.open()
             tunnel = self._hop._tunnel(self.spec)
         shown = [self._handshake(tunnel, ())]
-        while tunnel is None and self._other_key_type_may_be_pinned(shown):
+        # A tunnel is used once; a direct connection asks again for other key types.
+        while tunnel is None and another_type_may_be_pinned(shown, self._offerable, options.trust):
             self._close_transport()
             try:
                 shown.append(self._handshake(None, tuple(k.get_name() for k in shown)))
             except ConnectError:  # no other host key type that the server and we share
                 break
-        pins = options.trust.fingerprints
-        server_key = next((k for k in shown if fingerprint(k) in pins), shown[0])
-        others = tuple(f"{k.get_name()} {fingerprint(k)}" for k in shown if k is not server_key)
+        server_key, others = pinned_or_first(shown, options.trust)
         verify_host_key(self.spec, server_key, options.trust, self._warn, others)
         self.host_key = server_key
         transport = self._live_transport  # the key was pinned, so this is the open one
@@ -230,15 +206,6 @@ class Connection:
                 f"({spec.host} port {spec.port} closed the connection)",
                 "check that the port is an SSH server and that it is reachable",
             ) from None
-
-    def _other_key_type_may_be_pinned(self, shown: list[paramiko.PKey]) -> bool:
-        """A fingerprint does not say its key type: when the key shown is not pinned, ask
-        again for the types not seen yet (direct connections; a tunnel is used once)."""
-        pins = self._options.trust.fingerprints
-        if not pins or fingerprint(shown[-1]) in pins:
-            return False
-        refused = tuple(k.get_name() for k in shown)
-        return bool(knownhosts.key_type_preference(self._offerable, (), refused))
 
     def _socket(self) -> socket.socket:
         spec = self.spec
@@ -350,11 +317,6 @@ class Connection:
     def remove(self, path: str) -> None:
         self._client.remove(path)
 
-    def remove_quietly(self, path: str) -> None:
-        """Remove `path` if possible; every failure (gone, denied, lost) is ignored."""
-        with contextlib.suppress(*IO_ERRORS, RuntimeError):
-            self._client.remove(path)
-
     def posix_rename(self, old: str, new: str) -> None:
         """Rename over `new` atomically (posix-rename@openssh.com)."""
         self._client.posix_rename(old, new)
@@ -383,8 +345,7 @@ class Connection:
     # --- file contents -----------------------------------------------------------------
 
     def read_bytes(self, path: str, *, size: int | None = None, limit: int | None = None) -> bytes:
-        """The content of `path`: all of it (prefetching `size` bytes when the caller knows
-        the size from a stat), or at most `limit` bytes."""
+        """The content of `path` (prefetching `size` bytes), or its first `limit` bytes."""
         with self._client.open(path, "rb") as fh:
             if limit is not None:
                 return fh.read(limit)
@@ -393,13 +354,9 @@ class Connection:
             return fh.read()
 
     def create_private(self, path: str, data: bytes) -> None:
-        """Create `path` exclusively, mode 0600 from the first instant, holding `data`.
-
-        Paramiko's `open` sends no attributes, so the server would create the file with
-        its default mode (often 0644) until a later chmod; sending st_mode in the OPEN
-        request makes sftp-server create it 0600. Pipelined writes are answered
-        asynchronously and Paramiko keeps a failed answer (ENOSPC, EDQUOT…) without
-        raising it on close, so both that and the size on the server are checked."""
+        """Create `path` exclusively, 0600 from the first instant (st_mode in the OPEN
+        request: Paramiko's `open` sends none), holding `data`. Paramiko keeps a failed
+        pipelined write (ENOSPC…) without raising it: that and the size are checked."""
         handle = self._open_with_mode(path, SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL)
         with handle:
             handle.set_pipelined(True)

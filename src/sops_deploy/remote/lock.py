@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from sops_deploy.errors import RemoteError
-from sops_deploy.remote.connection import IO_ERRORS, Connection, lost
+from sops_deploy.remote.connection import Connection
+from sops_deploy.remote.failures import IO_ERRORS, lost
 from sops_deploy.runinfo import RunInfo, now
 
 LOCK_SUFFIX = ".sops-deploy.lock"

@@ -11,7 +11,8 @@ import shlex
 import time
 from dataclasses import dataclass, field
 
-from sops_deploy.remote.connection import IO_ERRORS, Connection, lost
+from sops_deploy.remote.connection import Connection
+from sops_deploy.remote.failures import IO_ERRORS, lost
 
 OUTPUT_TAIL_LINES = 20
 OUTPUT_LINE_CHARS = 300

@@ -16,7 +16,8 @@ from sops_deploy.errors import RemoteError, SopsDeployError
 from sops_deploy.remote import atomic, audit, backup, lock
 from sops_deploy.remote.atomic import FileState
 from sops_deploy.remote.audit import Changes
-from sops_deploy.remote.connection import IO_ERRORS, Connection
+from sops_deploy.remote.connection import Connection
+from sops_deploy.remote.failures import IO_ERRORS
 from sops_deploy.remote.postcommand import CommandRun, run_command
 from sops_deploy.runinfo import RunInfo
 

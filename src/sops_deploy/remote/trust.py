@@ -122,3 +122,23 @@ def verify_host_key(
 def _short(key: paramiko.PKey) -> str:
     name = key.get_name()
     return "ed25519" if "ed25519" in name else "ecdsa" if "ecdsa" in name else "rsa"
+
+
+def another_type_may_be_pinned(
+    shown: list[paramiko.PKey], offerable: tuple[str, ...], trust: Trust
+) -> bool:
+    """A fingerprint does not say its key type: when the key shown is not pinned, the
+    server is asked again for the types not seen yet, while there are any."""
+    if not trust.fingerprints or fingerprint(shown[-1]) in trust.fingerprints:
+        return False
+    refused = tuple(k.get_name() for k in shown)
+    return bool(knownhosts.key_type_preference(offerable, (), refused))
+
+
+def pinned_or_first(
+    shown: list[paramiko.PKey], trust: Trust
+) -> tuple[paramiko.PKey, tuple[str, ...]]:
+    """The key to judge (the pinned one if the server showed it, else the first) and the
+    others it showed, as `type fingerprint` for the error message."""
+    key = next((k for k in shown if fingerprint(k) in trust.fingerprints), shown[0])
+    return key, tuple(f"{k.get_name()} {fingerprint(k)}" for k in shown if k is not key)

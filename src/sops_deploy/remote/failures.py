@@ -1,0 +1,33 @@
+"""How a failure on the wire is classified and named: the exceptions an SSH/SFTP step
+may raise (`IO_ERRORS`), `lost()` turning one into a RemoteError that says what was being
+done, and `Cancelled` for a connection its caller gave up on while it waited to retry.
+"""
+
+from __future__ import annotations
+
+import paramiko
+
+from sops_deploy.config import HostSpec
+from sops_deploy.errors import RemoteError
+
+IO_ERRORS = (OSError, EOFError, paramiko.SSHException)
+
+
+class Cancelled(Exception):
+    """The caller gave up on this connection while it was waiting to retry."""
+
+
+def lost(spec: HostSpec, what: str, exc: BaseException) -> RemoteError:
+    """A RemoteError for an SFTP/SSH failure in the middle of `what`."""
+    if isinstance(exc, RemoteError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return RemoteError(
+            f"{spec}: timed out while {what}",
+            "the server or the network stalled; check them, or raise --timeout",
+        )
+    why = "the connection was lost" if isinstance(exc, EOFError) else str(exc)
+    return RemoteError(
+        f"{spec}: {what} failed: {why or type(exc).__name__}",
+        "check the connection and the server (disk, permissions), then deploy again",
+    )
