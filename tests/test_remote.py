@@ -15,8 +15,8 @@ import pytest
 from conftest import CliResult
 from sshd import keygen
 
+from sops_deploy import runinfo
 from sops_deploy.remote.lock import STALE_LOCK_SECONDS
-from sops_deploy.runinfo import RunInfo
 
 Cli = Callable[..., CliResult]
 
@@ -308,8 +308,9 @@ def test_only_the_connection_touches_paramiko_internals() -> None:
 def test_run_info_comes_from_the_mapping_it_is_given(
     environ: dict[str, str], expected: tuple[object, ...]
 ) -> None:
-    """RunInfo reads user, actor, sha and run from the mapping passed in, nothing else."""
-    run = RunInfo.from_environ(environ)
-    assert (run.user, run.actor, run.sha, run.run_id, run.run_url) == expected
-    if run.sha:
-        assert run.commit() == run.sha
+    """RunInfo (for the lock and the audit) reads user, actor, sha and run from the
+    mapping passed in, nothing else."""
+    run = runinfo.from_environ(environ, {})
+    assert (run.user, run.actor, run.github_sha, run.run_id, run.run_url) == expected
+    if run.github_sha:
+        assert run.commit() == run.github_sha
