@@ -143,7 +143,7 @@ def paramiko_once(open_connection: Callable[[], Any], path: str) -> dict[str, fl
         start = time.perf_counter()
         conn = open_connection()
         try:
-            conn.sftp.stat(path)
+            conn.stat(path)
             marks["request"] = time.perf_counter()
         finally:
             conn.close()
@@ -165,14 +165,14 @@ def measure(
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Both clients against one server, `runs` times each after a warm-up: stage medians."""
     from sops_deploy.config import HostSpec
-    from sops_deploy.remote import Connection, Credentials, Trust
+    from sops_deploy.remote import Connection, Credentials, Options, Trust
 
     spec = HostSpec("127.0.0.1", server.port, server.user)
     creds = Credentials(key_text=client_key.read_text())
     trust = Trust(known_hosts=str(known_hosts))
 
     def open_connection() -> Connection:
-        conn = Connection(spec, creds, trust, default_user=server.user, timeout=10)
+        conn = Connection(spec, Options(creds, trust, default_user=server.user, timeout=10))
         conn.open()
         return conn
 
