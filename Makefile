@@ -63,7 +63,7 @@ pytest: $(STAMP)
 	$(PY) -m pytest
 
 demo: setup
-	@$(PY) scripts/demo.py
+	@$(PY) -m scripts.demo
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
@@ -71,16 +71,16 @@ clean:
 # Speed and memory against the raw OpenSSH pipeline, measured side by side (see bench/).
 # Each writes its section of bench/results/<commit>.json and regenerates the README tables.
 bench: setup
-	$(PY) bench/bench.py
-	$(PY) bench/table.py
+	$(PY) -m bench.bench
+	$(PY) -m bench.table
 
 # The same jobs through ansible + community.sops, pyinfra, drone-scp/drone-ssh (installed
 # into ~/.cache/sops-deploy/peers on first use; a peer that cannot be installed is listed
 # as "not available"). Not part of `make test`.
 bench-peers: setup
-	$(PY) bench/peers.py
-	$(PY) bench/table.py
+	$(PY) -m bench.peers
+	$(PY) -m bench.table
 
 # The README performance tables from the latest bench/results/*.json.
 bench-table:
-	$(PY) bench/table.py
+	$(PY) -m bench.table

@@ -35,19 +35,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO / "src"))
-sys.path.insert(0, str(REPO / "bench"))
-
-import stages  # noqa: E402
-import store  # noqa: E402
-import table  # noqa: E402
-from sshd import Sshd, make_sshd  # noqa: E402
-from timing import Timing, measure, random_env, run_timed  # noqa: E402
-
-from sops_deploy import tools  # noqa: E402
-from sops_deploy.environment import tool_places  # noqa: E402
+from bench import stages, store, table
+from bench.timing import Timing, measure, random_env, run_timed
+from sops_deploy import tools
+from sops_deploy.environment import tool_places
+from tests.sshd import Sshd, make_sshd
+from tests.support import REPO, sops_encrypt, target_flags
 
 # The installed console script, as users run it.
 CLI = str(Path(sys.executable).parent / "sops-deploy")
@@ -122,26 +115,8 @@ class Bench:
         }
 
     def encrypt(self, plaintext: str, name: str) -> Path:
-        plain = self.root / f"{name}.plain"
-        plain.write_text(plaintext)
         out = self.root / f"{name}.env.encrypted"
-        enc = subprocess.run(
-            [
-                self.sops,
-                "encrypt",
-                "--input-type",
-                "dotenv",
-                "--output-type",
-                "dotenv",
-                "--age",
-                self.recipient,
-                str(plain),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        out.write_bytes(enc.stdout)
-        plain.unlink()
+        out.write_bytes(sops_encrypt(self.sops, plaintext.encode(), [self.recipient]))
         return out
 
     def stop(self) -> None:
@@ -187,21 +162,15 @@ class Bench:
         )
 
     def deploy_argv(self, file: Path, hosts: int, command: str = "deploy") -> list[str]:
-        argv = [
+        return [
             CLI,
             command,
             "--file",
             str(file),
-            "--remote-path",
-            "~/.env",
-            "--known-hosts",
-            str(self.known_hosts),
+            *target_flags([s.host for s in self.servers[:hosts]], "~/.env", self.known_hosts),
             "--parallel",
             str(max(hosts, 1)),
         ]
-        for s in self.servers[:hosts]:
-            argv += ["--host", s.host]
-        return argv
 
     def shell(self, cmd: str) -> Callable[[int], tuple[float, int]]:
         """A timed baseline shell command: bash without rc files, clean environment."""
@@ -393,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table.stages_markdown(data))
     # --- the action's setup, cold and warm in act (bench/setup_bench.py) ---
     if args.setup_runs > 0:
-        import setup_bench
+        from bench import setup_bench
 
         setup = setup_bench.measure_setup(args.setup_runs, str(Path(bench.sops).parent))
         path = store.save("setup", {"seconds": setup}, Path(args.results))

@@ -3,7 +3,7 @@
 Reuses `make bench`'s setup (local sshd on 127.0.0.1, each with its own SFTP directory).
 Every run changes the file on every host (two sources alternate). Not part of the tests.
 
-    .venv/bin/python bench/fleet_timing.py --runs 5
+    .venv/bin/python -m bench.fleet_timing --runs 5
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench import Bench, run_timed
+from bench.bench import Bench, run_timed
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,14 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import peer_tools
-import store
-import table
-from timing import measure, run_timed
-
-from bench import Bench
+from bench import peer_tools, store, table
+from bench.bench import Bench
+from bench.timing import measure, run_timed
 
 KINDS = ("changed", "unchanged", "drift")
 TITLES = {"changed": "changed", "unchanged": "unchanged rerun", "drift": "drift check"}

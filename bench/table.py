@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import store
-from stages import STAGES, STALL_MS, STALL_STAGES
+from bench import store
+from bench.stages import STAGES, STALL_MS, STALL_STAGES
 
 README = store.REPO / "README.md"
 

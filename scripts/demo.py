@@ -14,10 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-from sshd import make_sshd  # noqa: E402
+from tests.sshd import make_sshd
+from tests.support import REPO, target_flags
 
 
 def run(args: list[str], env: dict[str, str]) -> int:
@@ -48,12 +46,7 @@ def main() -> int:
                 "deploy",
                 "--file",
                 "secrets/.env.encrypted",
-                "--host",
-                server.host,
-                "--remote-path",
-                str(target),
-                "--known-hosts",
-                str(known),
+                *target_flags(server.host, target, known),
                 "--required",
                 "DATABASE_URL,SESSION_SECRET",
             ]

@@ -13,28 +13,22 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from dotenv import dotenv_values
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from sshd import Sshd, keygen, make_sshd
-
 from sops_deploy import tools
 from sops_deploy.environment import tool_places
-
-REPO = Path(__file__).resolve().parent.parent
-GUARD_MIN = 4  # values shorter than this cannot be told apart from ordinary output
-
-
-@dataclass(frozen=True)
-class AgeIdentity:
-    secret: str
-    public: str
-    path: Path
+from tests.sshd import Sshd, keygen, make_sshd
+from tests.support import (
+    AgeIdentity,
+    CliResult,
+    FleetHost,
+    assert_no_secrets,
+    sops_encrypt,
+    target_flags,
+)
 
 
 @pytest.fixture(scope="session")
@@ -92,28 +86,8 @@ def encrypt(
                 stream=io.StringIO(data.decode("utf-8", "replace")), interpolate=False
             )
             secret_values.update(v for v in parsed.values() if v)
-        plain = tmp_path / f"plain-{name}"
-        plain.write_bytes(data)
         out = tmp_path / name
-        recips = ",".join(recipients or [age_id.public])
-        proc = subprocess.run(
-            [
-                sops_bin,
-                "encrypt",
-                "--input-type",
-                fmt,
-                "--output-type",
-                "json" if fmt == "binary" else fmt,
-                "--age",
-                recips,
-                str(plain),
-            ],
-            capture_output=True,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stderr.decode()
-        out.write_bytes(proc.stdout)
-        plain.unlink()
+        out.write_bytes(sops_encrypt(sops_bin, data, recipients or [age_id.public], fmt=fmt))
         return out
 
     return _encrypt
@@ -133,17 +107,6 @@ def remote_dir(tmp_path: Path) -> Path:
     d = tmp_path / "srv"
     d.mkdir()
     return d
-
-
-@dataclass
-class CliResult:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
 
 
 @pytest.fixture
@@ -191,49 +154,18 @@ def cli(
     return _run
 
 
-def assert_no_secrets(text: str, values: set[str]) -> None:
-    """Fail if any secret (or any line of a multi-line one) appears in `text`."""
-    for value in values:
-        for piece in {value, *value.splitlines()}:
-            piece = piece.strip()
-            if len(piece) >= GUARD_MIN and piece in text:
-                raise AssertionError(
-                    f"a secret value leaked into the output ({len(piece)} chars, "
-                    f"starts {piece[:2]!r}…)"
-                )
-
-
 @pytest.fixture
 def target_args(sshd_server: Sshd, remote_dir: Path, tmp_path: Path) -> list[str]:
     """Flags that point a deploy at the test sshd with its host key pinned via known_hosts."""
     known = tmp_path / "known_hosts"
     known.write_text(sshd_server.known_hosts_line + "\n")
-    return [
-        "--host",
-        sshd_server.host,
-        "--remote-path",
-        str(remote_dir / ".env"),
-        "--known-hosts",
-        str(known),
-    ]
+    return target_flags(sshd_server.host, remote_dir / ".env", known)
 
 
 @pytest.fixture
 def other_host_key(tmp_path: Path) -> str:
     """The public key line of an unrelated host key (for 'changed host key' tests)."""
     return keygen(tmp_path / "other_host_key")
-
-
-@dataclass
-class FleetHost:
-    """One sshd of the fleet: `root` is its ChrootDirectory, so `/srv/app/.env` is its own."""
-
-    sshd: Sshd
-    root: Path
-
-    def path(self, remote: str = "/srv/app/.env") -> Path:
-        """Where a remote path of this host lies on the local filesystem."""
-        return self.root / remote.lstrip("/")
 
 
 FLEET_SIZE = 8

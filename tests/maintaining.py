@@ -10,11 +10,11 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import CliResult, assert_no_secrets
 from dotenv import dotenv_values
-from sshd import Sshd
 
 from sops_deploy import agekey
+from tests.sshd import Sshd
+from tests.support import CliResult, assert_no_secrets, target_flags
 
 Cli = Callable[..., CliResult]
 
@@ -59,12 +59,7 @@ def init_repo(
         "init",
         "--from",
         ".env",
-        "--host",
-        sshd_server.host,
-        "--remote-path",
-        str(remote_dir / ".env"),
-        "--ssh-key-file",
-        str(sshd_server.client_key),
+        *target_flags(sshd_server.host, remote_dir / ".env", ssh_key_file=sshd_server.client_key),
         *extra,
     )
     key_file = tmp_path / "secrets" / "age-key.txt"

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO, AgeIdentity, assert_no_secrets
 from dotenv import dotenv_values
-from releases import ReleaseServer, age_tarball, sops_bytes
-from sshd import Sshd
 
 from sops_deploy import tools
 from sops_deploy.environment import tool_places
+from tests.releases import ReleaseServer, age_tarball, sops_bytes
+from tests.sshd import Sshd
+from tests.support import REPO, AgeIdentity, assert_no_secrets
 
 ACT = REPO / ".venv" / "bin" / "act"
 WORKFLOW = "tests/workflows/action-test.yml"

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
-from releases import ReleaseServer, sops_bytes
 
 from sops_deploy import __version__
+from tests.releases import ReleaseServer, sops_bytes
+from tests.support import REPO
 
 ACT = REPO / ".venv" / "bin" / "act"
 WORKFLOW = "tests/workflows/action-test.yml"

@@ -8,7 +8,8 @@ import ast
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+
+from tests.support import REPO
 
 PACKAGE = REPO / "src" / "sops_deploy"
 MAX_LINES = 400
@@ -112,3 +113,16 @@ def test_only_the_front_door_reads_the_environment() -> None:
     }
     assert "sops_deploy.cli" in readers, "the checker no longer sees cli.py's os.environ"
     assert readers - NOT_YET == {"sops_deploy.cli"}
+
+
+def test_tests_bench_and_scripts_share_helpers_without_path_edits() -> None:
+    """tests/, bench/ and scripts/ import each other as packages from the repository root:
+    no sys.path edits anywhere (the shared helpers live in tests/support.py)."""
+    offenders = [
+        f"{path.relative_to(REPO)}:{n}"
+        for folder in ("tests", "bench", "scripts", "setup")
+        for path in sorted((REPO / folder).rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if ("sys.path." + "insert") in line or ("syspath_" + "prepend") in line
+    ]
+    assert offenders == []

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import AgeIdentity, CliResult, assert_no_secrets
-from sshd import Sshd, keygen
 
 from sops_deploy.cli import main
+from tests.sshd import Sshd, keygen
+from tests.support import AgeIdentity, CliResult, assert_no_secrets
 
 Cli = Callable[..., CliResult]
 PLAIN = "DB_PASSWORD=corpus-secret-value-1\nAPI_KEY=corpus-api-key-2\n"

@@ -18,13 +18,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def benchmod(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """bench/ and tests/ importable, as bench/bench.py arranges for itself."""
-    monkeypatch.syspath_prepend(str(REPO / "bench"))
-    monkeypatch.syspath_prepend(str(REPO / "tests"))
+def benchmod() -> Any:
+    """A module of the `bench` package (importable from the repository root, like tests)."""
 
     def load(name: str) -> ModuleType:
-        return importlib.import_module(name)
+        return importlib.import_module(f"bench.{name}")
 
     return load
 
@@ -35,7 +33,8 @@ def test_bench_smoke_produces_every_figure(tmp_path: Path) -> None:
     proc = subprocess.run(
         [
             sys.executable,
-            str(REPO / "bench" / "bench.py"),
+            "-m",
+            "bench.bench",
             *("--runs", "1", "--hosts", "1,2", "--big-keys", "200"),
             *("--results", str(tmp_path), "--setup-runs", "1"),
         ],
@@ -43,6 +42,7 @@ def test_bench_smoke_produces_every_figure(tmp_path: Path) -> None:
         text=True,
         timeout=600,
         check=False,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (path,) = tmp_path.glob("*.json")

@@ -6,12 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CliResult
 
 from sops_deploy import configfile
 from sops_deploy.cli import build_parser, options_for
 from sops_deploy.config import HostSpec, Settings
 from sops_deploy.errors import UsageError
+from tests.support import CliResult
 
 GOOD = """\
 version: 1

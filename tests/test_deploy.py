@@ -7,11 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import AgeIdentity, CliResult, assert_no_secrets
 from dotenv import dotenv_values
-from sshd import Sshd
 
 from sops_deploy import sops
+from tests.sshd import Sshd
+from tests.support import AgeIdentity, CliResult, assert_no_secrets, target_flags
 
 PLAIN = (
     "DATABASE_URL=postgres://app:Sup3r-Secret-Pw@db:5432/app\n"
@@ -169,12 +169,7 @@ def test_unknown_host_key_refused_with_fingerprint(
         "deploy",
         "--file",
         str(encrypt(PLAIN)),
-        "--host",
-        sshd_server.host,
-        "--remote-path",
-        str(remote_dir / ".env"),
-        "--known-hosts",
-        str(empty),
+        *target_flags(sshd_server.host, remote_dir / ".env", empty),
     )
     assert result.returncode == 1
     assert "unknown host key" in result.stderr
@@ -198,12 +193,7 @@ def test_changed_host_key_refused_showing_both(
         "deploy",
         "--file",
         str(encrypt(PLAIN)),
-        "--host",
-        sshd_server.host,
-        "--remote-path",
-        str(remote_dir / ".env"),
-        "--known-hosts",
-        str(known),
+        *target_flags(sshd_server.host, remote_dir / ".env", known),
     )
     assert result.returncode == 1
     assert "HOST KEY CHANGED" in result.stderr
@@ -220,10 +210,7 @@ def test_pinned_fingerprint_accepts_and_wrong_one_refuses(
         "deploy",
         "--file",
         str(enc),
-        "--host",
-        sshd_server.host,
-        "--remote-path",
-        str(remote_dir / ".env"),
+        *target_flags(sshd_server.host, remote_dir / ".env"),
     ]
     wrong = cli(*base, "--host-key-fingerprint", "SHA256:" + "A" * 43)
     assert wrong.returncode == 1
@@ -243,12 +230,7 @@ def test_insecure_flag_warns_every_run(
         "deploy",
         "--file",
         str(encrypt(PLAIN)),
-        "--host",
-        sshd_server.host,
-        "--remote-path",
-        str(remote_dir / ".env"),
-        "--known-hosts",
-        "/dev/null",
+        *target_flags(sshd_server.host, remote_dir / ".env", "/dev/null"),
         "--insecure-accept-any-host-key",
     )
     assert result.returncode == 0, result.stderr

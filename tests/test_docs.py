@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO
+
+from tests.support import REPO
 
 ACTION: dict[str, Any] = yaml.safe_load((REPO / "action.yml").read_text())
 README = (REPO / "README.md").read_text()
@@ -187,3 +188,23 @@ def test_release_script_moves_v1_only_to_the_newest_v1_release(
         ["git", "-C", str(origin), "rev-parse", "v1^{commit}"], capture_output=True, text=True
     ).stdout.strip()
     assert v1 == commits[v1_at]
+
+
+def test_architecture_doc_names_every_module() -> None:
+    """docs/architecture.md's module map names every module and package of src/sops_deploy."""
+    doc = (REPO / "docs" / "architecture.md").read_text()
+    package = REPO / "src" / "sops_deploy"
+    missing = []
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package)
+        if rel.name in ("__init__.py", "__main__.py") or rel.parts[0] == "templates":
+            continue
+        top = rel.parts[0]
+        named = (
+            f"`{rel.name}`" in doc
+            if len(rel.parts) == 1
+            else f"`{top}/" in doc and (top != "remote" or rel.stem in doc)
+        )
+        if not named:
+            missing.append(str(rel))
+    assert missing == []

@@ -6,22 +6,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import AgeIdentity
-from maintaining import Cli, init_repo
-from sshd import Sshd, free_port
 
 from sops_deploy import agekey
+from tests.maintaining import Cli, init_repo
+from tests.sshd import Sshd, free_port
+from tests.support import AgeIdentity, target_flags
 
 
 def _doctor_args(sshd_server: Sshd, remote_dir: Path) -> list[str]:
     return [
         "doctor",
-        "--host",
-        sshd_server.host,
-        "--remote-path",
-        str(remote_dir / ".env"),
-        "--ssh-key-file",
-        str(sshd_server.client_key),
+        *target_flags(sshd_server.host, remote_dir / ".env", ssh_key_file=sshd_server.client_key),
     ]
 
 

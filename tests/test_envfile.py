@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CliResult
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +15,7 @@ from sops_deploy import envfile
 from sops_deploy.envfile import Entry
 from sops_deploy.envfile import source as source_module
 from sops_deploy.envfile.source import parse_dotenv_reference
+from tests.support import CliResult
 
 Cli = Callable[..., CliResult]
 

@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CliResult, assert_no_secrets
 from dotenv import dotenv_values
-from proxy import Fault, Proxy
-from sshd import Sshd, free_port, keygen, make_sshd
 
 from sops_deploy.config import HostSpec, Settings
 from sops_deploy.deploy import HostResult, Plan, apply_host
+from tests.proxy import Fault, Proxy
+from tests.sshd import Sshd, free_port, keygen, make_sshd
+from tests.support import CliResult, assert_no_secrets
 
 Cli = Callable[..., CliResult]
 

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import AgeIdentity
 from dotenv import dotenv_values
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -26,6 +25,7 @@ from sops_deploy import deploy, envfile, sops
 from sops_deploy.envfile import Entry, Secrets
 from sops_deploy.envfile.render import DOTENV_VARIABLE, Unparseable
 from sops_deploy.environment import tool_places
+from tests.support import AgeIdentity
 
 HARNESS = Path(__file__).parent / "composeparse"
 EXAMPLES = 500

@@ -16,9 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CliResult, FleetHost
 from dotenv import dotenv_values
-from sshd import Sshd, free_port
 
 from sops_deploy import deploy
 from sops_deploy.config import HostSpec, Settings, parse_host
@@ -26,6 +24,8 @@ from sops_deploy.deploy import SKIPPED_NOTE, UNPARSEABLE, HostResult, Plan
 from sops_deploy.errors import RemoteError
 from sops_deploy.report import Reporter
 from sops_deploy.runinfo import RunInfo
+from tests.sshd import Sshd, free_port
+from tests.support import CliResult, FleetHost
 
 pytestmark = pytest.mark.slow
 

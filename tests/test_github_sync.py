@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CliResult, assert_no_secrets
-from github_api import GitHubApi, Item
+
+from tests.github_api import GitHubApi, Item
+from tests.support import CliResult, assert_no_secrets
 
 TOKEN = "ghp_testtoken_5f4e3d2c1b0a99887766"
 REPO = "octo-org/app"

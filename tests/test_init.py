@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 from dotenv import dotenv_values
-from maintaining import PLAIN, VALUES, Cli, init_repo, printed_deploy_command, sops_plaintext
-from sshd import Sshd, free_port
 
 from sops_deploy import agekey
+from tests.maintaining import PLAIN, VALUES, Cli, init_repo, printed_deploy_command, sops_plaintext
+from tests.sshd import Sshd, free_port
 
 
 def test_init_then_printed_deploy_command_works(

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import paramiko
 import pytest
-from sshd import Sshd, keygen, make_sshd
 
 from sops_deploy import knownhosts as kh
 from sops_deploy.config import HostSpec
 from sops_deploy.errors import HostKeyError
 from sops_deploy.knownhosts import Decision
 from sops_deploy.remote import Connection, Credentials, Options, Trust
+from tests.sshd import Sshd, keygen, make_sshd
 
 ACCEPT, UNKNOWN, CHANGED, REVOKED = (
     Decision.ACCEPT,

@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CliResult
-from sshd import keygen
 
 from sops_deploy import runinfo
 from sops_deploy.remote.lock import STALE_LOCK_SECONDS
+from tests.sshd import keygen
+from tests.support import CliResult
 
 Cli = Callable[..., CliResult]
 

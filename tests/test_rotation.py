@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import AgeIdentity, assert_no_secrets
-from maintaining import PLAIN, VALUES, Cli, sops_plaintext
 
 from sops_deploy import agekey
 from sops_deploy.maintain import sopsconfig
+from tests.maintaining import PLAIN, VALUES, Cli, sops_plaintext
+from tests.support import AgeIdentity, assert_no_secrets
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CliResult
 
 from sops_deploy import schema
 from sops_deploy.envfile import Entry, Secrets
 from sops_deploy.errors import UsageError
+from tests.support import CliResult
 
 Cli = Callable[..., CliResult]
 

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import AgeIdentity
+
+from tests.support import AgeIdentity
 
 PROBE = """
 import contextlib, io, json, sys

@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from releases import ReleaseServer, age_tarball, sha256, sops_bytes
 
 from sops_deploy import tools
 from sops_deploy.config import ToolPlaces
 from sops_deploy.environment import tool_places
 from sops_deploy.errors import ToolError
+from tests.releases import ReleaseServer, age_tarball, sha256, sops_bytes
 
 SOPS_V = "3.99.1"  # a version nothing pins: the caller must pass its digest
 AGE_V = "1.99.1"

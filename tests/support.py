@@ -1,0 +1,105 @@
+"""What tests, `bench/` and `scripts/demo.py` share: the repository root, the records the CLI
+fixtures return, the secrets guard, sops encryption and the one factory for target flags.
+
+Importable as `tests.support` from the repository root: pytest puts the root on the path
+(`tests/` is a package) and `make bench` / `make demo` run `python -m` from there.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.sshd import Sshd
+
+REPO = Path(__file__).resolve().parent.parent
+GUARD_MIN = 4  # values shorter than this cannot be told apart from ordinary output
+
+
+@dataclass(frozen=True)
+class AgeIdentity:
+    secret: str
+    public: str
+    path: Path
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def assert_no_secrets(text: str, values: set[str]) -> None:
+    """Fail if any secret (or any line of a multi-line one) appears in `text`."""
+    for value in values:
+        for piece in {value, *value.splitlines()}:
+            piece = piece.strip()
+            if len(piece) >= GUARD_MIN and piece in text:
+                raise AssertionError(
+                    f"a secret value leaked into the output ({len(piece)} chars, "
+                    f"starts {piece[:2]!r}…)"
+                )
+
+
+def sops_encrypt(
+    sops_bin: str, plaintext: bytes, recipients: Iterable[str], *, fmt: str = "dotenv"
+) -> bytes:
+    """The real sops encrypting `plaintext` (read from stdin, never a file) for age recipients."""
+    proc = subprocess.run(
+        [
+            sops_bin,
+            "encrypt",
+            "--input-type",
+            fmt,
+            "--output-type",
+            "json" if fmt == "binary" else fmt,
+            "--age",
+            ",".join(recipients),
+            "/dev/stdin",
+        ],
+        input=plaintext,
+        capture_output=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"sops encrypt failed: {proc.stderr.decode(errors='replace')}")
+    return proc.stdout
+
+
+def target_flags(
+    hosts: str | Iterable[str],
+    remote_path: str | Path,
+    known_hosts: str | Path | None = None,
+    *,
+    ssh_key_file: str | Path | None = None,
+) -> list[str]:
+    """The flags that point a command at hosts: --host (each), --remote-path, and optionally
+    --known-hosts and --ssh-key-file. The one place tests, bench and demo spell them out."""
+    flags: list[str] = []
+    for host in [hosts] if isinstance(hosts, str) else hosts:
+        flags += ["--host", host]
+    flags += ["--remote-path", str(remote_path)]
+    if known_hosts is not None:
+        flags += ["--known-hosts", str(known_hosts)]
+    if ssh_key_file is not None:
+        flags += ["--ssh-key-file", str(ssh_key_file)]
+    return flags
+
+
+@dataclass
+class FleetHost:
+    """One sshd of the fleet: `root` is its ChrootDirectory, so `/srv/app/.env` is its own."""
+
+    sshd: Sshd
+    root: Path
+
+    def path(self, remote: str = "/srv/app/.env") -> Path:
+        """Where a remote path of this host lies on the local filesystem."""
+        return self.root / remote.lstrip("/")
