@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from test_action import ACT, ActRun, act_cache, wheelhouse  # noqa: F401 (act_cache: a fixture)
 
 from sops_deploy import tools
 from sops_deploy.environment import tool_places
 from tests.github_api import GitHubApi
 from tests.support import REPO, AgeIdentity, assert_no_secrets
+from tests.test_action import ACT, ActRun, act_cache, wheelhouse  # noqa: F401 (act_cache: a fixture)
 
 WORKFLOW = "tests/workflows/github-sync-test.yml"
 TOKEN = "ghp_act_sync_token_0a1b2c3d4e5f"
