@@ -200,3 +200,73 @@ def test_no_config_means_the_name_itself(tmp_path: Path) -> None:
         None,
         False,
     )
+
+
+ROUTES = """\
+Host homeserver
+    HostName 10.0.0.5
+    User deploy
+    Port 2222
+    ProxyJump jumper
+Host jumper
+    HostName 192.0.2.1
+    Port 2200
+    User hop
+Host twohops
+    ProxyJump a,b
+Host loop
+    ProxyJump homeserver
+"""
+
+
+@pytest.mark.parametrize(
+    ("host", "user", "jump", "expected"),
+    [
+        pytest.param("homeserver", None, None, ("deploy@10.0.0.5:2222", "hop@192.0.2.1:2200"),
+                     id="config-everything"),
+        pytest.param("root@homeserver:22", None, None, ("root@10.0.0.5:22", "hop@192.0.2.1:2200"),
+                     id="command-line-user-and-port-win"),
+        pytest.param("homeserver", "ci", None, ("ci@10.0.0.5:2222", "ci@192.0.2.1:2200"),
+                     id="user-flag-beats-config-user"),
+        pytest.param("homeserver", None, "jumper:22", ("deploy@10.0.0.5:2222", "hop@192.0.2.1:22"),
+                     id="jump-host-flag-beats-proxyjump"),
+        pytest.param("plain.example", None, None, ("plain.example:22", None), id="no-block"),
+    ],
+)  # fmt: skip
+def test_route_applies_the_config_under_the_command_line(
+    tmp_path: Path, host: str, user: str | None, jump: str | None, expected: tuple[str, ...]
+) -> None:
+    from sops_deploy.config import parse_host
+    from sops_deploy.sshroute import SshSetup, route
+
+    config = tmp_path / "config"
+    config.write_text(ROUTES)
+    setup = SshSetup(config, tmp_path, {}, "me")
+    spec = parse_host(host)
+    found = route(
+        spec,
+        setup,
+        port_given=":" in host,
+        user=user,
+        jump=parse_host(jump) if jump else None,
+        jump_port_given=jump is not None and ":" in jump,
+    )
+    assert (str(found.target), str(found.jump) if found.jump else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        pytest.param("twohops", "more than one hop", id="two-hops"),
+        pytest.param("loop", "has its own ProxyJump", id="jump-has-a-jump"),
+    ],
+)
+def test_route_follows_one_hop_only(tmp_path: Path, host: str, message: str) -> None:
+    from sops_deploy.config import parse_host
+    from sops_deploy.sshroute import SshSetup, route
+
+    config = tmp_path / "config"
+    config.write_text(ROUTES)
+    with pytest.raises(UsageError, match=message) as info:
+        route(parse_host(host), SshSetup(config, tmp_path, {}, "me"), port_given=False)
+    assert f"{config} line" in info.value.message
