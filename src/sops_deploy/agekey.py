@@ -125,8 +125,13 @@ def generate() -> tuple[str, str]:
 
 
 def check_recipient(text: str) -> str:
-    """`text` if it is a well-formed age1… X25519 recipient, else a UsageError."""
+    """`text` if it is a well-formed age1… X25519 recipient, or an SSH public key sops
+    accepts as one (`ssh-ed25519 AAAA…`, comment dropped), else a UsageError."""
     recipient = text.strip()
+    if recipient.startswith(("ssh-", "ecdsa-", "sk-")):
+        from sops_deploy import sshage
+
+        return sshage.normalize(recipient)
     if recipient.upper().startswith(SECRET_PREFIX):
         raise UsageError(
             "that is a private key (AGE-SECRET-KEY-1…), not a recipient; it was not stored",
@@ -137,8 +142,8 @@ def check_recipient(text: str) -> str:
     except ValueError as exc:
         raise UsageError(
             f"{recipient[:16]!r}… is not an age recipient ({exc})",
-            "pass the public key that `age-keygen -y key.txt` prints (age1…), "
-            "never the private AGE-SECRET-KEY-1… line",
+            "pass the public key that `age-keygen -y key.txt` prints (age1…), or an SSH "
+            "public key line (ssh-ed25519 AAAA…); never the private AGE-SECRET-KEY-1… line",
         ) from None
     if hrp != "age" or len(raw) != 32:
         raise UsageError(

@@ -35,12 +35,12 @@ def normalize(public_line: str) -> str:
     parts = public_line.strip().split()
     if len(parts) < 2 or not parts[0].startswith(("ssh-", "ecdsa-", "sk-")):
         raise UsageError(
-            "--ssh-recipient is not an SSH public key line",
+            "that is not an SSH public key line",
             "pass the .pub file or its line, e.g. `ssh-ed25519 AAAA… deploy`",
         )
     if parts[0] not in SSH_RECIPIENT_TYPES:
         raise UsageError(
-            f"--ssh-recipient: sops can encrypt for ssh-ed25519 and ssh-rsa keys, not {parts[0]}",
+            f"sops can encrypt for ssh-ed25519 and ssh-rsa keys, not {parts[0]}",
             "make an ed25519 deploy key: `ssh-keygen -t ed25519 -f deploy_ed25519`",
         )
     return f"{parts[0]} {parts[1]}"
