@@ -270,3 +270,17 @@ def test_route_follows_one_hop_only(tmp_path: Path, host: str, message: str) -> 
     with pytest.raises(UsageError, match=message) as info:
         route(parse_host(host), SshSetup(config, tmp_path, {}, "me"), port_given=False)
     assert f"{config} line" in info.value.message
+
+
+def test_route_describes_each_value_with_its_line(tmp_path: Path) -> None:
+    """What `doctor` prints: every value the config gave, with its file and line."""
+    from sops_deploy.config import parse_host
+    from sops_deploy.sshroute import SshSetup, route
+
+    config = tmp_path / "config"
+    config.write_text(ROUTES)
+    shown = route(parse_host("homeserver"), SshSetup(config, tmp_path, {}, "me"), port_given=False)
+    text = shown.describe()
+    assert f"HostName 10.0.0.5 ({config} line 2)" in text
+    assert f"ProxyJump jumper ({config} line 5)" in text
+    assert f"jump host jumper: HostName 192.0.2.1 ({config} line 7)" in text

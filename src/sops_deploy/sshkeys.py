@@ -66,6 +66,11 @@ class Identities:
     skipped: list[str] = field(default_factory=list)
     agent: _SocketAgent | None = field(default=None, repr=False)
 
+    def describe(self) -> str:
+        """The keys in the order they will be offered, then what was left out and why."""
+        offered = ", ".join(i.label for i in self.keys) or "none"
+        return offered + "".join(f"; {note}" for note in self.skipped)
+
     def close(self) -> None:
         if self.agent is not None:
             self.agent.close()

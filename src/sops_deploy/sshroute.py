@@ -46,6 +46,28 @@ class Route:
     resolved: sshconfig.Resolved
     jump_resolved: sshconfig.Resolved | None = None
 
+    def describe(self) -> str:
+        """What ssh_config set for this host (and its jump host), each with file and line."""
+        parts = [_settings(self.resolved)]
+        if self.jump_resolved is not None and self.jump_resolved.changed:
+            parts.append(f"jump host {self.jump_resolved.alias}: {_settings(self.jump_resolved)}")
+        return "; ".join(p for p in parts if p) or "nothing set for this host"
+
+
+def _settings(resolved: sshconfig.Resolved) -> str:
+    shown = {
+        "hostname": "HostName",
+        "user": "User",
+        "port": "Port",
+        "identityfile": "IdentityFile",
+        "identitiesonly": "IdentitiesOnly",
+        "identityagent": "IdentityAgent",
+        "proxyjump": "ProxyJump",
+    }
+    return ", ".join(
+        f"{shown.get(s.keyword, s.keyword)} {s.value} ({s.origin})" for s in resolved.settings
+    )
+
 
 def route(
     spec: HostSpec,
