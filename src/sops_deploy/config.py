@@ -12,11 +12,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sops_deploy.defaults import DEFAULT_FILE, FORMATS
 from sops_deploy.errors import UsageError
 from sops_deploy.runinfo import RunInfo
 from sops_deploy.sops import AgeKeySource
+
+if TYPE_CHECKING:
+    from sops_deploy.sshconfig import SshSetup
 
 _HOST_RE = re.compile(
     r"^(?:(?P<user>[A-Za-z0-9._][A-Za-z0-9._-]*)@)?"
@@ -32,6 +36,8 @@ class HostSpec:
     host: str
     port: int = 22
     user: str | None = None
+    # False when the port is the default, not written: ssh_config's Port may then apply.
+    port_given: bool = field(default=True, compare=False, repr=False)
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -58,7 +64,7 @@ def parse_host(text: str, *, what: str = "--host") -> HostSpec:
             f"{what} {text!r}: port {port} is out of range 1-65535",
             "use the port sshd listens on (usually 22)",
         )
-    return HostSpec(m["v6"] or m["host"], port, m["user"])
+    return HostSpec(m["v6"] or m["host"], port, m["user"], port_given=bool(m["port"]))
 
 
 def parse_mode(text: str) -> int:
@@ -126,7 +132,7 @@ def hosts_from(
         if port is not None and f":{spec.port}" not in text.rsplit("]", 1)[-1]:
             spec = HostSpec(spec.host, port, spec.user)
         if user and not spec.user:
-            spec = HostSpec(spec.host, spec.port, user)
+            spec = HostSpec(spec.host, spec.port, user, port_given=spec.port_given)
         hosts.append(spec)
     return tuple(hosts)
 
@@ -202,6 +208,9 @@ class Settings:
     export_env: tuple[str, ...] = ()  # keys (or '*') to export to $GITHUB_ENV
     tools: ToolPlaces = field(default_factory=lambda: ToolPlaces(DEFAULT_CACHE))
     run: RunInfo | None = None  # who, where, which commit: for the lock and the audit line
+    # ssh_config, HOME and the agent socket (sshroute/sshkeys); None: none of them
+    ssh: SshSetup | None = None
+    ci: bool = False  # GITHUB_ACTIONS=true: hints speak of the action's inputs
 
     def secret_texts(self) -> list[str]:
         """Key material that must be masked before anything prints."""

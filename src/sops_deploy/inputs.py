@@ -101,6 +101,9 @@ _OPTIONS = [
     Option("jump_host", "--jump-host", ("JUMP_HOST",), "jump-host",
            check=lambda t: parse_host(t, what="--jump-host"), metavar="[USER@]HOST[:PORT]",
            help="bastion to connect through"),
+    Option("ssh_config", "--ssh-config", ("SSH_CONFIG",), "ssh-config", metavar="PATH|none",
+           help="ssh_config for host aliases, ProxyJump, IdentityFile "
+           "(default ~/.ssh/config; none: read none)"),
     Option("file_mode", "--file-mode", ("FILE_MODE",), "file-mode", "mode", 0o600,
            check=parse_mode, metavar="0600", help="mode of the written file (default 0600)"),
     Option("timeout", "--timeout", ("TIMEOUT",), "timeout", "number", 20.0, minimum=0,
@@ -209,14 +212,14 @@ SOURCE = ("files", "required", "schema", "format", "age_key_file")
 TARGET = (
     "hosts", "user", "port", "remote_path", "ssh_key_file", "known_hosts", "fingerprints",
     "insecure_any_host_key", "jump_host", "file_mode", "timeout", "retries", "parallel",
-    "fail_fast", "follow_symlinks",
+    "fail_fast", "follow_symlinks", "ssh_config",
 )  # fmt: skip
 SAFETY = ("backup", "post_command", "post_command_timeout", "rollback_on_failure", "lock_timeout")
 CONFIG = ("config", "environment")
 TOOLS = ("tool", "source", "mirror", "sops_version", "age_version", "sops_sha256",
          "age_sha256", "allow_unverified")  # fmt: skip
 DOCTOR_HOSTS = ("hosts", "user", "port", "remote_path", "ssh_key_file", "known_hosts",
-                "fingerprints", "timeout")  # fmt: skip
+                "fingerprints", "timeout", "ssh_config")  # fmt: skip
 GITHUB_SYNC = ("repo", "github_environment", "dependabot", "keys", "prefix", "dry_run",
                "check", "prune")  # fmt: skip
 COMMANDS: dict[str, tuple[str, ...]] = {

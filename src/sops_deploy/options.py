@@ -24,7 +24,14 @@ from sops_deploy.config import (
     check_remote_path,
     hosts_from,
 )
-from sops_deploy.environment import age_source, child_environ, secret, tool_places
+from sops_deploy.environment import (
+    age_source,
+    child_environ,
+    in_ci,
+    secret,
+    ssh_setup,
+    tool_places,
+)
 from sops_deploy.errors import UsageError
 
 REMOTE = ("deploy", "check", "diff")
@@ -32,19 +39,22 @@ REMOTE = ("deploy", "check", "diff")
 
 def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
     """Settings for validate, deploy, check, diff (and doctor, with optional hosts)."""
+    run = runinfo.from_environ(environ, child_environ(environ))
     common: dict[str, Any] = {
         "command": command,
         "files": v["files"],
         "required": v["required"],
         "schema": v["schema"],
         "format": v["format"],
-        "age": age_source(environ, v["age_key_file"]),
+        "age": age_source(environ, v["age_key_file"], v.get("ssh_key_file")),
         "export_env": v.get("export_env", ()),
         "tools": tool_places(environ),
-        "run": runinfo.from_environ(environ, child_environ(environ)),
+        "run": run,
+        "ci": in_ci(environ),
     }
     if command not in (*REMOTE, "doctor"):
         return Settings(**common)
+    common["ssh"] = ssh_setup(environ, v["ssh_config"], run.user)
     hosts = hosts_from(v["hosts"], v["port"])
     if command == "doctor":
         known = v["known_hosts"]

@@ -3,9 +3,11 @@
 The age key reaches sops only through the child's environment (`SOPS_AGE_KEY`), and the
 plaintext only through a pipe: nothing secret is written to disk or put on a command line.
 The child's environment is explicit: the one the front door resolved (`AgeKeySource.base`,
-without any other secret) plus the identity. `error` is the one mapping of sops's exit
-codes to `DecryptError`s that say what to do (decrypt here, the maintainer commands in
-`maintain/sopscmd.py`).
+without any other secret) plus the identity. sops's own `SOPS_AGE_KEY_CMD` passes through
+`base`. An SSH key (SSH_PRIVATE_KEY / --ssh-key-file) reaches sops as its age identity
+through an inherited pipe (`sshage.pipe_identity`), only for a file encrypted for it.
+`error` is the one mapping of sops's exit codes to `DecryptError`s that say what to do
+(decrypt here, the maintainer commands in `maintain/sopscmd.py`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from sops_deploy.errors import DecryptError, ToolError, UsageError
 
 if TYPE_CHECKING:
     import subprocess
+
+    from sops_deploy.sshage import SshIdentity
 
 # sops's own exit codes (getsops/sops cmd/sops/codes).
 SOPS_COULD_NOT_RETRIEVE_KEY = 128
@@ -54,6 +58,10 @@ class AgeKeySource:
     text: str | None = field(default=None, repr=False)
     file: str | None = None
     base: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # The SSH key, offered to sops as an age identity for files encrypted for it.
+    ssh_key: str | None = field(default=None, repr=False, compare=False)
+    ssh_key_file: str | None = field(default=None, compare=False)
+    ssh_passphrase: str | None = field(default=None, repr=False, compare=False)
 
     def child_env(self) -> dict[str, str]:
         """The whole environment of a sops child: `base` plus exactly one identity."""
@@ -83,6 +91,32 @@ class AgeKeySource:
     def given(self) -> bool:
         return self.text is not None or self.file is not None
 
+    @property
+    def key_cmd(self) -> str | None:
+        """sops's own SOPS_AGE_KEY_CMD, passed through to it as is."""
+        return self.base.get("SOPS_AGE_KEY_CMD") or None
+
+    @property
+    def ssh_source(self) -> str:
+        return "SSH_PRIVATE_KEY" if self.ssh_key else f"--ssh-key-file {self.ssh_key_file}"
+
+    def ssh_identity(self, recipients: tuple[str, ...]) -> SshIdentity | None:
+        """The SSH key as an age identity, when one of `recipients` is that key."""
+        from sops_deploy import sshage
+
+        if not any(sshage.is_ssh_recipient(r) for r in recipients):
+            return None
+        text = self.ssh_key
+        if text is None and self.ssh_key_file is not None:
+            try:
+                text = Path(self.ssh_key_file).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                return None
+        if text is None:
+            return None
+        identity = sshage.identity_from(text, self.ssh_passphrase)
+        return identity if identity is not None and identity.decrypts(recipients) else None
+
 
 @dataclass(frozen=True)
 class EncryptedFile:
@@ -94,7 +128,8 @@ class EncryptedFile:
 
 
 _DOTENV_META = re.compile(r"^sops_version=", re.MULTILINE)
-_DOTENV_RECIPIENT = re.compile(r"^sops_age__list_\d+__map_recipient=(\S+)$", re.MULTILINE)
+# An SSH recipient holds a space: `ssh-ed25519 AAAA…`.
+_DOTENV_RECIPIENT = re.compile(r"^sops_age__list_\d+__map_recipient=(.+?)\s*$", re.MULTILINE)
 
 
 def inspect(path: str) -> EncryptedFile:
@@ -166,9 +201,11 @@ def run(
     stdin: bytes | None = None,
     cwd: str | None = None,
     file: str | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> subprocess.CompletedProcess[bytes]:
     """Run sops (argv[0]) with output captured; a missing binary or a hang is an error
-    naming `what`. The exit status is the caller's to judge."""
+    naming `what`. The exit status is the caller's to judge. `pass_fds`: descriptors the
+    child inherits (the SSH identity's pipe)."""
     import subprocess
 
     try:
@@ -180,6 +217,7 @@ def run(
             timeout=timeout,
             check=False,
             cwd=cwd,
+            pass_fds=pass_fds,
         )
     except FileNotFoundError:
         raise ToolError(
@@ -208,7 +246,14 @@ def decrypt(sops_bin: str, enc: EncryptedFile, key: AgeKeySource, *, timeout: fl
         out_type,
         enc.path,
     ]
-    proc = run(argv, key.child_env(), what=enc.path, timeout=timeout, file=enc.path)
+    identity = key.ssh_identity(enc.recipients)
+    if identity is None:
+        proc = run(argv, key.child_env(), what=enc.path, timeout=timeout, file=enc.path)
+    else:
+        from sops_deploy import sshage
+
+        with sshage.pipe_identity(identity, key.child_env()) as (env, fds):
+            proc = run(argv, env, what=enc.path, timeout=timeout, file=enc.path, pass_fds=fds)
     if proc.returncode == 0:
         return proc.stdout
     raise error(proc.returncode, proc.stderr.decode("utf-8", "replace"), key, enc=enc)
@@ -245,8 +290,13 @@ def error(
             except UsageError as exc:
                 mine = f"(not a valid age key: {exc.message})"
             detail = f"the given age key's public key is {mine}"
+        elif key.key_cmd:
+            detail = "SOPS_AGE_KEY_CMD gave no key for any of them"
         else:
-            detail = "no age key was given (set the AGE_KEY secret, SOPS_AGE_KEY or --age-key-file)"
+            detail = (
+                "no age key was given (set the AGE_KEY secret, SOPS_AGE_KEY, SOPS_AGE_KEY_CMD "
+                "or --age-key-file; or SSH_PRIVATE_KEY for a file encrypted for that SSH key)"
+            )
         return DecryptError(
             f"{path}: no key could decrypt this file.{listed} {detail}",
             WRONG_KEY_HINT.format(file=file or path),

@@ -13,11 +13,8 @@ Why not `paramiko.SSHConfig`: it has no `Include`, matches `Host` patterns with 
 
 from __future__ import annotations
 
-import glob
 import re
 import shlex
-import socket
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +79,26 @@ class _Context:
     final: bool
     values: dict[str, list[Setting]] = field(default_factory=dict)
     wants_final: bool = False
+
+
+@dataclass(frozen=True)
+class SshSetup:
+    """What reading ssh_config needs: the file (None: none), HOME, environment, local user."""
+
+    config: Path | None
+    home: Path
+    env: Mapping[str, str]
+    local_user: str
+
+    def lookup(self, alias: str, user: str | None = None) -> Resolved:
+        return resolve(
+            alias,
+            self.config,
+            home=self.home,
+            env=self.env,
+            local_user=self.local_user,
+            user=user,
+        )
 
 
 def config_path(option: str | None, home: Path) -> Path | None:
@@ -215,6 +232,8 @@ def _read(path: Path, ctx: _Context, *, active: bool, depth: int) -> None:
 
 
 def _include(args: list[str], ctx: _Context, origin: str, depth: int) -> None:
+    import glob
+
     if depth + 1 > MAX_INCLUDE_DEPTH:
         raise UsageError(f"{origin}: Include nested too deeply", "check for an Include loop")
     for pattern in args:
@@ -303,6 +322,8 @@ def _criterion(criterion: str, arg: str, ctx: _Context, origin: str) -> bool:
 
 def _exec(command: str, ctx: _Context, origin: str) -> bool:
     """`Match exec`: run the command with /bin/sh like OpenSSH; exit 0 means it matches."""
+    import subprocess  # only for a config that has `Match exec`
+
     try:
         proc = subprocess.run(
             ["/bin/sh", "-c", command],
@@ -325,7 +346,11 @@ def _tokens(value: str, ctx: _Context, original: str, extra: Mapping[str, str]) 
     if value.startswith("~/"):
         value = str(ctx.home) + value[1:]
     value = _ENV_REF.sub(lambda m: ctx.env.get(m[1], ""), value)
-    local = socket.gethostname() if "%l" in value or "%L" in value else ""
+    local = ""
+    if "%l" in value or "%L" in value:
+        import socket
+
+        local = socket.gethostname()
     table = {
         "%": "%",
         "n": original,

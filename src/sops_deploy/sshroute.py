@@ -8,33 +8,14 @@ does). Pure: the config path, HOME, environment and local user come in as argume
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from sops_deploy import sshconfig
 from sops_deploy.config import HostSpec, parse_host
 from sops_deploy.errors import UsageError
+from sops_deploy.sshconfig import SshSetup
 
-
-@dataclass(frozen=True)
-class SshSetup:
-    """What reading ssh_config needs: the file (None: none), HOME, environment, local user."""
-
-    config: Path | None
-    home: Path
-    env: Mapping[str, str]
-    local_user: str
-
-    def lookup(self, alias: str, user: str | None = None) -> sshconfig.Resolved:
-        return sshconfig.resolve(
-            alias,
-            self.config,
-            home=self.home,
-            env=self.env,
-            local_user=self.local_user,
-            user=user,
-        )
+__all__ = ["Route", "SshSetup", "route"]
 
 
 @dataclass(frozen=True)
