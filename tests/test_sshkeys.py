@@ -13,6 +13,7 @@ from pathlib import Path
 
 import paramiko
 import pytest
+from conftest import AgeIdentity
 from sshd import Sshd, keygen
 
 from sops_deploy import sshage, sshkeys
@@ -213,10 +214,18 @@ def _encrypt_for(sops_bin: str, recipient: str, tmp_path: Path, text: str) -> Pa
     return enc
 
 
-def _decrypt(sops_bin: str, enc: Path, identity: sshage.SshIdentity, env: dict[str, str]) -> str:
-    with sshage.pipe_identity(identity, env) as (child, fds):
-        named = child[sshage.SSH_KEY_FILE_ENV]
-        assert re.fullmatch(r"/dev/fd/\d+", named)
+def _decrypt(
+    sops_bin: str,
+    enc: Path,
+    identity: sshage.SshIdentity,
+    env: dict[str, str],
+    *,
+    memfd: bool | None = None,
+    reads: int = 1,
+) -> str:
+    with sshage.pipe_identity(identity, env, memfd=memfd, reads=reads) as (child, fds):
+        named = child.get(sshage.SSH_KEY_FILE_ENV) or child[sshage.SSH_KEY_CMD_ENV]
+        assert re.search(r"/dev/fd/\d+$", named)
         proc = subprocess.run(
             [*sops_dotenv(sops_bin, "decrypt"), str(enc)],
             env=child,
@@ -247,9 +256,29 @@ def test_sops_decrypts_with_the_ssh_key_through_a_pipe(
     assert _decrypt(sops_bin, enc, identity, env) == "DB_PASSWORD=ssh-only-9f2\n"
 
 
+@pytest.mark.parametrize("memfd", [True, False], ids=["memfd", "pipe-and-dd"])
+def test_a_file_with_several_recipients_decrypts_with_the_ssh_key(
+    sops_bin: str, tmp_path: Path, age_id: AgeIdentity, memfd: bool
+) -> None:
+    """sops loads its identities once per recipient (here an age key first, then the SSH
+    key): both hand-overs (sealed memfd on Linux; pipe + dd elsewhere) serve every load."""
+    key = tmp_path / "deploy_ed25519"
+    public = keygen(key)
+    enc = _encrypt_for(
+        sops_bin, f"{age_id.public},{sshage.normalize(public)}", tmp_path, "MULTI=two-recips-8\n"
+    )
+    identity = sshage.identity_from(key.read_text(), None)
+    assert identity is not None
+    home = tmp_path / "emptyhome"
+    home.mkdir()
+    env = {"PATH": os.defpath, "HOME": str(home)}
+    assert _decrypt(sops_bin, enc, identity, env, memfd=memfd, reads=3) == "MULTI=two-recips-8\n"
+
+
 def test_the_ssh_key_never_touches_a_file(sops_bin: str, tmp_path: Path) -> None:
-    """Traced with the real strace: sops opens the identity only as the inherited pipe,
-    and no process writes the key's bytes into any file."""
+    """Traced with the real strace: sops opens the identity only as the inherited
+    descriptor (/dev/fd/N, a sealed memfd with no path), no process writes the key's bytes
+    anywhere, and no file under the test's directories holds them."""
     key = tmp_path / "deploy_ed25519"
     public = keygen(key)
     enc = _encrypt_for(sops_bin, sshage.normalize(public), tmp_path, "TRACE_ME=via-pipe-77\n")

@@ -178,7 +178,16 @@ def _maintainer_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "secrets/age-key.txt. --yes answers every prompt but keeps the --from plaintext unless "
         "--delete-plaintext is given.",
     )
-    _add(init, "from_env", "pin_host", "remote_path", "ssh_key_file", "action_ref", "force")
+    _add(
+        init,
+        "from_env",
+        "pin_host",
+        "remote_path",
+        "ssh_key_file",
+        "ssh_recipient",
+        "action_ref",
+        "force",
+    )
     _add(init, "yes", "delete_plaintext", "timeout")
 
     rotate = _sub(

@@ -247,6 +247,7 @@ class InitOptions:
     host: HostSpec | None = None
     remote_path: str = "~/app/.env"  # inputs.COMMAND_DEFAULTS["init"]
     ssh_key_file: str | None = None
+    ssh_recipient: str | None = None  # "ssh-ed25519 AAAA…": the deploy key also decrypts
     action_ref: str = "OWNER/sops-deploy@v1"
     force: bool = False
     yes: bool = False

@@ -144,6 +144,7 @@ def init(v: Mapping[str, Any], environ: Mapping[str, str]) -> InitOptions:
         host=v["pin_host"],
         remote_path=check_remote_path(v["remote_path"]),
         ssh_key_file=v["ssh_key_file"],
+        ssh_recipient=_ssh_recipient(v["ssh_recipient"]),
         action_ref=v["action_ref"],
         force=v["force"],
         yes=v["yes"],
@@ -221,3 +222,26 @@ def build(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> Any
     if command in builders:
         return builders[command](v, environ)
     return doctor(v, environ)
+
+
+def _ssh_recipient(text: str | None) -> str | None:
+    """`--ssh-recipient`: a .pub file or the public key line itself, checked for sops."""
+    if not text:
+        return None
+    from sops_deploy import sshage
+
+    line = text
+    if not text.lstrip().startswith(("ssh-", "ecdsa-", "sk-")):
+        try:
+            line = Path(text).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(
+                f"--ssh-recipient {text}: cannot read it ({getattr(exc, 'strerror', exc)})",
+                "pass the deploy key's .pub file, or its `ssh-ed25519 AAAA…` line",
+            ) from None
+        if "PRIVATE KEY" in line:
+            raise UsageError(
+                f"--ssh-recipient {text} is a private key; it was not used",
+                "pass the public half (the .pub file)",
+            )
+    return sshage.normalize(line)

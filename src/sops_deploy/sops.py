@@ -5,7 +5,7 @@ plaintext only through a pipe: nothing secret is written to disk or put on a com
 The child's environment is explicit: the one the front door resolved (`AgeKeySource.base`,
 without any other secret) plus the identity. sops's own `SOPS_AGE_KEY_CMD` passes through
 `base`. An SSH key (SSH_PRIVATE_KEY / --ssh-key-file) reaches sops as its age identity
-through an inherited pipe (`sshage.pipe_identity`), only for a file encrypted for it.
+through an inherited descriptor (`sshage.pipe_identity`), only for a file encrypted for it.
 `error` is the one mapping of sops's exit codes to `DecryptError`s that say what to do
 (decrypt here, the maintainer commands in `maintain/sopscmd.py`).
 """
@@ -252,7 +252,8 @@ def decrypt(sops_bin: str, enc: EncryptedFile, key: AgeKeySource, *, timeout: fl
     else:
         from sops_deploy import sshage
 
-        with sshage.pipe_identity(identity, key.child_env()) as (env, fds):
+        reads = len(enc.recipients) + 1  # sops reads its identities once per recipient
+        with sshage.pipe_identity(identity, key.child_env(), reads=reads) as (env, fds):
             proc = run(argv, env, what=enc.path, timeout=timeout, file=enc.path, pass_fds=fds)
     if proc.returncode == 0:
         return proc.stdout

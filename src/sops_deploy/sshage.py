@@ -2,10 +2,11 @@
 
 sops (≥ 3.10) encrypts for an `ssh-ed25519` (or `ssh-rsa`) public key as an age recipient
 and decrypts with the matching SSH private key, which it reads from the file named by
-`SOPS_AGE_SSH_PRIVATE_KEY_FILE`. This module owns handing that key over without it ever
-touching a disk: the key (passphrase removed, in memory) goes into a pipe, and sops reads
-the pipe's inherited read end as `/dev/fd/N` (`pass_fds`). Nothing is written to a file,
-and nothing reaches an argv or the environment but the pipe's name.
+`SOPS_AGE_SSH_PRIVATE_KEY_FILE` (or prints `SOPS_AGE_SSH_PRIVATE_KEY_CMD`). This module
+owns handing that key over without it ever touching a disk: the key (passphrase removed,
+in memory) goes into an inherited descriptor — a sealed memfd on Linux, a pipe elsewhere —
+that sops reads as `/dev/fd/N` (`pass_fds`). Nothing is written to a file on a disk, and
+nothing reaches an argv or the environment but the descriptor's name.
 
 Pure: the caller passes the environment; nothing here reads `os.environ`.
 """
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from sops_deploy.errors import UsageError
 
 SSH_KEY_FILE_ENV = "SOPS_AGE_SSH_PRIVATE_KEY_FILE"
+SSH_KEY_CMD_ENV = "SOPS_AGE_SSH_PRIVATE_KEY_CMD"
 SSH_RECIPIENT_TYPES = ("ssh-ed25519", "ssh-rsa")
 # A pipe holds at least this much on Linux (64 KiB) and macOS (16 KiB): written whole
 # before sops starts, so the write never waits for a reader. An RSA-16384 key is ~12 KiB.
@@ -109,30 +111,65 @@ def identity_from(key_text: str, passphrase: str | None) -> SshIdentity | None:
 
 @contextlib.contextmanager
 def pipe_identity(
-    identity: SshIdentity, env: Mapping[str, str]
+    identity: SshIdentity,
+    env: Mapping[str, str],
+    *,
+    reads: int = 1,
+    memfd: bool | None = None,
 ) -> Iterator[tuple[dict[str, str], tuple[int, ...]]]:
-    """A child environment naming `/dev/fd/N` as sops's SSH identity, and the fds to pass.
+    """A child environment that gives sops the SSH identity, and the fds to pass.
 
-    Use as `subprocess.run(..., env=child_env, pass_fds=fds)` inside the `with`. The pipe
-    is filled and its write end closed before the child starts; both ends are closed on
-    exit. The key is in no file, only in this process's memory and the kernel's pipe."""
-    if len(identity.private) > PIPE_LIMIT:
+    Use as `subprocess.run(..., env=child_env, pass_fds=fds)` inside the `with`. sops
+    reads its identities once per age recipient of the file, so one read is not enough:
+
+    - Linux (`memfd`): the key is in an anonymous, sealed in-memory file with no path;
+      sops opens `/dev/fd/N` (SOPS_AGE_SSH_PRIVATE_KEY_FILE), and every open reads it
+      from the start.
+    - elsewhere: a pipe holds `reads` copies, and SOPS_AGE_SSH_PRIVATE_KEY_CMD is
+      `dd bs=LEN count=1 if=/dev/fd/N`, which takes exactly one copy per read.
+
+    Either way the key is in no file on a disk; both fds are closed on exit."""
+    data = identity.private
+    use_memfd = hasattr(os, "memfd_create") if memfd is None else memfd
+    child = dict(env)
+    if use_memfd:
+        fd = os.memfd_create("sops-deploy-ssh-identity", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        try:
+            _write_all(fd, data)
+            import fcntl
+
+            fcntl.fcntl(
+                fd,
+                fcntl.F_ADD_SEALS,
+                fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE,
+            )
+            child[SSH_KEY_FILE_ENV] = f"/dev/fd/{fd}"
+            yield child, (fd,)
+        finally:
+            os.close(fd)
+        return
+    copies = max(1, min(reads, PIPE_LIMIT // max(1, len(data))))
+    if len(data) > PIPE_LIMIT:
         raise UsageError(
             "SSH_PRIVATE_KEY is too large to hand to sops", "use an ed25519 deploy key"
         )
     read_end, write_end = os.pipe()
     try:
-        view = memoryview(identity.private)
-        while view:
-            view = view[os.write(write_end, view) :]
+        _write_all(write_end, data * copies)
     except BaseException:
         os.close(read_end)
         raise
     finally:
         os.close(write_end)
     try:
-        child = dict(env)
-        child[SSH_KEY_FILE_ENV] = f"/dev/fd/{read_end}"
+        child.pop(SSH_KEY_FILE_ENV, None)
+        child[SSH_KEY_CMD_ENV] = f"dd bs={len(data)} count=1 if=/dev/fd/{read_end}"
         yield child, (read_end,)
     finally:
         os.close(read_end)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

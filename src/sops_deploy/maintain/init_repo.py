@@ -52,8 +52,11 @@ def run_init(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool]) 
     public = _age_key(key_path, opts, reporter)
     _ignore(root, [KEY_FILE, *_inside(root, opts.from_env)])
     config = root / sopsconfig.CONFIG_NAME
-    config.write_text(sopsconfig.render([public]), encoding="utf-8")
-    reporter.info(f"✓ wrote {sopsconfig.CONFIG_NAME}: {ENCRYPTED} is encrypted for {public}")
+    recipients = [public, *([opts.ssh_recipient] if opts.ssh_recipient else [])]
+    config.write_text(sopsconfig.render(recipients), encoding="utf-8")
+    reporter.info(
+        f"✓ wrote {sopsconfig.CONFIG_NAME}: {ENCRYPTED} is encrypted for {', '.join(recipients)}"
+    )
     if plaintext is not None and sops_bin is not None and opts.from_env is not None:
         _encrypt(sops_bin, opts, plaintext, key_path, config, reporter)
         _maybe_delete(opts, ask, reporter)
@@ -231,6 +234,12 @@ def _workflow(opts: InitOptions) -> str:
         ("REMOTE_PATH", json.dumps(opts.remote_path)),
     ):
         text = text.replace(f"@@{name}@@", value)
+    if opts.ssh_recipient:  # one secret: the deploy key is also the age identity
+        text = text.replace("          age-key: ${{ secrets.AGE_KEY }}\n", "")
+        text = text.replace(
+            "# Needs: secrets AGE_KEY and SSH_PRIVATE_KEY,",
+            "# Needs: secret SSH_PRIVATE_KEY (it also decrypts: init --ssh-recipient),",
+        )
     return text
 
 
@@ -314,7 +323,7 @@ def next_steps(opts: InitOptions, *, has_secrets: bool) -> str:
     step("Deploy from this machine now:", deploy)
     step(
         "Let GitHub Actions deploy on every push (gh: https://cli.github.com):",
-        f"gh secret set AGE_KEY < {KEY_FILE}",
+        *([] if opts.ssh_recipient else [f"gh secret set AGE_KEY < {KEY_FILE}"]),
         f"gh secret set SSH_PRIVATE_KEY < {ssh_key}",
         f"gh variable set KNOWN_HOSTS < {KNOWN_HOSTS}",
         *(["gh variable set DEPLOY_HOST --body USER@HOST"] if not opts.host else []),
