@@ -63,6 +63,16 @@ class SshIdentity:
     def decrypts(self, recipients: Sequence[str]) -> bool:
         return any(same_key(r, self.public_line) for r in recipients)
 
+    @property
+    def label(self) -> str:
+        """`ssh-ed25519 SHA256:…`, as `ssh-keygen -lf` names the key."""
+        import base64
+        import hashlib
+
+        kind, blob = self.public_line.split()[:2]
+        digest = hashlib.sha256(base64.b64decode(blob)).digest()
+        return f"{kind} SHA256:{base64.b64encode(digest).decode().rstrip('=')}"
+
 
 def identity_from(key_text: str, passphrase: str | None) -> SshIdentity | None:
     """The SSH key as sops's age identity: OpenSSH format, passphrase removed (sops cannot

@@ -25,6 +25,7 @@ from paramiko.agent import AgentSSH
 
 from sops_deploy.errors import RemoteError, UsageError
 from sops_deploy.remote import load_private_key
+from sops_deploy.sshconfig import Resolved, SshSetup
 
 DEFAULT_FILES = (
     "id_rsa",
@@ -174,6 +175,52 @@ def gather(
             found.keys.append(Identity(shown, key))
             offered.add(key.asbytes())
     return found
+
+
+@dataclass(frozen=True)
+class KeyInputs:
+    """Where keys come from: the explicit key (SSH_PRIVATE_KEY text or --ssh-key-file) and
+    its passphrase, and the agent/HOME/ssh_config setup; never printed."""
+
+    key_text: str | None = field(default=None, repr=False)
+    key_file: str | None = None
+    passphrase: str | None = field(default=None, repr=False)
+    setup: SshSetup | None = None
+    ci: bool = False
+    timeout: float = 10.0
+
+    def explicit(self) -> Identity | None:
+        if self.key_text is not None:
+            return Identity(
+                "SSH_PRIVATE_KEY",
+                load_private_key(self.key_text, "SSH_PRIVATE_KEY", self.passphrase),
+            )
+        if self.key_file is not None:
+            try:
+                text = Path(self.key_file).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UsageError(
+                    f"--ssh-key-file {self.key_file}: {getattr(exc, 'strerror', None) or exc}",
+                    "pass the path of a readable private key file",
+                ) from None
+            return Identity(self.key_file, load_private_key(text, self.key_file, self.passphrase))
+        return None
+
+    def gather(self, resolved: Resolved | None = None) -> Identities:
+        """The keys to offer to the host ssh_config resolved as `resolved` (OpenSSH's order)."""
+        explicit = self.explicit()
+        if explicit is not None or self.setup is None:
+            return Identities([explicit] if explicit else [])
+        return gather(
+            None,
+            env=self.setup.env,
+            home=self.setup.home,
+            identity_files=resolved.identity_files if resolved else (),
+            identities_only=resolved.identities_only if resolved else False,
+            identity_agent=resolved.identity_agent if resolved else None,
+            passphrase=self.passphrase,
+            timeout=self.timeout,
+        )
 
 
 def nothing_to_offer(identities: Identities, *, ci: bool) -> UsageError:

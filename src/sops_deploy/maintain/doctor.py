@@ -11,12 +11,17 @@ import platform
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sops_deploy import __version__, agekey, deploy, sops, tools
 from sops_deploy.config import HostSpec, Settings
 from sops_deploy.errors import ChecksFailed, SopsDeployError, ValidationError
 from sops_deploy.maintain import sopsconfig
 from sops_deploy.report import Reporter
+
+if TYPE_CHECKING:
+    from sops_deploy import sshkeys
+    from sops_deploy.sshage import SshIdentity
 
 
 @dataclass(frozen=True)
@@ -61,11 +66,16 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
             yield _failed(".sops.yaml", exc)
 
     mine: list[str] = []
-    if not settings.age.given:
+    age = settings.age
+    if not age.given and age.key_cmd:
+        yield Check("age key", True, "from SOPS_AGE_KEY_CMD (sops runs it)")
+    elif not age.given and _ssh_opens_all(settings):
+        yield Check("age key", True, f"none needed: {age.ssh_source} opens every file")
+    elif not age.given:
         yield Check(
             "age key",
             False,
-            "no AGE_KEY, SOPS_AGE_KEY, SOPS_AGE_KEY_FILE or --age-key-file",
+            "no AGE_KEY, SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD or --age-key-file",
             'export AGE_KEY="$(cat secrets/age-key.txt)" (see README#faq-no-key-could-decrypt)',
         )
     elif settings.age.text is None and not Path(settings.age.file or "").is_file():
@@ -89,12 +99,18 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
         except SopsDeployError as exc:
             yield _failed(f"{path}", exc)
             continue
-        yield from _recipient_checks(enc, mine, rules, config)
-        if sops_bin is None or not settings.age.given:
-            continue
         try:
-            decrypted.append((enc, sops.decrypt(sops_bin, enc, settings.age)))
-            yield Check(f"{path} decrypts", True)
+            ssh = age.ssh_identity(enc.recipients)
+        except SopsDeployError as exc:
+            yield _failed(f"{path}: {age.ssh_source}", exc)
+            ssh = None
+        yield from _recipient_checks(enc, [] if ssh else mine, rules, config)
+        if sops_bin is None or not (age.given or age.key_cmd or ssh):
+            continue
+        who = _identity(enc, mine, ssh, age)
+        try:
+            decrypted.append((enc, sops.decrypt(sops_bin, enc, age)))
+            yield Check(f"{path} decrypts with {who}", True)
         except SopsDeployError as exc:
             yield _failed(f"{path} decrypts", exc)
     if decrypted and len(decrypted) == len(settings.files):
@@ -123,7 +139,69 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
             yield _failed("secrets valid", exc)
 
     for spec in settings.hosts:
+        yield from _ssh_checks(settings, spec)
         yield _host_check(settings, spec, reporter.warn)
+
+
+def _ssh_opens_all(settings: Settings) -> bool:
+    """Whether the SSH key is a recipient of every file (then no age key is needed)."""
+    if not (settings.age.ssh_key or settings.age.ssh_key_file):
+        return False
+    try:
+        return all(
+            settings.age.ssh_identity(sops.inspect(path).recipients) is not None
+            for path in settings.files
+        )
+    except SopsDeployError:
+        return False
+
+
+def _identity(
+    enc: sops.EncryptedFile, mine: list[str], ssh: SshIdentity | None, age: sops.AgeKeySource
+) -> str:
+    """Which identity opens `enc`: the age key whose recipient it lists, the SSH key, or
+    sops's key command."""
+    listed = [r for r in mine if r in enc.recipients]
+    if listed:
+        return f"the age key ({listed[0]})"
+    if ssh is not None:
+        return f"{age.ssh_source} ({ssh.label})"
+    if age.key_cmd:
+        return "SOPS_AGE_KEY_CMD"
+    return "the age key"
+
+
+def _ssh_checks(settings: Settings, spec: HostSpec) -> Iterator[Check]:
+    """What ~/.ssh/config sets for this host (each value with file and line), and the
+    keys that will be offered to it, in order."""
+    if settings.ssh is None:
+        return
+    from sops_deploy import sshkeys, sshroute
+
+    try:
+        route = sshroute.route(
+            spec,
+            settings.ssh,
+            port_given=spec.port_given,
+            user=settings.user,
+            jump=settings.jump_host,
+            jump_port_given=settings.jump_host.port_given if settings.jump_host else True,
+        )
+    except SopsDeployError as exc:
+        yield _failed(f"ssh config for {spec.host}", exc)
+        return
+    if route.resolved.changed or route.jump_resolved is not None:
+        where = f"{route.target}" + (f" via {route.jump}" if route.jump else "")
+        yield Check(f"ssh config for {spec.host}", True, f"{where}: {route.describe()}")
+    try:
+        with keys(settings).gather(route.resolved) as found:
+            if not found.keys:
+                error = sshkeys.nothing_to_offer(found, ci=settings.ci)
+                yield Check(f"keys for {spec.host}", False, error.message, error.hint)
+            else:
+                yield Check(f"keys for {spec.host}", True, found.describe())
+    except SopsDeployError as exc:
+        yield _failed(f"keys for {spec.host}", exc)
 
 
 def _recipient_checks(
@@ -174,7 +252,7 @@ def _recipient_checks(
 
 def _host_check(settings: Settings, spec: HostSpec, warn: Callable[[str], None]) -> Check:
     name = f"host {spec}"
-    if not (settings.ssh_key or settings.ssh_key_file):
+    if not (settings.ssh_key or settings.ssh_key_file or _other_keys(settings, spec)):
         from sops_deploy.maintain import hostkeys
         from sops_deploy.remote import Trust, fingerprint, verify_host_key
 
@@ -186,7 +264,7 @@ def _host_check(settings: Settings, spec: HostSpec, warn: Callable[[str], None])
         return Check(
             name,
             True,
-            f"reachable, host key {fingerprint(key)} pinned (no SSH key given: login not tried)",
+            f"reachable, host key {fingerprint(key)} pinned (no SSH key: login not tried)",
         )
     from sops_deploy.remote import atomic
 
@@ -215,3 +293,28 @@ def run_doctor(settings: Settings, config: Path | None, reporter: Reporter) -> N
         reporter.line(f"{failed} check(s) failed")
         raise ChecksFailed(f"{failed} check(s) failed")
     reporter.line("all checks passed")
+
+
+def keys(settings: Settings) -> sshkeys.KeyInputs:
+    from sops_deploy import sshkeys
+
+    return sshkeys.KeyInputs(
+        settings.ssh_key,
+        settings.ssh_key_file,
+        settings.ssh_passphrase,
+        settings.ssh,
+        settings.ci,
+        settings.timeout,
+    )
+
+
+def _other_keys(settings: Settings, spec: HostSpec) -> bool:
+    """Whether the agent or an identity file has a key for this host (login is tried)."""
+    if settings.ssh is None:
+        return False
+    try:
+        resolved = settings.ssh.lookup(spec.host, spec.user or settings.user)
+        with keys(settings).gather(resolved) as found:
+            return bool(found.keys)
+    except SopsDeployError:
+        return True  # let the login attempt report it
