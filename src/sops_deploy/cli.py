@@ -299,7 +299,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 def entrypoint() -> None:
     """`sops-deploy` and `python -m sops_deploy`: this process, then `main`."""
     # Paramiko's config module imports `invoke` (~120 ms, a third of a deploy's start-up)
-    # only to run ssh_config `Match exec`; sops-deploy never reads an ssh_config, so this
-    # process keeps invoke out (paramiko then treats it as not installed).
+    # only to run ssh_config `Match exec`; sops-deploy reads ssh_config itself (sshconfig.py
+    # runs `Match exec` with /bin/sh), so this process keeps invoke out (paramiko then
+    # treats it as not installed).
     sys.modules.setdefault("invoke", None)  # type: ignore[arg-type]
     sys.exit(main(sys.argv[1:]))
