@@ -61,6 +61,15 @@ Host *
     HostName %h.lan
 """
 
+AFTER_HOSTNAME = """\
+Host probe
+    HostName 127.0.0.1
+Match host 127.0.0.1
+    Port 2201
+Match exec "test %h = 127.0.0.1"
+    User byexec
+"""
+
 FINAL = """\
 Host short
     HostName short.final.example
@@ -102,6 +111,7 @@ def ssh_g(config: Path, alias: str, user: str | None = None) -> dict[str, list[s
         pytest.param(FIRST_WINS, "b", None, id="hostname-token"),
         pytest.param(FIRST_WINS, "zz", None, id="hostname-percent-h"),
         pytest.param(FINAL, "short", None, id="match-final"),
+        pytest.param(AFTER_HOSTNAME, "probe", None, id="match-sees-hostname"),
     ],
 )
 def test_resolution_agrees_with_ssh_G(tmp_path: Path, text: str, alias: str, user: str | None):

@@ -302,9 +302,9 @@ def _match(args: list[str], ctx: _Context, origin: str) -> bool:
 
 def _criterion(criterion: str, arg: str, ctx: _Context, origin: str) -> bool:
     hostname = _first(ctx, "hostname")
-    current = ctx.alias
-    if ctx.final and hostname:
-        current = _tokens(hostname, ctx, ctx.alias, {"h": ctx.alias})
+    current = ctx.alias  # `host` and %h: the name after HostName, as OpenSSH matches it
+    if hostname:
+        current = _tokens(hostname, ctx, ctx.alias, {"h": ctx.alias}).lower()
     if criterion == "host":
         return pattern_list_matches([arg], current)
     if criterion == "originalhost":
