@@ -25,6 +25,7 @@ from sops_deploy.plan import Plan, build_plan, decrypt_all, parse_plaintext
 from sops_deploy.runinfo import RunInfo
 
 if TYPE_CHECKING:
+    from sops_deploy import sshroute
     from sops_deploy.remote.atomic import FileState
     from sops_deploy.remote.audit import Changes
     from sops_deploy.remote.connection import Connection
@@ -146,18 +147,41 @@ def open_host(
     cancel: threading.Event | None = None,
 ) -> Connection:
     """A connection to `spec` (through the jump host, if any), opened by `with`; connection
-    errors are retried with backoff, which `cancel` cuts short."""
+    errors are retried with backoff, which `cancel` cuts short. ~/.ssh/config applies as
+    with `ssh` (`sshroute`): an alias's HostName, User, Port, IdentityFile, ProxyJump."""
     from sops_deploy.remote import Connection, Credentials, Options, Trust
 
+    route = route_of(settings, spec)
     options = Options(
         Credentials(settings.ssh_key, settings.ssh_key_file, settings.ssh_passphrase),
         Trust(settings.known_hosts, settings.fingerprints, settings.insecure_any_host_key),
         default_user=settings.user or (run or _run_of(settings)).user,
         timeout=settings.timeout,
         retries=settings.retries,
-        jump=settings.jump_host,
+        jump=route.jump if route else settings.jump_host,
+        ssh=settings.ssh,
+        resolved=route.resolved if route else None,
+        jump_resolved=route.jump_resolved if route else None,
+        ci=settings.ci,
     )
-    return Connection(spec, options, warn=warn, cancel=cancel)
+    return Connection(route.target if route else spec, options, warn=warn, cancel=cancel)
+
+
+def route_of(settings: Settings, spec: HostSpec) -> sshroute.Route | None:
+    """Where `spec` really is, per ~/.ssh/config (None: no ssh_config in use)."""
+    if settings.ssh is None or settings.ssh.config is None:
+        return None
+    from sops_deploy import sshroute
+
+    jump = settings.jump_host
+    return sshroute.route(
+        spec,
+        settings.ssh,
+        port_given=spec.port_given,
+        user=settings.user,
+        jump=jump,
+        jump_port_given=jump.port_given if jump else True,
+    )
 
 
 def apply_host(

@@ -20,7 +20,7 @@ from sops_deploy.maintain import sopsconfig
 from sops_deploy.report import Reporter
 
 if TYPE_CHECKING:
-    from sops_deploy import sshkeys
+    from sops_deploy.remote import identities
     from sops_deploy.sshage import SshIdentity
 
 
@@ -176,7 +176,8 @@ def _ssh_checks(settings: Settings, spec: HostSpec) -> Iterator[Check]:
     keys that will be offered to it, in order."""
     if settings.ssh is None:
         return
-    from sops_deploy import sshkeys, sshroute
+    from sops_deploy import sshroute
+    from sops_deploy.remote import identities
 
     try:
         route = sshroute.route(
@@ -196,7 +197,7 @@ def _ssh_checks(settings: Settings, spec: HostSpec) -> Iterator[Check]:
     try:
         with keys(settings).gather(route.resolved) as found:
             if not found.keys:
-                error = sshkeys.nothing_to_offer(found, ci=settings.ci)
+                error = identities.nothing_to_offer(found, ci=settings.ci)
                 yield Check(f"keys for {spec.host}", False, error.message, error.hint)
             else:
                 yield Check(f"keys for {spec.host}", True, found.describe())
@@ -295,10 +296,10 @@ def run_doctor(settings: Settings, config: Path | None, reporter: Reporter) -> N
     reporter.line("all checks passed")
 
 
-def keys(settings: Settings) -> sshkeys.KeyInputs:
-    from sops_deploy import sshkeys
+def keys(settings: Settings) -> identities.KeyInputs:
+    from sops_deploy.remote import identities
 
-    return sshkeys.KeyInputs(
+    return identities.KeyInputs(
         settings.ssh_key,
         settings.ssh_key_file,
         settings.ssh_passphrase,

@@ -31,15 +31,16 @@ from paramiko.sftp import (
 from sops_deploy import knownhosts
 from sops_deploy.config import HostSpec
 from sops_deploy.errors import ConnectError, RemoteError
+from sops_deploy.remote import identities
 from sops_deploy.remote.credentials import Credentials
 from sops_deploy.remote.failures import IO_ERRORS, Cancelled, lost
 from sops_deploy.remote.trust import (
     Trust,
     another_type_may_be_pinned,
-    fingerprint,
     pinned_or_first,
     verify_host_key,
 )
+from sops_deploy.sshconfig import Resolved, SshSetup
 
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 16.0
@@ -52,7 +53,11 @@ logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 @dataclass(frozen=True)
 class Options:
-    """How to reach a host: identity, trust, default user, bounds, retries, jump host."""
+    """How to reach a host: identity, trust, default user, bounds, retries, jump host.
+
+    Without an explicit key in `creds`, the keys come as `ssh` does it (`identities`):
+    the agent and identity files found through `ssh` (HOME, agent socket) and what
+    ssh_config said about this host (`resolved`) and its jump host (`jump_resolved`)."""
 
     creds: Credentials
     trust: Trust
@@ -60,6 +65,16 @@ class Options:
     timeout: float = 20.0
     retries: int = 0
     jump: HostSpec | None = None
+    ssh: SshSetup | None = None
+    resolved: Resolved | None = None
+    jump_resolved: Resolved | None = None
+    ci: bool = False
+
+    def keys(self) -> identities.KeyInputs:
+        creds = self.creds
+        return identities.KeyInputs(
+            creds.key_text, creds.key_file, creds.passphrase, self.ssh, self.ci, self.timeout
+        )
 
 
 class _Transport(paramiko.Transport):
@@ -150,12 +165,20 @@ class Connection:
 
     def _open_once(self) -> None:
         options = self._options
-        pkey = options.creds.load()
+        # The keys first: a bad SSH_PRIVATE_KEY (or none at all) touches no server.
+        with options.keys().gather(options.resolved) as keys:
+            if not keys.keys:
+                raise identities.nothing_to_offer(keys, ci=options.ci)
+            self._connect_and_login(keys)
+
+    def _connect_and_login(self, keys: identities.Identities) -> None:
+        options = self._options
         tunnel: paramiko.Channel | None = None
         if options.jump is not None:
-            self._hop = Connection(
-                options.jump, replace(options, retries=0, jump=None), warn=self._warn, sftp=False
+            hop = replace(
+                options, retries=0, jump=None, resolved=options.jump_resolved, jump_resolved=None
             )
+            self._hop = Connection(options.jump, hop, warn=self._warn, sftp=False)
             self._hop.open()
             tunnel = self._hop._tunnel(self.spec)
         shown = [self._handshake(tunnel, ())]
@@ -170,7 +193,7 @@ class Connection:
         verify_host_key(self.spec, server_key, options.trust, self._warn, others)
         self.host_key = server_key
         transport = self._live_transport  # the key was pinned, so this is the open one
-        self._authenticate(transport, pkey)
+        self._authenticate(transport, keys)
         if self._want_sftp:
             self._open_sftp(transport)
 
@@ -228,24 +251,13 @@ class Connection:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    def _authenticate(self, transport: paramiko.Transport, pkey: paramiko.PKey) -> None:
-        spec = self.spec
+    def _authenticate(self, transport: paramiko.Transport, keys: identities.Identities) -> None:
+        """Offer each key in OpenSSH's order; the first the server accepts logs in."""
         try:
-            transport.auth_publickey(self.user, pkey)
-        except paramiko.AuthenticationException:
+            identities.authenticate(transport, self.user, keys, str(self.spec))
+        except RemoteError:
             self.close()
-            raise RemoteError(
-                f"{spec}: authentication failed for user {self.user} with the "
-                f"{pkey.get_name()} key {fingerprint(pkey)}",
-                f"add the matching public key to ~{self.user}/.ssh/authorized_keys on the "
-                "server, or check the user name (--user / user@host) "
-                "(see README#faq-cannot-connect)",
-            ) from None
-        except IO_ERRORS as exc:
-            self.close()
-            raise RemoteError(
-                f"{spec}: SSH authentication error: {exc}", "check the server's sshd logs"
-            ) from None
+            raise
 
     def _open_sftp(self, transport: paramiko.Transport) -> None:
         try:

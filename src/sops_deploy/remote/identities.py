@@ -24,7 +24,7 @@ import paramiko
 from paramiko.agent import AgentSSH
 
 from sops_deploy.errors import RemoteError, UsageError
-from sops_deploy.remote import load_private_key
+from sops_deploy.remote.credentials import load_private_key
 from sops_deploy.sshconfig import Resolved, SshSetup
 
 DEFAULT_FILES = (

@@ -16,8 +16,9 @@ import pytest
 from conftest import AgeIdentity
 from sshd import Sshd, keygen
 
-from sops_deploy import sshage, sshkeys
+from sops_deploy import sshage
 from sops_deploy.errors import RemoteError, UsageError
+from sops_deploy.remote import identities
 
 
 class Agent:
@@ -73,7 +74,7 @@ def blob(pub: Path) -> str:
     return pub.read_text().split()[1]
 
 
-def offered(found: sshkeys.Identities) -> list[tuple[str, str]]:
+def offered(found: identities.Identities) -> list[tuple[str, str]]:
     return [(i.source, i.key.get_base64()) for i in found.keys]
 
 
@@ -87,8 +88,8 @@ def test_agent_first_then_default_files_in_openssh_order(agent: Agent, home: Pat
         ["ssh", "-G", "-F", "/dev/null", "x"], capture_output=True, text=True, check=True
     ).stdout
     order = [ln.split("/")[-1] for ln in listed.splitlines() if ln.startswith("identityfile ")]
-    assert tuple(order) == sshkeys.DEFAULT_FILES
-    with sshkeys.gather(None, env=agent.env, home=home) as found:
+    assert tuple(order) == identities.DEFAULT_FILES
+    with identities.gather(None, env=agent.env, home=home) as found:
         expected = [("ssh-agent", blob(home / "agent_key.pub"))] + [
             (f"~/.ssh/{n}", blob(home / ".ssh" / f"{n}.pub"))
             for n in order
@@ -101,7 +102,9 @@ def test_explicit_key_is_the_only_one_offered(agent: Agent, home: Path) -> None:
     keygen(home / ".ssh" / "id_ed25519")
     agent.add(home / ".ssh" / "id_ed25519")
     explicit = paramiko.Ed25519Key.from_private_key_file(str(home / ".ssh" / "id_ed25519"))
-    found = sshkeys.gather(sshkeys.Identity("SSH_PRIVATE_KEY", explicit), env=agent.env, home=home)
+    found = identities.gather(
+        identities.Identity("SSH_PRIVATE_KEY", explicit), env=agent.env, home=home
+    )
     assert [i.source for i in found.keys] == ["SSH_PRIVATE_KEY"]
     assert found.agent is None
 
@@ -109,7 +112,7 @@ def test_explicit_key_is_the_only_one_offered(agent: Agent, home: Path) -> None:
 def test_file_already_in_the_agent_is_not_offered_twice(agent: Agent, home: Path) -> None:
     keygen(home / ".ssh" / "id_ed25519")
     agent.add(home / ".ssh" / "id_ed25519")
-    with sshkeys.gather(None, env=agent.env, home=home) as found:
+    with identities.gather(None, env=agent.env, home=home) as found:
         assert [i.source for i in found.keys] == ["ssh-agent"]
 
 
@@ -118,7 +121,7 @@ def test_identities_only_offers_only_the_configured_key(agent: Agent, home: Path
     for name in ("a", "b"):
         keygen(home / name)
         agent.add(home / name)
-    with sshkeys.gather(
+    with identities.gather(
         None, env=agent.env, home=home, identity_files=[str(home / "b")], identities_only=True
     ) as found:
         assert offered(found) == [("ssh-agent", blob(home / "b.pub"))]
@@ -127,9 +130,9 @@ def test_identities_only_offers_only_the_configured_key(agent: Agent, home: Path
 def test_identity_agent_none_disables_the_agent(agent: Agent, home: Path) -> None:
     keygen(home / "a")
     agent.add(home / "a")
-    found = sshkeys.gather(None, env=agent.env, home=home, identity_agent="none")
+    found = identities.gather(None, env=agent.env, home=home, identity_agent="none")
     assert found.keys == []
-    error = sshkeys.nothing_to_offer(found, ci=True)
+    error = identities.nothing_to_offer(found, ci=True)
     assert "SSH_PRIVATE_KEY" in error.hint
 
 
@@ -137,16 +140,16 @@ def test_encrypted_default_file_needs_the_passphrase(home: Path) -> None:
     """A passphrase-protected ~/.ssh/id_ed25519 is left out with a note, or opened with
     SSH_PRIVATE_KEY_PASSPHRASE."""
     keygen(home / ".ssh" / "id_ed25519", passphrase="correct horse battery")
-    without = sshkeys.gather(None, env={}, home=home)
+    without = identities.gather(None, env={}, home=home)
     assert without.keys == []
     assert "ssh-add ~/.ssh/id_ed25519" in without.skipped[0]
-    with_pw = sshkeys.gather(None, env={}, home=home, passphrase="correct horse battery")
+    with_pw = identities.gather(None, env={}, home=home, passphrase="correct horse battery")
     assert offered(with_pw) == [("~/.ssh/id_ed25519", blob(home / ".ssh" / "id_ed25519.pub"))]
 
 
 def test_unreachable_agent_is_noted_not_fatal(home: Path) -> None:
     keygen(home / ".ssh" / "id_ed25519")
-    found = sshkeys.gather(None, env={"SSH_AUTH_SOCK": str(home / "gone.sock")}, home=home)
+    found = identities.gather(None, env={"SSH_AUTH_SOCK": str(home / "gone.sock")}, home=home)
     assert [i.source for i in found.keys] == ["~/.ssh/id_ed25519"]
     assert "not reachable" in found.skipped[0]
 
@@ -165,8 +168,8 @@ def test_agent_key_logs_in_after_a_refused_one(agent: Agent, home: Path, sshd_se
     agent.add(sshd_server.client_key)
     transport = _transport(sshd_server)
     try:
-        with sshkeys.gather(None, env=agent.env, home=home) as found:
-            used = sshkeys.authenticate(transport, sshd_server.user, found, "test")
+        with identities.gather(None, env=agent.env, home=home) as found:
+            used = identities.authenticate(transport, sshd_server.user, found, "test")
             assert used.key.get_base64() == blob(sshd_server.client_key.with_suffix(".pub"))
             assert transport.is_authenticated()
     finally:
@@ -175,11 +178,11 @@ def test_agent_key_logs_in_after_a_refused_one(agent: Agent, home: Path, sshd_se
 
 def test_no_accepted_key_names_every_fingerprint_tried(home: Path, sshd_server: Sshd) -> None:
     keygen(home / ".ssh" / "id_ed25519")
-    found = sshkeys.gather(None, env={}, home=home)
+    found = identities.gather(None, env={}, home=home)
     transport = _transport(sshd_server)
     try:
         with pytest.raises(RemoteError) as info:
-            sshkeys.authenticate(transport, sshd_server.user, found, "test")
+            identities.authenticate(transport, sshd_server.user, found, "test")
     finally:
         transport.close()
     shown = subprocess.run(
