@@ -191,7 +191,7 @@ def test_no_accepted_key_names_every_fingerprint_tried(home: Path, sshd_server: 
         text=True,
         check=True,
     ).stdout.split()[1]
-    assert f"~/.ssh/id_ed25519 (ssh-ed25519 {shown})" in info.value.message
+    assert f"~/.ssh/id_ed25519 (ssh-ed25519 key {shown})" in info.value.message
 
 
 # --- the SSH key as sops's age identity ----------------------------------------------

@@ -25,7 +25,6 @@ from sops_deploy.plan import Plan, build_plan, decrypt_all, parse_plaintext
 from sops_deploy.runinfo import RunInfo
 
 if TYPE_CHECKING:
-    from sops_deploy import sshroute
     from sops_deploy.remote.atomic import FileState
     from sops_deploy.remote.audit import Changes
     from sops_deploy.remote.connection import Connection
@@ -150,8 +149,9 @@ def open_host(
     errors are retried with backoff, which `cancel` cuts short. ~/.ssh/config applies as
     with `ssh` (`sshroute`): an alias's HostName, User, Port, IdentityFile, ProxyJump."""
     from sops_deploy.remote import Connection, Credentials, Options, Trust
+    from sops_deploy.sshroute import for_settings
 
-    route = route_of(settings, spec)
+    route = for_settings(settings, spec)
     options = Options(
         Credentials(settings.ssh_key, settings.ssh_key_file, settings.ssh_passphrase),
         Trust(settings.known_hosts, settings.fingerprints, settings.insecure_any_host_key),
@@ -165,23 +165,6 @@ def open_host(
         ci=settings.ci,
     )
     return Connection(route.target if route else spec, options, warn=warn, cancel=cancel)
-
-
-def route_of(settings: Settings, spec: HostSpec) -> sshroute.Route | None:
-    """Where `spec` really is, per ~/.ssh/config (None: no ssh_config in use)."""
-    if settings.ssh is None or settings.ssh.config is None:
-        return None
-    from sops_deploy import sshroute
-
-    jump = settings.jump_host
-    return sshroute.route(
-        spec,
-        settings.ssh,
-        port_given=spec.port_given,
-        user=settings.user,
-        jump=jump,
-        jump_port_given=jump.port_given if jump else True,
-    )
 
 
 def apply_host(

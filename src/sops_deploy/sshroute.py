@@ -9,9 +9,13 @@ does). Pure: the config path, HOME, environment and local user come in as argume
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sops_deploy import sshconfig
 from sops_deploy.config import HostSpec, parse_host
+
+if TYPE_CHECKING:
+    from sops_deploy.config import Settings
 from sops_deploy.errors import UsageError
 from sops_deploy.sshconfig import SshSetup
 
@@ -77,6 +81,21 @@ def route(
             )
         jump = _apply(jump, jump_resolved, port_given=jump_port_given, user=user)
     return Route(target, jump, resolved, jump_resolved)
+
+
+def for_settings(settings: Settings, spec: HostSpec) -> Route | None:
+    """Where `spec` really is for a command's settings (None: no ssh_config in use)."""
+    if settings.ssh is None or settings.ssh.config is None:
+        return None
+    jump = settings.jump_host
+    return route(
+        spec,
+        settings.ssh,
+        port_given=spec.port_given,
+        user=settings.user,
+        jump=jump,
+        jump_port_given=jump.port_given if jump else True,
+    )
 
 
 def _apply(

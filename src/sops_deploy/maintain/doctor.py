@@ -180,25 +180,19 @@ def _ssh_checks(settings: Settings, spec: HostSpec) -> Iterator[Check]:
     from sops_deploy.remote import identities
 
     try:
-        route = sshroute.route(
-            spec,
-            settings.ssh,
-            port_given=spec.port_given,
-            user=settings.user,
-            jump=settings.jump_host,
-            jump_port_given=settings.jump_host.port_given if settings.jump_host else True,
-        )
+        route = sshroute.for_settings(settings, spec)
     except SopsDeployError as exc:
         yield _failed(f"ssh config for {spec.host}", exc)
         return
-    if route.resolved.changed or route.jump_resolved is not None:
+    resolved = route.resolved if route else None
+    if route is not None and (route.resolved.changed or route.jump_resolved is not None):
         where = f"{route.target}" + (f" via {route.jump}" if route.jump else "")
         yield Check(f"ssh config for {spec.host}", True, f"{where}: {route.describe()}")
     try:
-        with keys(settings).gather(route.resolved) as found:
-            if not found.keys:
+        with keys(settings).gather(resolved) as found:
+            if not found.keys:  # doctor still checks the host key; login is not tried
                 error = identities.nothing_to_offer(found, ci=settings.ci)
-                yield Check(f"keys for {spec.host}", False, error.message, error.hint)
+                yield Check(f"keys for {spec.host}", True, f"{error.message}; {error.hint}")
             else:
                 yield Check(f"keys for {spec.host}", True, found.describe())
     except SopsDeployError as exc:
@@ -256,10 +250,13 @@ def _host_check(settings: Settings, spec: HostSpec, warn: Callable[[str], None])
     if not (settings.ssh_key or settings.ssh_key_file or _other_keys(settings, spec)):
         from sops_deploy.maintain import hostkeys
         from sops_deploy.remote import Trust, fingerprint, verify_host_key
+        from sops_deploy.sshroute import for_settings
 
         try:
-            key = hostkeys.fetch(spec, settings.timeout)
-            verify_host_key(spec, key, Trust(settings.known_hosts, settings.fingerprints), warn)
+            route = for_settings(settings, spec)  # an alias's HostName and Port
+            target = route.target if route else spec
+            key = hostkeys.fetch(target, settings.timeout)
+            verify_host_key(target, key, Trust(settings.known_hosts, settings.fingerprints), warn)
         except SopsDeployError as exc:
             return _failed(name, exc)
         return Check(

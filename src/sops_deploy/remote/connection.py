@@ -53,11 +53,8 @@ logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 @dataclass(frozen=True)
 class Options:
-    """How to reach a host: identity, trust, default user, bounds, retries, jump host.
-
-    Without an explicit key in `creds`, the keys come as `ssh` does it (`identities`):
-    the agent and identity files found through `ssh` (HOME, agent socket) and what
-    ssh_config said about this host (`resolved`) and its jump host (`jump_resolved`)."""
+    """How to reach a host: identity, trust, default user, bounds, retries, jump host; and
+    for keys as `ssh` finds them, HOME/agent (`ssh`) and ssh_config's answers (`resolved`)."""
 
     creds: Credentials
     trust: Trust
@@ -69,12 +66,6 @@ class Options:
     resolved: Resolved | None = None
     jump_resolved: Resolved | None = None
     ci: bool = False
-
-    def keys(self) -> identities.KeyInputs:
-        creds = self.creds
-        return identities.KeyInputs(
-            creds.key_text, creds.key_file, creds.passphrase, self.ssh, self.ci, self.timeout
-        )
 
 
 class _Transport(paramiko.Transport):
@@ -166,7 +157,8 @@ class Connection:
     def _open_once(self) -> None:
         options = self._options
         # The keys first: a bad SSH_PRIVATE_KEY (or none at all) touches no server.
-        with options.keys().gather(options.resolved) as keys:
+        found = identities.KeyInputs.of(options.creds, options.ssh, options.ci, options.timeout)
+        with found.gather(options.resolved) as keys:
             if not keys.keys:
                 raise identities.nothing_to_offer(keys, ci=options.ci)
             self._connect_and_login(keys)

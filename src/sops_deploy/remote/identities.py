@@ -24,7 +24,7 @@ import paramiko
 from paramiko.agent import AgentSSH
 
 from sops_deploy.errors import RemoteError, UsageError
-from sops_deploy.remote.credentials import load_private_key
+from sops_deploy.remote.credentials import Credentials, load_private_key
 from sops_deploy.sshconfig import Resolved, SshSetup
 
 DEFAULT_FILES = (
@@ -56,7 +56,7 @@ class Identity:
 
     @property
     def label(self) -> str:
-        return f"{self.source} ({self.key.get_name()} {fingerprint(self.key)})"
+        return f"{self.source} ({self.key.get_name()} key {fingerprint(self.key)})"
 
 
 @dataclass
@@ -85,7 +85,7 @@ class Identities:
 
 
 class _SocketAgent(AgentSSH):
-    """Paramiko's agent client on a socket path we choose (paramiko.Agent reads os.environ)."""
+    """Paramiko's agent client on a socket path we choose (paramiko.Agent reads the process environment)."""
 
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__()
@@ -188,6 +188,10 @@ class KeyInputs:
     setup: SshSetup | None = None
     ci: bool = False
     timeout: float = 10.0
+
+    @classmethod
+    def of(cls, creds: Credentials, setup: SshSetup | None, ci: bool, timeout: float) -> KeyInputs:
+        return cls(creds.key_text, creds.key_file, creds.passphrase, setup, ci, timeout)
 
     def explicit(self) -> Identity | None:
         if self.key_text is not None:
