@@ -85,7 +85,8 @@ class Identities:
 
 
 class _SocketAgent(AgentSSH):
-    """Paramiko's agent client on a socket path we choose (paramiko.Agent reads the process environment)."""
+    """Paramiko's agent client on a socket path we choose (paramiko.Agent would take it
+    from the process environment)."""
 
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__()
