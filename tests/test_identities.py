@@ -336,3 +336,19 @@ def test_wrong_passphrase_is_named_not_shown(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="SSH_PRIVATE_KEY_PASSPHRASE does not open it") as info:
         sshage.identity_from((tmp_path / "k").read_text(), "wrong-one-456")
     assert "wrong-one-456" not in info.value.message + info.value.hint
+
+
+def test_the_ssh_key_goes_to_sops_only_for_a_file_encrypted_for_it(
+    tmp_path: Path, age_id: AgeIdentity
+) -> None:
+    """An SSH key is handed to sops only when the file lists that very key."""
+    from sops_deploy.sops import AgeKeySource
+
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    mine_pub, other_pub = keygen(mine), keygen(other)
+    source = AgeKeySource(ssh_key=mine.read_text())
+    assert source.ssh_identity((age_id.public,)) is None
+    assert source.ssh_identity((sshage.normalize(other_pub),)) is None
+    found = source.ssh_identity((age_id.public, sshage.normalize(mine_pub)))
+    assert found is not None
+    assert found.public_line == sshage.normalize(mine_pub)

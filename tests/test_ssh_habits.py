@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import AgeIdentity, CliResult, assert_no_secrets
 from dotenv import dotenv_values
+from maintaining import sops_plaintext
 from proxy import Proxy
 from sshd import Sshd, keygen, make_sshd
 from test_identities import Agent
@@ -397,3 +398,29 @@ def test_recipients_add_takes_an_ssh_key(
     )  # fmt: skip
     assert deployed.returncode == 0, deployed.stderr
     assert dotenv_values(remote_dir / ".env")["LATER_SSH"] == "added-later-6"
+
+
+def test_rotate_and_recipients_work_with_sops_age_key_cmd(
+    cli: Cli, sops_bin: str, other_age_id: AgeIdentity, secret_values: set[str], tmp_path: Path
+) -> None:
+    """With only SOPS_AGE_KEY_CMD (no AGE_KEY), `rotate` changes a value and `recipients
+    add` re-keys the file: sops runs the command itself each time."""
+    import yaml
+
+    (tmp_path / ".env").write_text("CMD_ROTATED=before-rotation-1\n")
+    assert cli("init", "--from", ".env", "--yes").returncode == 0
+    key_file = tmp_path / "secrets" / "age-key.txt"
+    env = {"AGE_KEY": "", "SOPS_AGE_KEY_CMD": f"cat {key_file}"}
+    rotated = cli(
+        "rotate", "CMD_ROTATED", "--value-stdin", "--file", "secrets/.env.encrypted",
+        env=env, input="after-rotation-2",
+    )  # fmt: skip
+    assert rotated.returncode == 0, rotated.stderr
+    added = cli("recipients", "add", other_age_id.public, env=env)
+    assert added.returncode == 0, added.stderr
+    rules = yaml.safe_load((tmp_path / ".sops.yaml").read_text())["creation_rules"]
+    assert other_age_id.public in rules[0]["age"]
+    # the new recipient alone now opens the file, and sees the rotated value
+    secret_values.update({"before-rotation-1", "after-rotation-2"})
+    opened = sops_plaintext(sops_bin, tmp_path / "secrets/.env.encrypted", other_age_id.secret)
+    assert opened["CMD_ROTATED"] == "after-rotation-2"
