@@ -7,53 +7,18 @@ import os
 import re
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
 import pytest
-from conftest import AgeIdentity
-from sshd import Sshd, keygen
 
 from sops_deploy import sshage
 from sops_deploy.errors import RemoteError, UsageError
 from sops_deploy.remote import identities
-
-
-class Agent:
-    """A real `ssh-agent -D -a SOCK`; `add` runs the real `ssh-add`."""
-
-    def __init__(self, root: Path) -> None:
-        self.sock = str(root / "agent.sock")
-        self.proc = subprocess.Popen(
-            ["ssh-agent", "-D", "-a", self.sock],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.sock):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("ssh-agent did not start")
-            time.sleep(0.02)
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {"SSH_AUTH_SOCK": self.sock}
-
-    def add(self, key: Path) -> None:
-        subprocess.run(
-            ["ssh-add", "-q", str(key)],
-            env={**os.environ, **self.env},
-            check=True,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-        )
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(5)
+from tests.sshagent import Agent
+from tests.sshd import Sshd, keygen
+from tests.support import AgeIdentity
 
 
 @pytest.fixture

@@ -14,12 +14,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import AgeIdentity, CliResult, assert_no_secrets
 from dotenv import dotenv_values
-from maintaining import sops_plaintext
-from proxy import Proxy
-from sshd import Sshd, keygen, make_sshd
-from test_identities import Agent
+
+from tests.maintaining import sops_plaintext
+from tests.proxy import Proxy
+from tests.sshagent import Agent
+from tests.sshd import Sshd, keygen, make_sshd
+from tests.support import AgeIdentity, CliResult, assert_no_secrets
 
 Cli = Callable[..., CliResult]
 NO_SSH_KEY = {"SSH_PRIVATE_KEY": ""}  # empty counts as unset
