@@ -38,11 +38,15 @@ def _plan(settings: Settings, reporter: Reporter) -> Plan:
 def cmd_validate(settings: Settings, reporter: Reporter) -> None:
     plan = _plan(settings, reporter)
     keys = ", ".join(plan.secrets) if plan.secrets else "(raw file)"
+    formats = ", ".join(dict.fromkeys(t.target.format for t in plan.targets)) or settings.format
     reporter.line(
         f"✓ {', '.join(settings.files)}: {len(plan.secrets)} keys valid for the "
-        f"{settings.format} format, sha256 {plan.sha256[:12]}"
+        f"{formats} format, sha256 {plan.sha256[:12]}"
     )
     reporter.line(f"  keys: {keys}")
+    for part in plan.targets if settings.targets else ():
+        names = ", ".join(part.secrets) or "(none)"
+        reporter.line(f"  → {part.target.label} ({part.target.format}): {names}")
     reporter.set_outputs({"sha256": plan.sha256})
 
 
@@ -60,10 +64,10 @@ def cmd_remote(settings: Settings, reporter: Reporter) -> None:
         finally:
             reporter.endgroup()
     reporter.summary(settings.command, plan, results)
-    failed = [r.host for r in results if r.failed]
+    failed = list(dict.fromkeys(r.host for r in results if r.failed))
     if failed:
         raise HostsFailed(f"{len(failed)} host(s) failed: {', '.join(map(str, failed))}")
-    drifted = [r.host for r in results if r.status == "drift"]
+    drifted = list(dict.fromkeys(r.host for r in results if r.status == "drift"))
     if settings.command == "check" and drifted:
         raise DriftFound(f"{len(drifted)} host(s) differ: {', '.join(map(str, drifted))}")
 
@@ -77,9 +81,8 @@ def _announce(settings: Settings, plan: Plan, reporter: Reporter) -> None:
         "check": "checking",
         "diff": "comparing",
     }[settings.command]
-    reporter.info(
-        f"{what} {len(plan.secrets)} keys to {len(settings.hosts)} host(s): {settings.remote_path}"
-    )
+    paths = ", ".join(t.label for t in settings.outputs())
+    reporter.info(f"{what} {len(plan.secrets)} keys to {len(settings.hosts)} host(s): {paths}")
     reporter.group(f"sops-deploy {settings.command}: per-host progress")
 
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sops_deploy.defaults import DEFAULT_FILE, FORMATS
 from sops_deploy.errors import UsageError
@@ -146,6 +146,16 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
+def check_glob(pattern: str) -> str:
+    """One shell-style key pattern of a target's `keys:` (`DB_*`, `APP_[AB]`, `TOKEN`)."""
+    if not pattern.strip() or any(c in pattern for c in "\x00\n\r/"):
+        raise UsageError(
+            f"{pattern!r} is not a key or a shell-style key pattern",
+            "list key names or patterns such as DATABASE_URL or POSTGRES_*",
+        )
+    return pattern.strip()
+
+
 def check_post_command(command: str) -> str:
     if "\x00" in command or not command.strip():
         raise UsageError(
@@ -156,6 +166,36 @@ def check_post_command(command: str) -> str:
 
 
 DEFAULT_CACHE = Path("~/.cache/sops-deploy").expanduser()
+FILES_MODE = 0o400  # the default mode of each file of a `files` target
+
+
+@dataclass(frozen=True)
+class Target:
+    """One output on every host: a file for one reader, or (`files`) a directory holding
+    one file per key. `keys` are shell-style globs (empty: every key); `line` is where
+    sops-deploy.yaml lists it (None: the single target of --remote-path)."""
+
+    remote_path: str
+    format: str = "compose"
+    keys: tuple[str, ...] = ()
+    file_mode: int = 0o600
+    post_command: str | None = None
+    backup: int = 5
+    line: int | None = None
+
+    @property
+    def label(self) -> str:
+        """How outputs name the target: its path as configured."""
+        return self.remote_path
+
+
+@dataclass(frozen=True)
+class TargetEntry:
+    """One entry of `targets:` as sops-deploy.yaml gives it: the fields it sets (attribute
+    → checked value; the rest come from the environment) and the line that lists it."""
+
+    values: dict[str, Any]
+    line: int
 
 
 @dataclass(frozen=True)
@@ -206,11 +246,28 @@ class Settings:
     post_command_timeout: float = 300.0
     lock_timeout: float = 60.0
     export_env: tuple[str, ...] = ()  # keys (or '*') to export to $GITHUB_ENV
+    targets: tuple[Target, ...] = ()  # from `targets:`; empty: one, from remote_path/format
     tools: ToolPlaces = field(default_factory=lambda: ToolPlaces(DEFAULT_CACHE))
     run: RunInfo | None = None  # who, where, which commit: for the lock and the audit line
     # ssh_config, HOME and the agent socket (sshroute/sshkeys); None: none of them
     ssh: SshSetup | None = None
     ci: bool = False  # GITHUB_ACTIONS=true: hints speak of the action's inputs
+
+    def outputs(self) -> tuple[Target, ...]:
+        """Every target on each host: the listed `targets:`, else the one file of
+        --remote-path / --format / --file-mode / --post-command / --backup."""
+        if self.targets:
+            return self.targets
+        return (
+            Target(
+                self.remote_path,
+                self.format,
+                (),
+                self.file_mode,
+                self.post_command,
+                self.backup,
+            ),
+        )
 
     def secret_texts(self) -> list[str]:
         """Key material that must be masked before anything prints."""

@@ -16,7 +16,7 @@ file's own directory.
       production:
         files: [common.env.encrypted, production.env.encrypted]   # later overrides earlier
         hosts: [deploy@web1.example.com, deploy@web2.example.com:2222]
-        remote-path: /srv/app/.env
+        remote-path: /srv/app/.env   # or `targets:` (README: one host, several services)
         github:                    # optional: `sops-deploy github-sync --env production`
           repo: octo-org/app
           environment: production  # or `dependabot: true`; default: repository secrets
@@ -35,9 +35,10 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from sops_deploy.config import TargetEntry
 from sops_deploy.defaults import DEFAULT_CONFIG
 from sops_deploy.errors import UsageError
-from sops_deploy.inputs import GITHUB_FIELDS, REQUIRED_YAML, YAML_FIELDS, Option
+from sops_deploy.inputs import GITHUB_FIELDS, REQUIRED_YAML, TARGET_FIELDS, YAML_FIELDS, Option
 
 GITHUB_SECTION = "<github>"  # marks an environment that has a `github:` section
 
@@ -233,6 +234,9 @@ def _section(
             out[GITHUB_SECTION] = True
             continue
         field = fields.get(key)
+        if field is not None and field.kind == "targets":
+            out[field.attr] = _targets(path, value_node, f"{where}: targets", base)
+            continue
         if field is None:
             raise _error(
                 path,
@@ -242,6 +246,71 @@ def _section(
             )
         out[field.attr] = _value(path, key, value_node, field, base)
     return out
+
+
+def _targets(path: str, node: Node, where: str, base: Path) -> tuple[TargetEntry, ...]:
+    """`targets:`: a list of mappings of `TARGET_FIELDS`, each with a remote-path of its
+    own; a target's unset fields come from its environment (see `options.settings`)."""
+    if not isinstance(node, SequenceNode) or not node.value:
+        raise _error(
+            path,
+            node,
+            f"{where} must be a non-empty list, not {_type_name(node)}",
+            "write one `- remote-path: ...` entry per output on the host",
+        )
+    entries: list[TargetEntry] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(node.value, 1):
+        line = item.start_mark.line + 1
+        values = _section(path, item, f"{where}[{i}]", base, TARGET_FIELDS)
+        remote = values.get("remote_path")
+        if remote is None:
+            raise _error(
+                path, item, f"{where}[{i}] has no `remote-path`", "add `remote-path: /srv/app/.env`"
+            )
+        if remote in seen:
+            raise _error(
+                path,
+                item,
+                f"{where}[{i}]: {remote} is also the target on line {seen[remote]}",
+                "give each target its own remote-path",
+            )
+        seen[remote] = line
+        if values.get("format") == "files" and "backup" in values:
+            raise _error(
+                path,
+                item,
+                f"{where}[{i}]: a files target keeps no backups (they would sit among the "
+                "secrets, read as secrets)",
+                "drop `backup:` from this target; a failed post-command still restores the "
+                "previous files",
+            )
+        entries.append(TargetEntry(values, line))
+    return tuple(entries)
+
+
+def _outputs_of(
+    path: str, name: str, node: Node, own: dict[str, Any], values: dict[str, Any]
+) -> None:
+    """An environment has `targets:` or one `remote-path` (its own wins over `defaults:`)."""
+    if "targets" in own and "remote_path" in own:
+        raise _error(
+            path,
+            node,
+            f"environment `{name}` has both `remote-path` and `targets:`",
+            "move remote-path (and format) into one entry of `targets:`, or drop `targets:`",
+        )
+    if "targets" in own:
+        values.pop("remote_path", None)
+    elif "remote_path" in own:
+        values.pop("targets", None)
+    if "targets" in values and "post_command" in values:
+        raise _error(
+            path,
+            node,
+            f"environment `{name}` lists `targets:`; its `post-command` would run once per target",
+            "move `post-command:` into the target whose change it follows",
+        )
 
 
 def load(path: str) -> ConfigFile:
@@ -298,9 +367,13 @@ def load(path: str) -> ConfigFile:
         )
     environments: dict[str, Environment] = {}
     for name, name_node, value_node in _mapping(path, env_node, "environments"):
-        values = {**defaults, **_section(path, value_node, f"environment `{name}`", base)}
+        own = _section(path, value_node, f"environment `{name}`", base)
+        values = {**defaults, **own}
+        _outputs_of(path, name, name_node, own, values)
         github_only = values.pop(GITHUB_SECTION, False) and "hosts" not in values
         for required in () if github_only else REQUIRED_YAML:
+            if required == "remote-path" and "targets" in values:
+                continue
             if YAML_FIELDS[required].attr not in values:
                 raise _error(
                     path,

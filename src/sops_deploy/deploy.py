@@ -1,11 +1,11 @@
 """Orchestration of server targets: the plan (built once by `plan.py`, re-exported here)
-→ per host → results, hosts in parallel.
+→ per host → per target → results, hosts in parallel.
 
 A `Rollout` connects every host while the plan is being built (as `sops -d | ssh` does)
 and reads what compare modes need; nothing is locked or created on a server until the
-plan is valid, and a plan that fails leaves every server untouched. Per host, the work on
-the server is `remote.transaction`'s; nothing here parses flags, prints or reads the
-environment (`RunInfo` comes from the caller).
+plan is valid, and a plan that fails leaves every server untouched. Each host gets one
+connection for all its targets; the work on one target is `onhost`'s; nothing here
+parses flags, prints or reads the environment (`RunInfo` comes from the caller).
 """
 
 from __future__ import annotations
@@ -14,24 +14,22 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from sops_deploy import envfile, runinfo
+from sops_deploy import onhost, runinfo
 from sops_deploy.config import HostSpec, Settings
 from sops_deploy.errors import RemoteError, SopsDeployError, UsageError
+from sops_deploy.onhost import UNPARSEABLE, HostResult
 from sops_deploy.plan import Plan, build_plan, decrypt_all, parse_plaintext
 from sops_deploy.runinfo import RunInfo
 
 if TYPE_CHECKING:
-    from sops_deploy.remote.atomic import FileState
-    from sops_deploy.remote.audit import Changes
     from sops_deploy.remote.connection import Connection
-    from sops_deploy.remote.postcommand import CommandRun
 
 
 __all__ = [
+    "UNPARSEABLE",
     "HostResult",
     "Plan",
     "PlanAbandoned",
@@ -43,62 +41,6 @@ __all__ = [
     "open_host",
     "parse_plaintext",
 ]
-
-
-@dataclass
-class HostResult:
-    """The outcome for one host. Key names only; never a value."""
-
-    host: str
-    status: str  # changed | unchanged | would-change | in-sync | drift | failed | skipped
-    path: str = ""
-    added: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    unchanged: int = 0
-    mode_before: int | None = None
-    mode_after: int | None = None
-    error: SopsDeployError | None = None
-    seconds: float = 0.0
-    backup: str | None = None
-    commands: list[CommandRun] = field(default_factory=list)
-    rolled_back: bool = False
-    note: str = ""  # why a host was skipped
-
-    @property
-    def reason(self) -> str:
-        """One line for the result table: the error, the skip, or what differs. No values."""
-        if self.error is not None:
-            return self.error.message
-        if self.note:
-            return self.note
-        parts = [
-            f"{label}: {_names(keys)}"
-            for label, keys in (
-                ("added", self.added),
-                ("removed", self.removed),
-                ("changed", self.changed),
-            )
-            if keys
-        ]
-        if self.mode_drift and self.mode_before is not None and self.mode_after is not None:
-            parts.append(f"mode: {self.mode_before:04o} (want {self.mode_after:04o})")
-        return "; ".join(parts)
-
-    @property
-    def failed(self) -> bool:
-        return self.status == "failed"
-
-    @property
-    def mode_drift(self) -> bool:
-        return self.mode_before is not None and self.mode_before != self.mode_after
-
-
-def _names(keys: list[str], shown: int = 10) -> str:
-    """Key names for one table cell: the first `shown`, then how many more."""
-    if len(keys) <= shown:
-        return ", ".join(keys)
-    return f"{', '.join(keys[:shown])} … and {len(keys) - shown} more"
 
 
 # --- applying the plan ---------------------------------------------------------------------
@@ -175,7 +117,20 @@ def apply_host(
     warn: Callable[[str], None],
     run: RunInfo | None = None,
 ) -> HostResult:
-    """Deploy to (mode="deploy") or compare with (mode="check"/"diff") one host."""
+    """Deploy to (mode="deploy") or compare with (mode="check"/"diff") one host that has
+    one target (see `apply_targets` for every target's result)."""
+    return apply_targets(settings, plan, spec, mode, warn, run)[0]
+
+
+def apply_targets(
+    settings: Settings,
+    plan: Plan,
+    spec: HostSpec,
+    mode: str,
+    warn: Callable[[str], None],
+    run: RunInfo | None = None,
+) -> list[HostResult]:
+    """Every target of one host, over one connection: one result per target."""
     return _host(settings, spec, mode, warn, run or _run_of(settings), _Gate(plan))
 
 
@@ -186,123 +141,47 @@ def _host(
     warn: Callable[[str], None],
     run: RunInfo,
     gate: _Gate,
-) -> HostResult:
-    """Connect and look (while the plan is built), then act once `gate` has the plan."""
-    from sops_deploy.remote import atomic
+) -> list[HostResult]:
+    """One connection to `spec`: look at every target (while the plan is built), then act
+    on each once `gate` has the plan. One result per target; a target that fails leaves
+    the others to be tried."""
     from sops_deploy.remote.failures import IO_ERRORS, Cancelled, lost
 
+    targets = settings.outputs()
+    listed = bool(settings.targets)
+    results = [
+        HostResult(str(spec), "failed", target=t.label if listed else "", format=t.format)
+        for t in targets
+    ]
     started = time.monotonic()
-    result = HostResult(str(spec), "failed")
     try:
         with open_host(settings, spec, warn, run, gate.abandoned) as conn:
-            try:
-                result.path = conn.resolve(settings.remote_path)
-                if mode == "deploy" and not settings.dry_run:
-                    # A directory or symlink fails now; the file is read under the lock.
-                    atomic.current(
-                        conn, result.path, follow_symlinks=settings.follow_symlinks, read=False
-                    )
-                    _deliver(settings, gate.plan(), conn, result, run, warn)
-                else:
-                    current = atomic.current(
-                        conn, result.path, follow_symlinks=settings.follow_symlinks
-                    )
-                    result.path = current.path
-                    _compare(settings, gate.plan(), current, mode, result)
-            except IO_ERRORS as exc:
-                raise lost(spec, f"working on {result.path or settings.remote_path}", exc) from None
+            seen = []
+            for target, result in zip(targets, results, strict=True):
+                try:
+                    seen.append(onhost.look(conn, settings, target, mode, result))
+                except IO_ERRORS as exc:
+                    where = result.path or target.remote_path
+                    raise lost(spec, f"working on {where}", exc) from None
+            plans = gate.plan().for_targets(targets)
+            for plan, current, result in zip(plans, seen, results, strict=True):
+                try:
+                    onhost.act(conn, settings, plan, current, mode, result, run, warn)
+                except IO_ERRORS as exc:
+                    where = result.path or plan.target.remote_path
+                    result.status, result.error = "failed", lost(spec, f"working on {where}", exc)
+                except SopsDeployError as exc:
+                    result.status, result.error = "failed", exc
     except Cancelled:
         raise PlanAbandoned from None
     except SopsDeployError as exc:
-        result.status = "failed"
-        result.error = exc
-    result.seconds = time.monotonic() - started
-    return result
-
-
-def _compare(
-    settings: Settings, plan: Plan, current: FileState, mode: str, result: HostResult
-) -> None:
-    _record(result, _diff(plan, current.content))
-    result.mode_before = current.mode
-    result.mode_after = settings.file_mode
-    same_mode = current.mode == settings.file_mode
-    same = current.content == plan.content and same_mode
-    if mode in ("check", "diff"):
-        drift = bool(result.added or result.removed or result.changed) or not same_mode
-        result.status = "drift" if drift else "in-sync"
-    else:
-        result.status = "unchanged" if same else "would-change"
-
-
-def _deliver(
-    settings: Settings,
-    plan: Plan,
-    conn: Connection,
-    result: HostResult,
-    run: RunInfo,
-    warn: Callable[[str], None],
-) -> None:
-    """Lock, back up, write, post-command (and rollback), audit: `remote.transaction`."""
-    from sops_deploy.remote import transaction
-
-    policy = transaction.Policy(
-        file_mode=settings.file_mode,
-        keep_backups=settings.backup,
-        post_command=settings.post_command,
-        post_command_timeout=settings.post_command_timeout,
-        rollback_on_failure=settings.rollback_on_failure,
-        lock_timeout=settings.lock_timeout,
-        follow_symlinks=settings.follow_symlinks,
-    )
-    delivery = transaction.Delivery(result.path)
-    try:
-        transaction.deliver(
-            conn,
-            delivery,
-            plan.content,
-            policy,
-            run=run,
-            changes=lambda old: _diff(plan, old),
-            warn=warn,
-        )
-    finally:
-        result.path, result.status = delivery.path, delivery.status
-        if delivery.before is not None:
-            _record(result, delivery.changes)
-            result.mode_before, result.mode_after = delivery.before.mode, settings.file_mode
-        result.backup, result.commands = delivery.backup, delivery.commands
-        result.rolled_back = delivery.rolled_back
-        result.error = delivery.error
-
-
-def _record(result: HostResult, changes: Changes) -> None:
-    result.added, result.removed = changes.added, changes.removed
-    result.changed, result.unchanged = changes.changed, changes.unchanged
-
-
-def _diff(plan: Plan, old: bytes | None) -> Changes:
-    """Key names added / removed / changed on the host; linear in the file size."""
-    from sops_deploy.remote.audit import Changes
-
-    if plan.format == "raw":
-        new_values = envfile.read_values(plan.content, plan.format) or {}
-    else:
-        # build_plan proved that the reader gets exactly these values back from content.
-        new_values = {key: entry.value for key, entry in plan.secrets.items()}
-    if old == plan.content:
-        return Changes(unchanged=len(new_values))
-    parsed_old = envfile.read_values(old, plan.format) if old is not None else {}
-    if parsed_old is None and plan.format != "raw":
-        # A hand-edited file that no longer parses: its keys cannot be compared one by one.
-        return Changes(changed=[UNPARSEABLE])
-    old_values = parsed_old or {}
-    added = [k for k in new_values if k not in old_values]
-    removed = [k for k in old_values if k not in new_values]
-    changed = [k for k in new_values if k in old_values and old_values[k] != new_values[k]]
-    if plan.format == "raw" and not (added or removed or changed):
-        changed = ["(file content)"]
-    return Changes(added, removed, changed, len(new_values) - len(added) - len(changed))
+        for result in results:
+            if result.error is None and result.status == "failed":
+                result.error = exc
+    seconds = time.monotonic() - started
+    for result in results:
+        result.seconds = seconds
+    return results
 
 
 class Rollout:
@@ -332,7 +211,7 @@ class Rollout:
         self._gate = _Gate()
         self._stop = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
-        self._futures: dict[Future[HostResult], int] = {}
+        self._futures: dict[Future[list[HostResult]], int] = {}
 
     def __enter__(self) -> Rollout:
         hosts = self._settings.hosts
@@ -342,13 +221,15 @@ class Rollout:
         return self
 
     def apply(self, plan: Plan) -> list[HostResult]:
+        """One result per target of each host, in host order, then target order."""
         self._gate.open(plan)
-        results: dict[int, HostResult] = {}
+        results: dict[int, list[HostResult]] = {}
         for future in as_completed(self._futures):
-            result = future.result()
-            results[self._futures[future]] = result
-            self._on_done(result)
-        return [results[i] for i in sorted(results)]
+            found = future.result()
+            results[self._futures[future]] = found
+            for result in found:
+                self._on_done(result)
+        return [r for i in sorted(results) for r in results[i]]
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -357,22 +238,23 @@ class Rollout:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
 
-    def _one(self, spec: HostSpec) -> HostResult:
+    def _one(self, spec: HostSpec) -> list[HostResult]:
         if self._stop.is_set():
-            return HostResult(str(spec), "skipped", note=SKIPPED_NOTE)
+            return [HostResult(str(spec), "skipped", note=SKIPPED_NOTE)]
         try:
-            result = _host(self._settings, spec, self._mode, self._warn, self._run, self._gate)
+            results = _host(self._settings, spec, self._mode, self._warn, self._run, self._gate)
         except PlanAbandoned:
-            return HostResult(str(spec), "skipped", note="the secrets did not validate")
+            return [HostResult(str(spec), "skipped", note="the secrets did not validate")]
         except Exception as exc:  # one host's bug must not abandon the other hosts
             result = HostResult(str(spec), "failed")
             result.error = RemoteError(
                 f"{spec}: unexpected {type(exc).__name__}: {exc}",
                 "this is a bug in sops-deploy; please report it with the log above",
             )
-        if result.failed and self._settings.fail_fast:
+            results = [result]
+        if any(r.failed for r in results) and self._settings.fail_fast:
             self._stop.set()
-        return result
+        return results
 
 
 def apply_all(
@@ -388,5 +270,4 @@ def apply_all(
         return rollout.apply(plan)
 
 
-UNPARSEABLE = "(server file does not parse as dotenv)"
 SKIPPED_NOTE = "not started: another host failed and --fail-fast is set"

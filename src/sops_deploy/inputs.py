@@ -20,6 +20,7 @@ from typing import Any
 
 from sops_deploy.config import (
     check_format,
+    check_glob,
     check_host_text,
     check_post_command,
     check_remote_path,
@@ -32,8 +33,9 @@ from sops_deploy.errors import UsageError
 
 # The kinds of value an option holds (argparse type, how a SOPS_DEPLOY_* text and a YAML
 # node are read): text, a repeatable list split on commas and newlines, a whole number, a
-# number, a boolean, an octal file mode.
-KINDS = ("str", "list", "int", "number", "bool", "mode")
+# number, a boolean, an octal file mode; `targets` is sops-deploy.yaml's list of outputs
+# per host, each a mapping of the `TARGET_FIELDS` below (read by `configfile`).
+KINDS = ("str", "list", "int", "number", "bool", "mode", "targets")
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,9 @@ _OPTIONS = [
     Option("ssh_config", "--ssh-config", ("SSH_CONFIG",), "ssh-config", metavar="PATH|none",
            help="ssh_config for host aliases, ProxyJump, IdentityFile "
            "(default ~/.ssh/config; none: read none)"),
-    Option("file_mode", "--file-mode", ("FILE_MODE",), "file-mode", "mode", 0o600,
-           check=parse_mode, metavar="0600", help="mode of the written file (default 0600)"),
+    Option("file_mode", "--file-mode", ("FILE_MODE",), "file-mode", "mode", None,
+           check=parse_mode, metavar="0600",
+           help="mode of the written file (default 0600; 0400 for format files)"),
     Option("timeout", "--timeout", ("TIMEOUT",), "timeout", "number", 20.0, minimum=0,
            above=True, example="20", metavar="S", help="connect/IO timeout (default 20)"),
     Option("retries", "--retries", ("RETRIES",), "retries", "int", 2, minimum=0, example="2",
@@ -116,6 +119,8 @@ _OPTIONS = [
            help="stop at the first failed host"),
     Option("follow_symlinks", "--follow-symlinks", ("FOLLOW_SYMLINKS",), "follow-symlinks",
            "bool", False, help="write through a symlink at the target path"),
+    Option("targets", None, yaml="targets", kind="targets", default=(),
+           help="sops-deploy.yaml only: several outputs per host (see TARGET_FIELDS)"),
     # --- deploy -----------------------------------------------------------------------
     Option("dry_run", "--dry-run", ("DRY_RUN",), kind="bool", default=False,
            help="connect and compare, write nothing"),
@@ -207,7 +212,16 @@ YAML_FIELDS: dict[str, Option] = {o.yaml: o for o in _OPTIONS if o.yaml and "." 
 GITHUB_FIELDS: dict[str, Option] = {
     o.yaml.removeprefix("github."): o for o in _OPTIONS if o.yaml and o.yaml.startswith("github.")
 }
-REQUIRED_YAML = ("hosts", "remote-path")
+REQUIRED_YAML = ("hosts", "remote-path")  # `targets:` stands in for remote-path
+# The keys of one entry of `targets:`: each checked by the same row as the option.
+TARGET_FIELDS: dict[str, Option] = {
+    "remote-path": OPTIONS["remote_path"],
+    "format": OPTIONS["format"],
+    "keys": Option("keys", None, yaml="keys", kind="list", check=check_glob),
+    "file-mode": OPTIONS["file_mode"],
+    "post-command": OPTIONS["post_command"],
+    "backup": OPTIONS["backup"],
+}
 
 # Which options each command has. The parsers are built from these groups, and only a
 # command's own options are resolved (a bad SOPS_DEPLOY_TIMEOUT does not fail `validate`).
@@ -226,10 +240,10 @@ DOCTOR_HOSTS = ("hosts", "user", "port", "remote_path", "ssh_key_file", "known_h
 GITHUB_SYNC = ("repo", "github_environment", "dependabot", "keys", "prefix", "dry_run",
                "check", "prune")  # fmt: skip
 COMMANDS: dict[str, tuple[str, ...]] = {
-    "deploy": (*TARGET, *SOURCE, *CONFIG, "dry_run", *SAFETY, "export_env"),
-    "check": (*TARGET, *SOURCE, *CONFIG),
-    "diff": (*TARGET, *SOURCE, *CONFIG),
-    "validate": (*SOURCE, *CONFIG, "export_env"),
+    "deploy": (*TARGET, *SOURCE, *CONFIG, "targets", "dry_run", *SAFETY, "export_env"),
+    "check": (*TARGET, *SOURCE, *CONFIG, "targets"),
+    "diff": (*TARGET, *SOURCE, *CONFIG, "targets"),
+    "validate": (*SOURCE, *CONFIG, "targets", "export_env"),
     "hosts": ("json", "hosts", "user", "port", *CONFIG),
     "tools": TOOLS,
     "init": ("from_env", "pin_host", "remote_path", "ssh_key_file", "ssh_recipient",

@@ -14,12 +14,15 @@ from typing import Any
 
 from sops_deploy import runinfo
 from sops_deploy.config import (
+    FILES_MODE,
     DoctorOptions,
     HostsOptions,
     InitOptions,
     RecipientsOptions,
     RotateOptions,
     Settings,
+    Target,
+    TargetEntry,
     ToolsOptions,
     check_remote_path,
     hosts_from,
@@ -52,6 +55,8 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         "run": run,
         "ci": in_ci(environ),
     }
+    if command == "validate":
+        return Settings(**common, targets=targets(v))
     if command not in (*REMOTE, "doctor"):
         return Settings(**common)
     common["ssh"] = ssh_setup(environ, v["ssh_config"], run.user)
@@ -90,11 +95,13 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         )
         if name in v
     }
+    listed = targets(v)
     return Settings(
         **common,
+        targets=listed,
         hosts=hosts,
         user=v["user"],
-        remote_path=check_remote_path(v["remote_path"]),
+        remote_path="" if listed else check_remote_path(v["remote_path"]),
         ssh_key=secret(environ, "SSH_PRIVATE_KEY"),
         ssh_key_file=v["ssh_key_file"],
         ssh_passphrase=secret(environ, "SSH_PRIVATE_KEY_PASSPHRASE"),
@@ -102,7 +109,7 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         fingerprints=v["fingerprints"],
         insecure_any_host_key=v["insecure_any_host_key"],
         jump_host=v["jump_host"],
-        file_mode=v["file_mode"],
+        file_mode=v["file_mode"] or (FILES_MODE if v["format"] == "files" else 0o600),
         timeout=v["timeout"],
         retries=v["retries"],
         parallel=v["parallel"],
@@ -110,6 +117,48 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         follow_symlinks=v["follow_symlinks"],
         **safety,
     )
+
+
+def targets(v: Mapping[str, Any]) -> tuple[Target, ...]:
+    """The environment's `targets:`, each field it leaves out taken from the environment
+    (format, file-mode, backup); a `files` target's files are 0400 unless it says."""
+    entries: tuple[TargetEntry, ...] = v.get("targets", ())
+    if not entries:
+        return ()
+    if v.get("remote_path"):
+        raise UsageError(
+            "--remote-path cannot be combined with an environment that lists `targets:`",
+            "drop --remote-path (SOPS_DEPLOY_REMOTE_PATH, the action's remote-path), or "
+            "choose an environment without targets",
+        )
+    if v.get("post_command"):
+        raise UsageError(
+            "--post-command cannot be combined with an environment that lists `targets:`",
+            "set `post-command:` on the target whose change it follows",
+        )
+    out = []
+    for entry in entries:
+        t = entry.values
+        fmt = t.get("format", v["format"])
+        if fmt == "raw":
+            raise UsageError(
+                "--format raw writes the whole decrypted file; it cannot be the format of "
+                f"the target {t['remote_path']} (line {entry.line})",
+                "give that target `format:` compose, dotenv, shell or files",
+            )
+        default_mode = v.get("file_mode") or (FILES_MODE if fmt == "files" else 0o600)
+        out.append(
+            Target(
+                remote_path=t["remote_path"],
+                format=fmt,
+                keys=t.get("keys", ()),
+                file_mode=t.get("file_mode", default_mode),
+                post_command=t.get("post_command"),
+                backup=0 if fmt == "files" else t.get("backup", v.get("backup", 5)),
+                line=entry.line,
+            )
+        )
+    return tuple(out)
 
 
 def hosts(v: Mapping[str, Any]) -> HostsOptions:

@@ -1,6 +1,6 @@
 """The plan: decrypt every source file (in memory), then parse, lint, check the schema
-and render for the target's reader — all problems raised together, before any server is
-touched. A `Plan` is what every host should hold.
+and render for each target's reader (`targets.py`) — once, all problems raised together,
+before any server is touched. A `Plan` is what every host should hold.
 """
 
 from __future__ import annotations
@@ -10,23 +10,38 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sops_deploy import envfile, schema, sops
-from sops_deploy.config import Settings
+from sops_deploy.config import Settings, Target
 from sops_deploy.envfile import Entry, Secrets
 from sops_deploy.errors import Problem, UsageError, ValidationError
+from sops_deploy.targets import TargetPlan, plan_targets
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What every host should hold: the rendered bytes and the secrets they came from."""
+    """What every host should hold: the secrets, and each target's rendering of its keys
+    (`targets`; a plan made without them is one file, `content` in `format`)."""
 
     secrets: Secrets
     content: bytes
     format: str
     warnings: tuple[Problem, ...] = ()
+    targets: tuple[TargetPlan, ...] = ()
 
     @property
     def sha256(self) -> str:
+        """The file's digest; with several targets, one digest of every target's."""
+        if len(self.targets) > 1:
+            lines = "".join(f"{t.target.label}\0{t.sha256}\n" for t in self.targets)
+            return hashlib.sha256(lines.encode()).hexdigest()
+        if self.targets:
+            return self.targets[0].sha256
         return hashlib.sha256(self.content).hexdigest()
+
+    def for_targets(self, targets: tuple[Target, ...]) -> tuple[TargetPlan, ...]:
+        """Each target's part (a plan made without targets serves the one target given)."""
+        if self.targets:
+            return self.targets
+        return (TargetPlan(targets[0], self.secrets, self.content),)
 
 
 def decrypt_all(settings: Settings, sops_bin: str) -> list[tuple[sops.EncryptedFile, bytes]]:
@@ -66,12 +81,13 @@ def build_plan(
         layers.append(entries)
     merged = envfile.merge(layers)
     problems += schema.check(merged, settings)
-    content, unrepresentable = envfile.render_checked(merged, settings.format)
-    problems = schema.drop_covered_warnings(problems + unrepresentable)
+    plans, found = plan_targets(settings.outputs(), merged, listed=bool(settings.targets))
+    problems = schema.drop_covered_warnings(problems + found)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise ValidationError(problems)
-    return Plan(merged, content, settings.format, tuple(problems))
+    first = plans[0]
+    return Plan(merged, first.content, first.target.format, tuple(problems), tuple(plans))
 
 
 def parse_plaintext(enc: sops.EncryptedFile, plaintext: bytes) -> tuple[list[Entry], list[Problem]]:
@@ -92,4 +108,5 @@ def _raw_plan(settings: Settings, decrypted: list[tuple[sops.EncryptedFile, byte
             "--format raw cannot check required keys or a schema",
             "drop --required/--schema, or use a dotenv format",
         )
-    return Plan({}, decrypted[0][1], "raw")
+    content = decrypted[0][1]
+    return Plan({}, content, "raw", (), (TargetPlan(settings.outputs()[0], {}, content),))

@@ -242,17 +242,25 @@ def _heredoc(name: str, value: str) -> str:
 
 
 def _keys(results: list[HostResult], attr: str) -> str:
+    """Key names across hosts, each once; `TARGET:KEY` when the environment lists targets."""
     seen: dict[str, None] = {}
     for r in results:
         for k in getattr(r, attr):
-            seen[k] = None
+            seen[target_key(r, k)] = None
     return ",".join(seen)
+
+
+def target_key(r: HostResult, key: str) -> str:
+    """`KEY`, or `TARGET:KEY` for a result of one of several targets (keys hold no `:`)."""
+    return f"{r.target}:{key}" if r.target else key
 
 
 def _outputs(plan: Plan, results: list[HostResult]) -> dict[str, str]:
     report = [
         {
             "host": r.host,
+            "target": r.target or None,
+            "format": r.format or None,
             "path": r.path,
             "status": r.status,
             "added": r.added,
@@ -281,7 +289,7 @@ def _outputs(plan: Plan, results: list[HostResult]) -> dict[str, str]:
         "added-keys": _keys(results, "added"),
         "removed-keys": _keys(results, "removed"),
         "changed-keys": _keys(results, "changed"),
-        "hosts": ",".join(r.host for r in results),
+        "hosts": ",".join(dict.fromkeys(r.host for r in results)),
         "backup": ",".join(f"{r.host}:{r.backup}" for r in results if r.backup),
         "report": json.dumps(report),
     }
@@ -331,7 +339,9 @@ def host_table(results: list[HostResult]) -> list[str]:
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
     total = ", ".join(f"{n} {status}" for status, n in counts.items())
-    return [*_aligned(rows), f"{len(results)} host(s): {total}"]
+    hosts = len(dict.fromkeys(r.host for r in results))
+    where = f"{len(results)} target(s) on {hosts} host(s)" if hosts < len(results) else ""
+    return [*_aligned(rows), f"{where or f'{hosts} host(s)'}: {total}"]
 
 
 def key_rows(results: list[HostResult]) -> list[tuple[str, str, str]]:
@@ -339,11 +349,10 @@ def key_rows(results: list[HostResult]) -> list[tuple[str, str, str]]:
     rows = []
     for r in results:
         for label, keys in (("added", r.added), ("removed", r.removed), ("changed", r.changed)):
-            rows += [(r.host, key, label) for key in keys]
+            rows += [(r.host, target_key(r, key), label) for key in keys]
         if r.mode_drift and r.mode_before is not None and r.mode_after is not None:
-            rows.append(
-                (r.host, "(file mode)", f"{r.mode_before:04o} instead of {r.mode_after:04o}")
-            )
+            mode = target_key(r, "(file mode)")
+            rows.append((r.host, mode, f"{r.mode_before:04o} instead of {r.mode_after:04o}"))
     return rows
 
 
