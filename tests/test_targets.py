@@ -10,14 +10,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CliResult
 from dotenv import dotenv_values
-from proxy import Proxy
-from sshd import Sshd
 
 from sops_deploy.config import Target
 from sops_deploy.envfile import Entry
 from sops_deploy.targets import plan_targets, select
+from tests.proxy import Proxy
+from tests.sshd import Sshd
+from tests.support import REPO, CliResult
 
 Cli = Callable[..., CliResult]
 
@@ -124,7 +124,8 @@ def test_one_run_deploys_every_target_over_one_connection_then_check_finds_each_
     }
     assert stat.S_IMODE(worker.stat().st_mode) == 0o640
     assert (remote_dir / "ran").read_text().split() == ["app", "db"]
-    assert not list(remote_dir.rglob("*.tmp")) and not list(remote_dir.rglob("*.lock"))
+    assert not list(remote_dir.rglob("*.tmp"))
+    assert not list(remote_dir.rglob("*.lock"))
 
     text = outputs.read_text()
     added = text.split("added-keys<<", 1)[1].split("\n")[1].split(",")
@@ -187,7 +188,9 @@ def test_files_removes_only_what_it_wrote_and_refuses_unsafe_names(
 
     encrypt("KEEP_ME=keep-value-1\n")
     diff = cli("diff", *env_args)
-    assert diff.returncode == 0 and "DROP_ME" in diff.stdout and "FOREIGN" not in diff.stdout
+    assert diff.returncode == 0
+    assert "DROP_ME" in diff.stdout
+    assert "FOREIGN" not in diff.stdout
     result = cli("deploy", *env_args)
     assert result.returncode == 0, result.output
     names = {p.name for p in secrets_dir.iterdir() if not p.name.startswith(".")}
@@ -323,3 +326,52 @@ def test_files_plan_holds_exact_bytes_and_refuses_case_collisions() -> None:
     assert [(p.key, p.rule, p.severity) for p in problems] == [
         ("token", "file-name-collision", "error")
     ]
+
+
+def test_the_readme_example_is_a_valid_environment(tmp_path: Path) -> None:
+    """The README's "one host, several services" sops-deploy.yaml loads as three targets."""
+    from sops_deploy import configfile
+    from sops_deploy.defaults import FORMATS
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("### One host, several services", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    if "systemd" not in FORMATS:
+        pytest.skip("the systemd format has not landed on this branch yet")
+    config = tmp_path / "sops-deploy.yaml"
+    config.write_text(block)
+    targets = configfile.values(str(config), "home")["targets"]
+    assert [t.values["format"] for t in targets] == ["compose", "files", "systemd"]
+
+
+def test_a_failed_post_command_puts_every_file_back(
+    cli: Cli,
+    encrypt: Callable[..., Path],
+    tmp_path: Path,
+    remote_dir: Path,
+    sshd_server: Sshd,
+    proxy: Proxy,
+) -> None:
+    """A files target whose post-command fails gets its previous files back (a new one is
+    removed, a removed one returns) and the run exits 1."""
+    secrets_dir = remote_dir / "secrets"
+    secrets_dir.mkdir()
+    flag = remote_dir / "fail"
+    targets = (
+        f"      - remote-path: {secrets_dir}\n        format: files\n"
+        f"        post-command: test ! -e {flag}\n"
+    )
+    config = write_config(tmp_path, sshd_server, proxy.port, targets)
+    env_args = ["--config", str(config), "--env", "home"]
+    encrypt("OLD_ONE=old-value-1\nKEPT=kept-value-2\n")
+    assert cli("deploy", *env_args).returncode == 0
+    flag.write_text("")
+    encrypt("KEPT=kept-value-3\nNEW_ONE=new-value-4\n")
+    result = cli("deploy", *env_args)
+    assert result.returncode == 1, result.output
+    assert "restored the previous files" in result.output
+    names = {p.name for p in secrets_dir.iterdir() if not p.name.startswith(".")}
+    assert names == {"OLD_ONE", "KEPT"}
+    assert (secrets_dir / "KEPT").read_bytes() == b"kept-value-2"
+    manifest = json.loads((secrets_dir / ".sops-deploy-manifest").read_text())
+    assert manifest["files"] == ["KEPT", "OLD_ONE"]
