@@ -1,17 +1,15 @@
 """Fidelity: what each format's REAL reader loads is exactly what was encrypted.
 
-Readers: Docker Compose's own parser (compose-go v2 `dotenv`, via tests/composeparse,
-built with Go into the user cache once), python-dotenv `dotenv_values` (interpolation
-on), and bash and dash sourcing the file with `set -a`. Property tests are derandomized.
+Readers: Docker Compose's own parser (compose-go v2 `dotenv`, via tests/composeparse and
+tests/readers.py), python-dotenv `dotenv_values` (interpolation on), and bash and dash
+sourcing the file with `set -a`. Property tests are derandomized. The docker, systemd and
+node formats are in test_readers.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import os
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,10 +22,9 @@ from hypothesis import strategies as st
 from sops_deploy import deploy, envfile, sops
 from sops_deploy.envfile import Entry, Secrets
 from sops_deploy.envfile.render import DOTENV_VARIABLE, Unparseable
-from sops_deploy.environment import tool_places
+from tests import readers
 from tests.support import AgeIdentity
 
-HARNESS = Path(__file__).parent / "composeparse"
 EXAMPLES = 500
 PROPERTY = settings(
     max_examples=EXAMPLES,
@@ -74,63 +71,18 @@ def secrets_of(values: dict[str, str]) -> Secrets:
 # --- the real readers ------------------------------------------------------------------
 
 
-def _harness_binary() -> Path:
-    """Build tests/composeparse once per content hash into the user cache."""
-    digest = hashlib.sha256()
-    for name in ("go.mod", "go.sum", "main.go"):
-        digest.update((HARNESS / name).read_bytes())
-    target = (
-        tool_places(os.environ).cache / "test-tools" / f"composeparse-{digest.hexdigest()[:16]}"
-    )
-    binary = target / "composeparse"
-    if binary.is_file():
-        return binary
-    go = shutil.which("go")
-    if go is None:
-        pytest.fail("Go is needed to build tests/composeparse (Docker Compose's parser)")
-    target.mkdir(parents=True, exist_ok=True)
-    tmp = target / f"composeparse.tmp{os.getpid()}"
-    proc = subprocess.run(
-        [go, "build", "-mod=readonly", "-trimpath", "-o", str(tmp), "."],
-        cwd=HARNESS,
-        env={**os.environ, "CGO_ENABLED": "0"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert proc.returncode == 0, f"go build of tests/composeparse failed:\n{proc.stderr}"
-    os.replace(tmp, binary)
-    return binary
-
-
 @pytest.fixture(scope="session")
 def compose_read() -> Iterator[Callable[[Path], dict[str, str]]]:
-    """Docker Compose's parser as one long-lived process speaking JSON lines."""
-    proc = subprocess.Popen(
-        [str(_harness_binary())],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        encoding="utf-8",
-    )
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-    stdin, stdout = proc.stdin, proc.stdout
+    """Docker Compose's parser (compose-go) as one long-lived process speaking JSON lines."""
+    with readers.go_reader("composeparse") as read:
 
-    def read(path: Path) -> dict[str, str]:
-        stdin.write(json.dumps({"path": str(path)}) + "\n")
-        stdin.flush()
-        answer = json.loads(stdout.readline())
-        assert "error" not in answer, f"compose-go refused the file: {answer['error']}"
-        env: dict[str, str] = answer.get("env") or {}
-        return env
+        def env(path: Path) -> dict[str, str]:
+            answer = read(path)
+            assert "error" not in answer, f"compose-go refused the file: {answer['error']}"
+            found: dict[str, str] = answer.get("env") or {}
+            return found
 
-    yield read
-    stdin.close()
-    proc.wait(timeout=30)
-    stdout.close()
+        yield env
 
 
 def shell_read(shell: str, directory: Path) -> dict[str, str]:
@@ -229,7 +181,7 @@ def test_naive_compose_quoting_would_lose_values(
     assert read["D"] == "$X"  # single quotes are verbatim in compose-go
 
 
-@pytest.mark.parametrize("fmt", ["compose", "dotenv", "shell"])
+@pytest.mark.parametrize("fmt", ["compose", "dotenv", "shell", "docker", "systemd", "node"])
 def test_nul_is_refused_naming_the_key(fmt: str) -> None:
     """A NUL character cannot be carried by any text format: a problem names the key."""
     problems = envfile.render_problems(secrets_of({"NUL_KEY": "ab\x00cd"}), fmt)

@@ -5,4 +5,4 @@ DEFAULT_FILE = "secrets/.env.encrypted"
 DEFAULT_CONFIG = "secrets/sops-deploy.yaml"
 ENV_PREFIX = "SOPS_DEPLOY_"
 # What reads the .env (see envfile/render.py).
-FORMATS = ("compose", "dotenv", "shell", "raw", "files")
+FORMATS = ("compose", "dotenv", "shell", "docker", "systemd", "node", "raw", "files")

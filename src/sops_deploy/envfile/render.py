@@ -8,6 +8,7 @@ Each format has an encoder (`_quote`) and a model of its real parser (`MODELS`):
   escapes; a value holding `${...}` is refused, python-dotenv has no way to escape it.
 - `shell`: `set -a; . ./.env` in bash or dash: POSIX single quotes, `'` as `'\\''`;
   names bash keeps read-only or dynamic are refused.
+- `docker`, `systemd`, `node`: see their modules (`docker.py`, `systemd.py`, `node.py`).
 After rendering, the whole file is parsed again with the format's model and compared
 key by key; a difference is a problem naming the key, never a silent change.
 """
@@ -22,6 +23,9 @@ from collections.abc import Mapping
 
 from dotenv.parser import parse_stream
 
+from sops_deploy.envfile import docker, node, systemd
+from sops_deploy.envfile.common import GO_SPACE as _GO_SPACE
+from sops_deploy.envfile.common import RenderError, Unparseable
 from sops_deploy.envfile.source import Secrets
 from sops_deploy.errors import Problem
 
@@ -35,10 +39,6 @@ _RESERVED_NAMES = (
     "HISTCMD LINENO OPTIND PPID RANDOM SECONDS SHELLOPTS SRANDOM UID _"
 )
 SHELL_RESERVED = frozenset(_RESERVED_NAMES.split())
-
-
-class RenderError(Exception):
-    """A value the chosen format cannot carry (reported as a Problem by the caller)."""
 
 
 def render(values: Mapping[str, str], fmt: str) -> bytes:
@@ -110,6 +110,8 @@ def _quote(key: str, value: str, fmt: str) -> str:
         if key in SHELL_RESERVED:
             raise RenderError(f"bash does not let a file set {key}")
         return "'" + value.replace("'", "'\\''") + "'"
+    if fmt in _MODULES:
+        return _MODULES[fmt].quote(key, value)
     raise ValueError(f"no text rendering for format {fmt}")
 
 
@@ -153,10 +155,6 @@ def shell_model(text: str) -> dict[str, str | None]:
     return out
 
 
-_GO_SPACE = frozenset(
-    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
-    "\u200a\u2028\u2029\u202f\u205f\u3000"
-)
 _LINE_SPACE = frozenset("\t\v\f\r \x85\xa0")  # compose-go isSpace: no line break
 _COMPOSE_ESCAPE = re.compile(r"\\(?:[abcfnrtv$\"\\]|0\d{0,3})")
 _COMPOSE_VARIABLE = re.compile(
@@ -165,10 +163,6 @@ _COMPOSE_VARIABLE = re.compile(
     re.IGNORECASE,
 )
 _SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
-
-
-class Unparseable(ValueError):
-    """The reader refuses the whole file (compose-go returns an error, no values)."""
 
 
 class _Interpolated(Exception):
@@ -297,7 +291,15 @@ def _compose_substitute(value: str) -> str:
     return _COMPOSE_VARIABLE.sub(one, value)
 
 
-MODELS = {"compose": compose_model, "dotenv": dotenv_model, "shell": shell_model}
+_MODULES = {"docker": docker, "systemd": systemd, "node": node}
+MODELS = {
+    "compose": compose_model,
+    "dotenv": dotenv_model,
+    "shell": shell_model,
+    "docker": docker.model,
+    "systemd": systemd.model,
+    "node": node.model,
+}
 
 
 def read_values(data: bytes, fmt: str = "dotenv") -> dict[str, str | None] | None:
@@ -311,7 +313,7 @@ def read_values(data: bytes, fmt: str = "dotenv") -> dict[str, str | None] | Non
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    if fmt in ("compose", "shell"):
+    if fmt != "dotenv" and fmt in MODELS:
         try:
             return MODELS[fmt](text)
         except Unparseable:

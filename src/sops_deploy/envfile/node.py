@@ -1,0 +1,65 @@
+"""The `node` format: Node's `dotenv` package (npm) and Node's own `util.parseEnv` /
+`--env-file`.
+
+Neither has an escape for a backslash or a quote: npm dotenv strips one pair of quotes
+and, inside double quotes only, turns the two characters `\\n` / `\\r` into a line break.
+So the encoder picks a quote the value does not contain — `'…'`, else `"…"` (only when the
+value has no `\\n` / `\\r` pair), else `` `…` `` — and refuses a value that fits none, or
+that ends with a backslash (it would escape the closing quote). A line break is written
+literally inside the quotes; a CR is refused (both readers turn CR into LF).
+"""
+
+from __future__ import annotations
+
+import re
+
+from sops_deploy.envfile.common import RenderError
+
+# JavaScript's \\s and line terminators (no u flag), spelled out for Python's re.
+_JS_SPACE = (
+    "\t\n\v\f\r \xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+_LT = "\n\r\u2028\u2029"
+_S = f"[{_JS_SPACE}]"
+_BOL = f"(?:\\A|(?<=[{_LT}]))"
+_EOL = f"(?=[{_LT}]|\\Z)"
+# npm dotenv's LINE (lib/main.js), translated: \\w is ASCII, `.` stops at line terminators.
+_LINE = re.compile(
+    _BOL
+    + f"{_S}*(?:export{_S}+)?([A-Za-z0-9_.-]+)(?:{_S}*={_S}*?|:{_S}+?)"
+    + f"({_S}*'(?:\\\\'|[^'])*'|{_S}*\"(?:\\\\\"|[^\"])*\"|{_S}*`(?:\\\\`|[^`])*`|[^#\\r\\n]+)?"
+    + f"{_S}*(?:#[^{_LT}]*)?{_EOL}"
+)
+_UNQUOTE = re.compile(_BOL + r"(['\"`])([\s\S]*)\1" + _EOL)
+
+
+def quote(key: str, value: str) -> str:
+    """The value in the first quote it does not contain (RenderError if none will do)."""
+    if "\r" in value:
+        raise RenderError("it contains a carriage return, which Node's readers turn into LF")
+    if value.endswith("\\"):
+        raise RenderError("it ends with a backslash, which Node's readers cannot tell from \\'")
+    if "'" not in value:
+        return "'" + value + "'"
+    if '"' not in value and "\\n" not in value and "\\r" not in value:
+        return '"' + value + '"'
+    if "`" not in value:
+        return "`" + value + "`"
+    raise RenderError("it contains ', \" and `, and Node's readers have no escape for a quote")
+
+
+def model(text: str) -> dict[str, str | None]:
+    """npm dotenv `parse` (v17), regular expression for regular expression."""
+    out: dict[str, str | None] = {}
+    lines = re.sub(r"\r\n?", "\n", text)
+    for match in _LINE.finditer(lines):
+        value = (match.group(2) or "").strip(_JS_SPACE)  # String.prototype.trim
+        first = value[:1]
+        value = _UNQUOTE.sub(r"\2", value)
+        if first == '"':
+            value = value.replace("\\n", "\n").replace("\\r", "\r")
+        out[match.group(1)] = value
+    return out
+

@@ -1,0 +1,250 @@
+"""Fidelity of the docker, systemd and node formats against their REAL readers.
+
+docker/cli's `pkg/kvfile` (built with Go, tests/kvfileparse), systemd's `load_env_file`
+from Debian's libsystemd-shared through ctypes followed by PID 1's validity filter, and
+Node's npm `dotenv` plus `util.parseEnv` of the installed Node (tests/nodeparse). Each
+property: a value the format accepts reads back exactly; a value it refuses is named by
+key; and on arbitrary text the project's model of the reader (used by `check`/`diff`)
+agrees with the reader. Derandomized, 500 examples each.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from sops_deploy import envfile
+from sops_deploy.envfile import Entry, Secrets
+from sops_deploy.envfile.common import Unparseable
+from tests import readers
+
+PROPERTY = settings(
+    max_examples=500,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+HARD = [
+    "$", "${X}", "$X", "$$", "\\", "\\n", "\\r", "#", " #", "'", '"', "`", "=", " ", "\t",
+    "\n", "\r", "\\'", '\\"', "\\`", "\\$", ";", "\x01", "\x7f", "\ufdd0", "\uffff", "\u2028",
+    "\xa0", "\ufeff", "é",
+]  # fmt: skip
+_text = st.text(
+    alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=10
+)
+VALUES = st.lists(st.one_of(_text, st.sampled_from(HARD)), max_size=8).map("".join)
+KEYS = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}", fullmatch=True)
+Read = Callable[[Path], dict[str, Any]]
+
+
+def secrets_of(values: dict[str, str]) -> Secrets:
+    return {k: Entry(k, v, "test.env", i + 1) for i, (k, v) in enumerate(values.items())}
+
+
+def refused_and_carried(values: dict[str, str], fmt: str) -> tuple[set[str], dict[str, str]]:
+    problems = envfile.render_problems(secrets_of(values), fmt)
+    assert {p.rule for p in problems} <= {"unrepresentable"}
+    refused = {p.key for p in problems if p.key}
+    return refused, {k: v for k, v in values.items() if k not in refused}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("readers")
+
+
+def write_env(directory: Path, content: bytes) -> Path:
+    path = directory / ".env"
+    path.write_bytes(content)
+    return path
+
+
+@pytest.fixture(scope="session")
+def kvfile_read() -> Iterator[Read]:
+    with readers.go_reader("kvfileparse") as read:
+        yield read
+
+
+@pytest.fixture(scope="session")
+def systemd_lib() -> ctypes.CDLL:
+    return readers.systemd_library()
+
+
+@pytest.fixture(scope="session")
+def node_read() -> Iterator[Read]:
+    with readers.node_reader() as read:
+        yield read
+
+
+# --- docker ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@PROPERTY
+@given(values=st.dictionaries(KEYS, VALUES, max_size=6))
+def test_docker_reads_back_every_value_it_accepts(
+    values: dict[str, str], kvfile_read: Read, workdir: Path
+) -> None:
+    """docker: docker/cli's kvfile reads back every accepted value; a line break is refused."""
+    refused, carried = refused_and_carried(values, "docker")
+    assert refused == {k for k, v in values.items() if "\n" in v or v.endswith("\r")}
+    content = envfile.render(carried, "docker")
+    assert kvfile_read(write_env(workdir, content)) == {"env": carried} if carried else True
+    assert envfile.MODELS["docker"](content.decode()) == carried
+
+
+_DOCKER_LINE = st.tuples(
+    st.sampled_from(["", " ", "\t", "#", "\ufeff", "\xa0"]),
+    st.one_of(KEYS, st.sampled_from(["", "A B", "A\tB", "X", "HOME"])),
+    st.sampled_from(["=", "", "=="]),
+    VALUES,
+).map("".join)
+
+
+@pytest.mark.slow
+@PROPERTY
+@given(lines=st.lists(_DOCKER_LINE, max_size=5), end=st.sampled_from(["", "\n", "\r\n"]))
+def test_docker_model_matches_kvfile(
+    lines: list[str], end: str, kvfile_read: Read, workdir: Path
+) -> None:
+    """On arbitrary text the model refuses what kvfile refuses and otherwise reads the same."""
+    text = "\n".join(lines) + end
+    real = kvfile_read(write_env(workdir, text.encode()))
+    _compare(envfile.MODELS["docker"], text, real)
+
+
+def _compare(model: Callable[[str], dict[str, str | None]], text: str, real: dict[str, Any]) -> None:
+    event("refused" if "error" in real else "compared")
+    if "error" in real:
+        with pytest.raises(Unparseable):
+            model(text)
+        return
+    got = model(text)
+    known = {k: v for k, v in got.items() if v is not None}
+    env = real.get("env") or {}
+    assert set(known) <= set(env) <= set(got)
+    assert known == {k: env[k] for k in known}
+
+
+# --- systemd -----------------------------------------------------------------------------
+
+def _systemd_refuses(value: str) -> bool:
+    return any(0xFDD0 <= ord(c) <= 0xFDEF or (ord(c) & 0xFFFE) == 0xFFFE for c in value)
+
+
+@pytest.mark.slow
+@PROPERTY
+@given(values=st.dictionaries(KEYS, VALUES, max_size=6))
+def test_systemd_reads_back_every_value_it_accepts(
+    values: dict[str, str], systemd_lib: ctypes.CDLL, workdir: Path
+) -> None:
+    """systemd: load_env_file + PID 1's filter read back every accepted value exactly."""
+    refused, carried = refused_and_carried(values, "systemd")
+    assert refused == {k for k, v in values.items() if _systemd_refuses(v)}
+    content = envfile.render(carried, "systemd")
+    assert readers.systemd_read(systemd_lib, write_env(workdir, content)) == {"env": carried}
+    assert envfile.MODELS["systemd"](content.decode()) == carried
+
+
+_SD_CHUNKS = st.sampled_from(
+    [*HARD, "'", '"', "\\", "\\\n", "#", ";", " ", "\n", "\r", "=", "A", "B_1", "1A", "x y"]
+)
+_SD_LINE = st.tuples(
+    st.sampled_from(["", " ", "#", ";", "export "]),
+    st.one_of(KEYS, st.sampled_from(["1A", "A B", "A-B", ""])),
+    st.sampled_from(["=", " = ", "", "=="]),
+    st.sampled_from(["", "'", '"']),
+    st.lists(st.one_of(_SD_CHUNKS, _text), max_size=6).map("".join),
+    st.sampled_from(["", "'", '"', "\\"]),
+).map("".join)
+_SD_TEXT = st.one_of(
+    st.lists(_SD_LINE, max_size=5).map("\n".join),
+    st.lists(st.one_of(_SD_CHUNKS, _text), max_size=12).map("".join),
+)
+
+
+@pytest.mark.slow
+@PROPERTY
+@given(text=_SD_TEXT)
+def test_systemd_model_matches_load_env_file(
+    text: str, systemd_lib: ctypes.CDLL, workdir: Path
+) -> None:
+    """On arbitrary text the model keeps exactly what PID 1 would put in the environment."""
+    real = readers.systemd_read(systemd_lib, write_env(workdir, text.encode()))
+    _compare(envfile.MODELS["systemd"], text, real)
+
+
+def test_systemd_really_fails_on_what_the_format_refuses(
+    systemd_lib: ctypes.CDLL, workdir: Path
+) -> None:
+    """A Unicode non-character makes load_env_file fail the whole file: refused by key."""
+    path = write_env(workdir, 'A="x\ufdd0y"\nC="ok"\n'.encode())
+    assert "error" in readers.systemd_read(systemd_lib, path)
+    problems = envfile.render_problems(secrets_of({"A": "x\ufdd0y", "C": "ok"}), "systemd")
+    assert [(p.key, p.rule) for p in problems] == [("A", "unrepresentable")]
+
+
+# --- node --------------------------------------------------------------------------------
+
+
+def _node_refuses(value: str) -> bool:
+    if "\r" in value or value.endswith("\\"):
+        return True
+    double_ok = '"' not in value and "\\n" not in value and "\\r" not in value
+    return "'" in value and not double_ok and "`" in value
+
+
+@pytest.mark.slow
+@PROPERTY
+@given(values=st.dictionaries(KEYS, VALUES, max_size=6))
+def test_node_reads_back_every_value_it_accepts(
+    values: dict[str, str], node_read: Read, workdir: Path
+) -> None:
+    """node: npm dotenv and util.parseEnv both read back every accepted value exactly."""
+    refused, carried = refused_and_carried(values, "node")
+    assert refused == {k for k, v in values.items() if _node_refuses(v)}
+    content = envfile.render(carried, "node")
+    answer = node_read(write_env(workdir, content))
+    assert answer.get("dotenv") == carried
+    assert answer.get("parseEnv") == carried
+    assert envfile.MODELS["node"](content.decode()) == carried
+
+
+_NODE_CHUNKS = st.sampled_from(
+    [*HARD, "'", '"', "`", "#", " #", "export ", ": ", "=", "\n", "\r\n", "A", "B.c-d", "x"]
+)
+_NODE_TEXT = st.lists(st.one_of(_NODE_CHUNKS, _text), max_size=12).map("".join)
+
+
+@pytest.mark.slow
+@PROPERTY
+@given(text=_NODE_TEXT)
+def test_node_model_matches_npm_dotenv(text: str, node_read: Read, workdir: Path) -> None:
+    """On arbitrary text the model reads exactly what npm dotenv's `parse` reads."""
+    answer = node_read(write_env(workdir, text.encode()))
+    assert envfile.MODELS["node"](text) == answer["dotenv"]
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        pytest.param("a\\nb'\"`", "all three quotes", id="three-quotes"),
+        pytest.param("ends\\", "a trailing backslash", id="trailing-backslash"),
+        pytest.param("a\rb", "a CR", id="cr"),
+    ],
+)
+def test_node_refusals_are_real(value: str, why: str, node_read: Read, workdir: Path) -> None:
+    """Each value the node format refuses is changed by one of Node's readers in any quoting."""
+    for q in ("'", '"', "`"):
+        answer = node_read(write_env(workdir, f"A={q}{value}{q}\nB='b'\n".encode()))
+        expected = {"A": value, "B": "b"}
+        assert expected not in (answer["dotenv"], answer["parseEnv"]), (why, q)
+    problems = envfile.render_problems(secrets_of({"A": value}), "node")
+    assert [(p.key, p.rule) for p in problems] == [("A", "unrepresentable")]
