@@ -4,9 +4,10 @@
 Neither has an escape for a backslash or a quote: npm dotenv strips one pair of quotes
 and, inside double quotes only, turns the two characters `\\n` / `\\r` into a line break.
 So the encoder picks a quote the value does not contain — `'…'`, else `"…"` (only when the
-value has no `\\n` / `\\r` pair), else `` `…` `` — and refuses a value that fits none, or
-that ends with a backslash (it would escape the closing quote). A line break is written
-literally inside the quotes; a CR is refused (both readers turn CR into LF).
+value has no `\\n` / `\\r` pair), else `` `…` `` — and refuses a value that fits none. A
+line break is written literally inside the quotes; a CR is refused (both readers turn CR
+into LF). The rendered file is re-read with the model below, so a value the regular
+expression would still split differently (a backslash before a quote) is refused too.
 """
 
 from __future__ import annotations
@@ -39,8 +40,6 @@ def quote(key: str, value: str) -> str:
     """The value in the first quote it does not contain (RenderError if none will do)."""
     if "\r" in value:
         raise RenderError("it contains a carriage return, which Node's readers turn into LF")
-    if value.endswith("\\"):
-        raise RenderError("it ends with a backslash, which Node's readers cannot tell from \\'")
     if "'" not in value:
         return "'" + value + "'"
     if '"' not in value and "\\n" not in value and "\\r" not in value:
