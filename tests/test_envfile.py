@@ -133,7 +133,10 @@ def test_flat_map_nested_value_names_key_path_and_line() -> None:
     doc = {"A": "x", "DB": {"host": "h", "port": 5432}, "N": 7, "T": True, "Z": None}
     entries, problems = envfile.parse_json_map(json.dumps(doc), "s.yaml", {"DB": 3})
     assert {e.key: e.value for e in entries} == {"A": "x", "N": "7", "T": "true", "Z": ""}
-    assert [(p.rule, p.line, p.key) for p in problems] == [("nested", 3, "DB")]
+    assert [(p.rule, p.line, p.key) for p in problems] == [
+        ("nested", 3, "DB"),
+        ("typed-scalar", None, "N"),
+    ]
     assert "DB.host" in problems[0].message
     assert "DB.port" in problems[0].message
 

@@ -11,6 +11,7 @@ agrees with the reader. Derandomized, 500 examples each.
 from __future__ import annotations
 
 import ctypes
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,9 @@ def test_docker_model_matches_kvfile(
     _compare(envfile.MODELS["docker"], text, real)
 
 
-def _compare(model: Callable[[str], dict[str, str | None]], text: str, real: dict[str, Any]) -> None:
+def _compare(
+    model: Callable[[str], dict[str, str | None]], text: str, real: dict[str, Any]
+) -> None:
     event("refused" if "error" in real else "compared")
     if "error" in real:
         with pytest.raises(Unparseable):
@@ -134,6 +137,7 @@ def _compare(model: Callable[[str], dict[str, str | None]], text: str, real: dic
 
 
 # --- systemd -----------------------------------------------------------------------------
+
 
 def _systemd_refuses(value: str) -> bool:
     return any(0xFDD0 <= ord(c) <= 0xFDEF or (ord(c) & 0xFFFE) == 0xFFFE for c in value)
@@ -246,3 +250,45 @@ def test_node_refusals_are_real(value: str, why: str, node_read: Read, workdir: 
     assert _node_changes(value, node_read, workdir), why
     problems = envfile.render_problems(secrets_of({"A": value}), "node")
     assert [(p.key, p.rule) for p in problems] == [("A", "unrepresentable")]
+
+
+# --- shell: the drift model against bash -------------------------------------------------
+
+_SH_CHUNKS = st.sampled_from(
+    ["$X", "${X}", "$(echo hi)", "`echo hi`", "~", ":~", "'", '"', "\\", "\\\n", "\\$", " ",
+     "#", "a", "é", "'a b'", '"a $X"', '"a \\" b"', "=", "*", "?"]
+)  # fmt: skip
+_SH_LINE = st.tuples(
+    st.sampled_from(["", "export ", "  "]),
+    st.from_regex(r"S_[A-Z0-9_]{0,6}", fullmatch=True),
+    st.lists(st.one_of(_SH_CHUNKS, _text.filter(lambda t: "\x00" not in t)), max_size=5),
+).map(lambda t: f"{t[0]}{t[1]}={''.join(t[2])}")
+
+
+@pytest.mark.slow
+@settings(PROPERTY, max_examples=300)
+@given(lines=st.lists(_SH_LINE, max_size=4))
+def test_shell_model_matches_bash(lines: list[str], workdir: Path) -> None:
+    """Where the model knows a value (not None, file not refused), bash reads the same."""
+    text = "\n".join(lines) + "\n"
+    try:
+        model = envfile.MODELS["shell"](text)
+    except Unparseable:
+        event("model refused")
+        return
+    write_env(workdir, text.encode())
+    proc = subprocess.run(
+        ["bash", "-c", "set -a; . ./.env; exec /usr/bin/env -0"],
+        cwd=workdir,
+        capture_output=True,
+        env={"PATH": "/usr/bin:/bin", "X": "CANARY_X", "HOME": "/canary"},
+        check=False,
+    )
+    env = dict(
+        item.decode("utf-8", "replace").partition("=")[::2]
+        for item in proc.stdout.split(b"\0")
+        if item
+    )
+    known = {k: v for k, v in model.items() if v is not None}
+    event("compared" if known else "nothing known")
+    assert known == {k: env.get(k) for k in known}

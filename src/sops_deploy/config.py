@@ -222,6 +222,7 @@ class Settings:
     required: tuple[str, ...] = ()
     schema: str | None = None
     format: str = "compose"
+    allow_empty: bool = False  # a source with no key may deploy (an empty file)
     age: AgeKeySource = field(default_factory=AgeKeySource)
     hosts: tuple[HostSpec, ...] = ()
     user: str | None = None

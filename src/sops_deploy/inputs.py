@@ -75,6 +75,8 @@ _OPTIONS = [
            help="schema file (schema.yaml or .env.example)"),
     Option("format", "--format", ("FORMAT",), "format", default="compose", check=check_format,
            metavar="FMT", help=f"{' | '.join(FORMATS)}: who reads the .env (default compose)"),
+    Option("allow_empty", "--allow-empty", ("ALLOW_EMPTY",), "allow-empty", "bool", False,
+           help="deploy even a source with no key (writes an empty file)"),
     Option("age_key_file", "--age-key-file", ("AGE_KEY_FILE",), metavar="PATH",
            help="age identity file (default: AGE_KEY / SOPS_AGE_KEY from the environment)"),
     Option("export_env", "--export-env", ("EXPORT_ENV",), kind="list", default=(),
@@ -225,7 +227,7 @@ TARGET_FIELDS: dict[str, Option] = {
 
 # Which options each command has. The parsers are built from these groups, and only a
 # command's own options are resolved (a bad SOPS_DEPLOY_TIMEOUT does not fail `validate`).
-SOURCE = ("files", "required", "schema", "format", "age_key_file")
+SOURCE = ("files", "required", "schema", "format", "allow_empty", "age_key_file")
 TARGET = (
     "hosts", "user", "port", "remote_path", "ssh_key_file", "known_hosts", "fingerprints",
     "insecure_any_host_key", "jump_host", "file_mode", "timeout", "retries", "parallel",

@@ -49,6 +49,7 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         "required": v["required"],
         "schema": v["schema"],
         "format": v["format"],
+        "allow_empty": v.get("allow_empty", False),
         "age": age_source(environ, v["age_key_file"], v.get("ssh_key_file")),
         "export_env": v.get("export_env", ()),
         "tools": tool_places(environ),

@@ -108,5 +108,7 @@ def _raw_plan(settings: Settings, decrypted: list[tuple[sops.EncryptedFile, byte
             "--format raw cannot check required keys or a schema",
             "drop --required/--schema, or use a dotenv format",
         )
+    if decrypted[0][0].stored_format in ("yaml", "json"):
+        raise UsageError(*envfile.RAW_STRUCTURED)
     content = decrypted[0][1]
     return Plan({}, content, "raw", (), (TargetPlan(settings.outputs()[0], {}, content),))

@@ -75,6 +75,9 @@ class _Wants(Protocol):
     @property
     def schema(self) -> str | None: ...
 
+    @property
+    def allow_empty(self) -> bool: ...
+
 
 def load(path: str) -> Schema:
     """Read a schema file (yaml/json, or a .env.example); UsageError naming the line if wrong."""
@@ -237,6 +240,17 @@ def check(secrets: Secrets, wants: _Wants) -> list[Problem]:
     """Problems for required keys and schema rules, all of them, never naming a value."""
     problems: list[Problem] = []
     where = ", ".join(wants.files)
+    if not secrets and not wants.allow_empty:
+        problems.append(
+            Problem(
+                where,
+                None,
+                None,
+                "empty-source",
+                "the source holds no key at all: deploying it would empty the file on the server",
+                "add the keys with `sops edit`, or pass --allow-empty if an empty file is meant",
+            )
+        )
     for key in wants.required:
         entry = secrets.get(key)
         if entry is None:

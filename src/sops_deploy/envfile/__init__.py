@@ -6,9 +6,10 @@ each real parser, used to prove a rendered file reads back unchanged).
 """
 
 from sops_deploy.defaults import FORMATS
+from sops_deploy.envfile.common import RenderError
 from sops_deploy.envfile.render import (
     MODELS,
-    RenderError,
+    RAW_STRUCTURED,
     read_values,
     render,
     render_checked,
@@ -19,17 +20,17 @@ from sops_deploy.envfile.source import (
     Entry,
     Secrets,
     decode,
-    key_lines,
     lint,
     merge,
     parse_dotenv,
-    parse_json_map,
 )
+from sops_deploy.envfile.structured import key_lines, parse_json_map
 
 __all__ = [
     "FORMATS",
     "KEY_RE",
     "MODELS",
+    "RAW_STRUCTURED",
     "Entry",
     "RenderError",
     "Secrets",

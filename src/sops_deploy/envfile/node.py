@@ -61,4 +61,3 @@ def model(text: str) -> dict[str, str | None]:
             value = value.replace("\\n", "\n").replace("\\r", "\r")
         out[match.group(1)] = value
     return out
-

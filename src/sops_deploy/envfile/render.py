@@ -6,9 +6,7 @@ Each format has an encoder (`_quote`) and a model of its real parser (`MODELS`):
   escapes and every `$` doubled to `$$` so that nothing is interpolated.
 - `dotenv`: python-dotenv `dotenv_values` (interpolation on): double quotes with
   escapes; a value holding `${...}` is refused, python-dotenv has no way to escape it.
-- `shell`: `set -a; . ./.env` in bash or dash: POSIX single quotes, `'` as `'\\''`;
-  names bash keeps read-only or dynamic are refused.
-- `docker`, `systemd`, `node`: see their modules (`docker.py`, `systemd.py`, `node.py`).
+- `shell`, `docker`, `systemd`, `node`: see their modules (`shell.py`, `docker.py`, ...).
 After rendering, the whole file is parsed again with the format's model and compared
 key by key; a difference is a problem naming the key, never a silent change.
 """
@@ -17,28 +15,28 @@ from __future__ import annotations
 
 import io
 import re
-import shlex
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from dotenv.parser import parse_stream
 
-from sops_deploy.envfile import docker, node, systemd
+from sops_deploy.envfile import docker, node, shell, systemd
 from sops_deploy.envfile.common import GO_SPACE as _GO_SPACE
 from sops_deploy.envfile.common import RenderError, Unparseable
-from sops_deploy.envfile.source import Secrets
+from sops_deploy.envfile.source import KEY_RE, Secrets
 from sops_deploy.errors import Problem
 
 # python-dotenv's own `${NAME}` / `${NAME:-default}` pattern (dotenv/variables.py).
 DOTENV_VARIABLE = re.compile(r"\$\{(?P<name>[^\}:]*)(?::-(?P<default>[^\}]*))?\}")
 
-# bash refuses to assign these (read-only) or gives them a meaning of their own.
-_RESERVED_NAMES = (
-    "BASHOPTS BASHPID BASH_ARGC BASH_ARGV BASH_ARGV0 BASH_COMMAND BASH_LINENO BASH_SOURCE "
-    "BASH_SUBSHELL BASH_VERSINFO DIRSTACK EPOCHREALTIME EPOCHSECONDS EUID FUNCNAME GROUPS "
-    "HISTCMD LINENO OPTIND PPID RANDOM SECONDS SHELLOPTS SRANDOM UID _"
+
+# --format raw writes the decrypted bytes; for a yaml/json store those would be sops's JSON.
+RAW_STRUCTURED = (
+    "--format raw writes the decrypted file as it is, and a sops yaml/json file decrypts "
+    "to JSON, not to a .env",
+    "use --format compose (or another dotenv format) for a yaml/json source; raw is for a "
+    "sops dotenv or binary file",
 )
-SHELL_RESERVED = frozenset(_RESERVED_NAMES.split())
 
 
 def render(values: Mapping[str, str], fmt: str) -> bytes:
@@ -59,12 +57,15 @@ def render_problems(secrets: Secrets, fmt: str) -> list[Problem]:
 def render_checked(secrets: Secrets, fmt: str) -> tuple[bytes, list[Problem]]:
     """The rendered file and the problems of `render_problems`, each value quoted once.
 
-    The bytes are only meaningful when there are no problems.
+    The bytes are only meaningful when there are no problems. A key that is not a valid
+    name is skipped here: lint reports it (invalid-key), and no reader could take it.
     """
     problems: list[Problem] = []
     lines: list[str] = []
     carried: list[str] = []
     for e in secrets.values():
+        if not KEY_RE.match(e.key):
+            continue
         try:
             lines.append(_line(e.key, e.value, fmt))
         except RenderError as exc:
@@ -74,7 +75,10 @@ def render_checked(secrets: Secrets, fmt: str) -> tuple[bytes, list[Problem]]:
     text = "".join(lines)
     if fmt not in MODELS or not lines:
         return text.encode("utf-8"), problems
-    reread = MODELS[fmt](text)
+    try:
+        reread = MODELS[fmt](text)
+    except Unparseable:
+        reread = {}  # every carried key is then reported below, none silently lost
     for key in carried:
         e = secrets[key]
         if reread.get(key) != e.value:
@@ -106,12 +110,8 @@ def _quote(key: str, value: str, fmt: str) -> str:
         if DOTENV_VARIABLE.search(value):
             raise RenderError("it contains ${...}, which python-dotenv always interpolates")
         return '"' + _escape(value) + '"'
-    if fmt == "shell":
-        if key in SHELL_RESERVED:
-            raise RenderError(f"bash does not let a file set {key}")
-        return "'" + value.replace("'", "'\\''") + "'"
-    if fmt in _MODULES:
-        return _MODULES[fmt].quote(key, value)
+    if fmt in _QUOTERS:
+        return _QUOTERS[fmt](key, value)
     raise ValueError(f"no text rendering for format {fmt}")
 
 
@@ -135,23 +135,6 @@ def dotenv_model(text: str) -> dict[str, str | None]:
             continue
         value = binding.value
         out[binding.key] = None if value is None or DOTENV_VARIABLE.search(value) else value
-    return out
-
-
-def shell_model(text: str) -> dict[str, str | None]:
-    """POSIX `sh` reading `KEY='...'` assignments (quote removal as `shlex` does it)."""
-    out: dict[str, str | None] = {}
-    lexer = shlex.shlex(text, posix=True)
-    lexer.whitespace_split = True
-    lexer.commenters = "#"
-    try:
-        words = list(lexer)
-    except ValueError:
-        return out
-    for word in words:
-        key, eq, value = word.partition("=")
-        if eq:
-            out[key] = value
     return out
 
 
@@ -291,11 +274,16 @@ def _compose_substitute(value: str) -> str:
     return _COMPOSE_VARIABLE.sub(one, value)
 
 
-_MODULES = {"docker": docker, "systemd": systemd, "node": node}
+_QUOTERS: dict[str, Callable[[str, str], str]] = {
+    "shell": shell.quote,
+    "docker": docker.quote,
+    "systemd": systemd.quote,
+    "node": node.quote,
+}
 MODELS = {
     "compose": compose_model,
     "dotenv": dotenv_model,
-    "shell": shell_model,
+    "shell": shell.model,
     "docker": docker.model,
     "systemd": systemd.model,
     "node": node.model,

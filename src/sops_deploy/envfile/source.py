@@ -9,13 +9,10 @@ never appears in one.
 from __future__ import annotations
 
 import io
-import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
-import yaml
 from dotenv.parser import decode_escapes, parse_stream
 
 from sops_deploy.errors import Problem
@@ -269,85 +266,6 @@ def _trailing_space(source: str, line: int, key: str, body: str) -> list[Problem
             f'delete them, or quote the value if they matter: {key}="..."',
         )
     ]
-
-
-def key_lines(path: str) -> dict[str, int]:
-    """Line of each top-level key in a sops yaml/json file (keys are stored in clear)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-        if text.lstrip().startswith("{"):
-            # sops indents JSON with tabs, which YAML refuses; in valid JSON a tab can
-            # only be whitespace between tokens, so spaces read the same.
-            text = text.replace("\t", " ")
-        node = yaml.compose(text)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return {}
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {
-        str(k.value): k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)
-    }
-
-
-def parse_json_map(
-    text: str, source: str, lines: Mapping[str, int] | None = None
-) -> tuple[list[Entry], list[Problem]]:
-    """A flat map (decrypted sops yaml/json, as JSON) as entries; nested values are problems."""
-    lines = lines or {}
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        doc = None
-    if not isinstance(doc, dict):
-        return [], [
-            _problem(
-                source,
-                None,
-                None,
-                "not-a-map",
-                "the decrypted document is not a map of KEY: value",
-                "store a flat map, one KEY: value per line",
-            )
-        ]
-    entries: list[Entry] = []
-    problems: list[Problem] = []
-    for key, value in doc.items():
-        line = lines.get(key)
-        if isinstance(value, (dict, list)):
-            paths = list(_leaf_paths(str(key), value))
-            shown = ", ".join(paths[:3]) + (", …" if len(paths) > 3 else "")
-            problems.append(
-                _problem(
-                    source,
-                    line,
-                    str(key),
-                    "nested",
-                    f"the value is nested ({shown or key}); environment variables are flat",
-                    f"flatten it into top-level keys such as {key}_…, one KEY: value each",
-                )
-            )
-            continue
-        entries.append(Entry(str(key), _scalar_text(value), source, line))
-    return entries, problems
-
-
-def _leaf_paths(prefix: str, value: object) -> Iterable[str]:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _leaf_paths(f"{prefix}.{k}", v)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _leaf_paths(f"{prefix}[{i}]", v)
-    else:
-        yield prefix
-
-
-def _scalar_text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    return str(value)
 
 
 def lint(entries: Iterable[Entry]) -> list[Problem]:
