@@ -9,8 +9,11 @@ node formats are in test_readers.py.
 from __future__ import annotations
 
 import io
+import json
 import os
+import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from dotenv import dotenv_values
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from sops_deploy import deploy, envfile, sops
+from sops_deploy import deploy, envfile, sops, tools
 from sops_deploy.envfile import Entry, Secrets
 from sops_deploy.envfile.render import DOTENV_VARIABLE, Unparseable
 from tests import readers
@@ -300,3 +303,47 @@ def test_compose_model_matches_compose_go(
     known = {k: v for k, v in model.items() if v is not None}
     assert set(known) <= set(real) <= set(model)
     assert known == {k: real[k] for k in known}
+
+
+# --- older python-dotenv (and Compose v1's 0.21) read backslash values the same -----------
+
+OLD_DOTENV = ("0.21.1", "1.2.2")
+
+
+def _old_python_dotenv(version: str) -> Path:
+    """A throwaway venv with python-dotenv `version`, made once in the user cache."""
+    venv = tools.cache_root() / "test-tools" / f"python-dotenv-{version}"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        tmp = venv.with_name(f"{venv.name}.tmp{os.getpid()}")
+        subprocess.run([sys.executable, "-m", "venv", str(tmp)], check=True)
+        subprocess.run(
+            [str(tmp / "bin" / "python"), "-m", "pip", "install", "-q",
+             f"python-dotenv=={version}"],
+            check=True,
+        )  # fmt: skip
+        shutil.rmtree(venv, ignore_errors=True)
+        os.replace(tmp, venv)
+        # the venv's scripts name their own directory: recreate it in place
+        subprocess.run([sys.executable, "-m", "venv", "--upgrade", str(venv)], check=True)
+    return python
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", OLD_DOTENV)
+@pytest.mark.parametrize("fmt", ["dotenv", "compose"])
+def test_old_python_dotenv_reads_backslash_values_exactly(
+    version: str, fmt: str, workdir: Path
+) -> None:
+    """A value ending in a backslash is written bare, so python-dotenv before 1.2.3 (which
+    swallows the lines after a quoted one) reads it and every later key exactly."""
+    values = {"A": "ends\\", "B": "\\", "C": "C:\\dir\\", "D": "a\\nb", "E": "after 'q'"}
+    content = envfile.render(values, fmt)
+    code = "import json,sys,dotenv; print(json.dumps(dotenv.dotenv_values(sys.argv[1])))"
+    proc = subprocess.run(
+        [str(_old_python_dotenv(version)), "-c", code, str(write_env(workdir, content))],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(proc.stdout) == values

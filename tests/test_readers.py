@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from sops_deploy import envfile
 from sops_deploy.envfile import Entry, Secrets
 from sops_deploy.envfile.common import Unparseable
 from tests import readers
+from tests.support import REPO
 
 PROPERTY = settings(
     max_examples=500,
@@ -292,3 +294,23 @@ def test_shell_model_matches_bash(lines: list[str], workdir: Path) -> None:
     known = {k: v for k, v in model.items() if v is not None}
     event("compared" if known else "nothing known")
     assert known == {k: env.get(k) for k in known}
+
+
+# --- the README's reader matrix is what the script measures ------------------------------
+
+
+@pytest.mark.slow
+def test_readme_reader_matrix_rows_match_a_fresh_measurement() -> None:
+    """scripts/reader_matrix.py --core re-measures the always-present readers: their rows
+    (and the refused counts) in the README are exactly what it finds now."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import reader_matrix
+
+    refused, table = reader_matrix.measure(core=True)
+    fresh = reader_matrix.rows(
+        reader_matrix.MARK_START + reader_matrix.markdown(refused, table) + reader_matrix.MARK_END
+    )
+    written = reader_matrix.rows((REPO / "README.md").read_text())
+    assert len(fresh) == len(table) + 1
+    for reader, line in fresh.items():
+        assert written.get(reader) == line, reader

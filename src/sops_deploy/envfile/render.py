@@ -105,14 +105,39 @@ def _quote(key: str, value: str, fmt: str) -> str:
     if fmt == "compose":
         if not any(c in value for c in "'\\\n\r"):
             return "'" + value + "'"  # compose-go single quotes: verbatim, no interpolation
+        if _bare(value):
+            return value
         return '"' + _escape(value).replace("$", "$$") + '"'
     if fmt == "dotenv":
         if DOTENV_VARIABLE.search(value):
             raise RenderError("it contains ${...}, which python-dotenv always interpolates")
+        if _bare(value):
+            return value
         return '"' + _escape(value) + '"'
     if fmt in _QUOTERS:
         return _QUOTERS[fmt](key, value)
     raise ValueError(f"no text rendering for format {fmt}")
+
+
+def _bare(value: str) -> bool:
+    """True for a value with a backslash that is safe unquoted, and so written bare.
+
+    compose-go and python-dotenv (every version) keep an unquoted value's backslashes as
+    they are, while python-dotenv before 1.2.3 (and Compose v1) misread a quoted value
+    ending in a backslash and swallow the lines after it. Unquoted is safe when nothing
+    else in the value is special to either reader: no blank at either end, no blank
+    before a `#`, no quote first, no `$`, backquote or line break.
+    """
+    return (
+        "\\" in value
+        and value == value.strip()
+        and value[0] not in "'\"#"
+        and not any(c in value for c in "$`\n\r")
+        and not _BLANK_HASH.search(value)
+    )
+
+
+_BLANK_HASH = re.compile(r"\s#")
 
 
 def _escape(value: str) -> str:
