@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import readers  # noqa: E402  (tests/readers.py: the harnesses the fidelity tests use)
 
-from sops_deploy import envfile, tools  # noqa: E402
+from sops_deploy import envfile  # noqa: E402
 from sops_deploy.envfile import Entry  # noqa: E402
 
 FORMATS = ("compose", "dotenv", "shell", "docker", "systemd", "node")
@@ -88,7 +88,7 @@ def _shell(sh: str) -> Read:
 
 def _python_dotenv(version: str) -> Read:
     """python-dotenv `dotenv_values` (interpolation on) of one version, in its own venv."""
-    venv = tools.cache_root() / "reader-matrix" / f"python-dotenv-{version}"
+    venv = readers.cache_root() / "reader-matrix" / f"python-dotenv-{version}"
     python = venv / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

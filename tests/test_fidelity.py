@@ -22,7 +22,7 @@ from dotenv import dotenv_values
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from sops_deploy import deploy, envfile, sops, tools
+from sops_deploy import deploy, envfile, sops
 from sops_deploy.envfile import Entry, Secrets
 from sops_deploy.envfile.render import DOTENV_VARIABLE, Unparseable
 from tests import readers
@@ -312,7 +312,7 @@ OLD_DOTENV = ("0.21.1", "1.2.2")
 
 def _old_python_dotenv(version: str) -> Path:
     """A throwaway venv with python-dotenv `version`, made once in the user cache."""
-    venv = tools.cache_root() / "test-tools" / f"python-dotenv-{version}"
+    venv = readers.cache_root() / "test-tools" / f"python-dotenv-{version}"
     python = venv / "bin" / "python"
     if not python.exists():
         tmp = venv.with_name(f"{venv.name}.tmp{os.getpid()}")
