@@ -7,9 +7,12 @@ many it changes or cannot read (`n wrong`; when a reader fails on the whole file
 value is tried alone); the row `refused by the format` counts the values the format
 declines to write.
 
-    python scripts/reader_matrix.py            # the table, as Markdown, on stdout
-    python scripts/reader_matrix.py --readme   # and rewrite it into README.md
-    python scripts/reader_matrix.py --core     # only the readers `make test` always has
+    python -m scripts.reader_matrix            # the table, as Markdown, on stdout
+    python -m scripts.reader_matrix --readme   # and rewrite it into README.md
+    python -m scripts.reader_matrix --core     # only the readers `make test` always has
+    python -m scripts.reader_matrix --detail bash   # and which values a reader changes
+
+(from the repository root, with the project's venv).
 
 The extra readers are installed on demand: python-dotenv 1.2.2 and 0.21.1 (Compose v1's)
 into throwaway venvs, godotenv with Go, and from Debian `ruby-dotenv`, `docker-compose`
@@ -30,13 +33,11 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from sops_deploy import envfile
+from sops_deploy.envfile import Entry
+from tests import readers  # the harnesses the fidelity tests use
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-import readers  # noqa: E402  (tests/readers.py: the harnesses the fidelity tests use)
-
-from sops_deploy import envfile  # noqa: E402
-from sops_deploy.envfile import Entry  # noqa: E402
 
 FORMATS = ("compose", "dotenv", "shell", "docker", "systemd", "node")
 CORPUS = [

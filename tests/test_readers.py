@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ctypes
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -303,8 +302,7 @@ def test_shell_model_matches_bash(lines: list[str], workdir: Path) -> None:
 def test_readme_reader_matrix_rows_match_a_fresh_measurement() -> None:
     """scripts/reader_matrix.py --core re-measures the always-present readers: their rows
     (and the refused counts) in the README are exactly what it finds now."""
-    sys.path.insert(0, str(REPO / "scripts"))
-    import reader_matrix
+    from scripts import reader_matrix
 
     refused, table = reader_matrix.measure(core=True)
     fresh = reader_matrix.rows(

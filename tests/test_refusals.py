@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CliResult
 
 from sops_deploy import envfile
 from sops_deploy.envfile import Entry, shell
+from tests.support import CliResult
 
 Cli = Callable[..., CliResult]
 TEXT_FORMATS = ["compose", "dotenv", "shell", "docker", "systemd", "node"]
