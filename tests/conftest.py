@@ -15,11 +15,13 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import paramiko
 import pytest
 from dotenv import dotenv_values
 
 from sops_deploy import tools
 from sops_deploy.environment import tool_places
+from tests.hostile_sftp import Hostile, HostileServer
 from tests.sshd import Sshd, keygen, make_sshd
 from tests.support import (
     AgeIdentity,
@@ -208,3 +210,28 @@ def fleet_hosts(fleet: list[FleetHost]) -> list[FleetHost]:
         shutil.rmtree(app)
         app.mkdir()
     return fleet
+
+
+@pytest.fixture
+def hostile(tmp_path: Path, sshd_server: Sshd) -> Iterator[Hostile]:
+    """Start a hostile server with the given tricks; returns it and the CLI target flags."""
+    started: list[HostileServer] = []
+
+    def start(*tricks: str) -> tuple[HostileServer, list[str]]:
+        root = tmp_path / f"hostile{len(started)}"
+        (root / "app").mkdir(parents=True)
+        server = HostileServer(
+            root,
+            sshd_server.host_key,
+            paramiko.Ed25519Key.from_private_key_file(str(sshd_server.client_key)),
+            set(tricks),
+        )
+        started.append(server)
+        known = tmp_path / f"known_hostile{len(started)}"
+        known.write_text(server.known_hosts_line + "\n")
+        args = ["--host", f"deploy@127.0.0.1:{server.port}", "--remote-path", "/app/.env"]
+        return server, [*args, "--known-hosts", str(known), "--timeout", "5", "--retries", "0"]
+
+    yield start
+    for server in started:
+        server.close()

@@ -2,9 +2,10 @@
 
 Each accepted connection takes the next `Fault` from the queue (none: pass through). A
 fault can cut the connection once the client has sent N bytes upstream, or stall it
-(stop forwarding both ways but keep the sockets open). The proxy counts connections and
-the bytes each one carried upstream, so tests can size their cut points and prove which
-path traffic took.
+(stop forwarding both ways but keep the sockets open). `latency` delays every chunk in
+both directions, as a slow link does (a round trip costs twice the latency). The proxy
+counts connections and the bytes each one carried upstream, so tests can size their cut
+points and prove which path traffic took.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import select
 import socket
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -26,8 +28,9 @@ class Fault:
 class Proxy:
     """Forward 127.0.0.1:`port` to 127.0.0.1:`target_port`, applying queued faults."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, latency: float = 0.0) -> None:
         self.target_port = target_port
+        self.latency = latency
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self.faults: deque[Fault] = deque()
@@ -86,6 +89,8 @@ class Proxy:
                         return
                     if stalled:
                         continue
+                    if self.latency:
+                        time.sleep(self.latency)
                     if s is upstream:
                         client.sendall(data)
                         continue

@@ -51,6 +51,7 @@ class Sshd:
     host_key: Path
     extra_config: str = ""
     sftp_args: str = ""  # e.g. "-d /srv/host1": where `~/` points for SFTP clients
+    subsystem: str = "internal-sftp"  # or an external server, e.g. /usr/lib/openssh/sftp-server
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -77,7 +78,7 @@ class Sshd:
             f"PidFile {self.root}/sshd.pid\nAuthorizedKeysFile {auth}\nStrictModes no\n"
             "UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
-            f"Subsystem sftp internal-sftp {self.sftp_args}\n"
+            f"Subsystem sftp {self.subsystem} {self.sftp_args}\n"
             "LogLevel ERROR\nMaxStartups 100:30:200\n"
             "MaxSessions 100\nAllowTcpForwarding yes\n" + self.extra_config
         )
@@ -118,6 +119,7 @@ def make_sshd(
     client_key: Path | None = None,
     extra_config: str = "",
     sftp_args: str = "",
+    subsystem: str = "internal-sftp",
 ) -> Sshd:
     """Create keys and config under `root` and start sshd; the caller stops it."""
     root.mkdir(parents=True, exist_ok=True)
@@ -132,6 +134,8 @@ def make_sshd(
         os.environ.get("USER")
         or subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
     )
-    server = Sshd(root, port or free_port(), user, client_key, host_key, extra_config, sftp_args)
+    server = Sshd(
+        root, port or free_port(), user, client_key, host_key, extra_config, sftp_args, subsystem
+    )
     server.start()
     return server
