@@ -129,6 +129,18 @@ def test_without_env_only_defaults_apply(tmp_path: Path) -> None:
             id="wrong-type-int",
         ),
         pytest.param(
+            "environments:\n  prod:\n    hosts: [a]\n    remote-path: /x\n    timeout: .nan\n",
+            5,
+            "`timeout` is .nan; it must be a finite number",
+            id="timeout-nan",
+        ),
+        pytest.param(
+            "environments:\n  prod:\n    hosts: [a]\n    remote-path: /x\n    port: 70000\n",
+            5,
+            "`port` is 70000; it must be at most 65535",
+            id="port-too-big",
+        ),
+        pytest.param(
             "environments:\n  prod:\n    hosts:\n      a: b\n    remote-path: /x\n",
             4,
             "`hosts` must be a string, not a mapping",

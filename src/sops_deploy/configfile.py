@@ -27,6 +27,7 @@ file's own directory.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,7 +156,18 @@ def _scalar(path: str, name: str, node: Node, field: Option) -> str:
             f"`{name}` must be {_WANT[field.kind]}, not {_type_name(node)}",
             f"write `{name}: {field.example or _EXAMPLE[field.kind]}`",
         )
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:  # YAML's .nan / .inf
+        value = math.nan
+    if not math.isfinite(value) or (field.maximum is not None and value > field.maximum):
+        want = f"at most {field.maximum:g}" if field.maximum is not None else "a finite number"
+        raise _error(
+            path,
+            node,
+            f"`{name}` is {text}; it must be {want}",
+            f"write `{name}: {field.example or _EXAMPLE[field.kind]}`",
+        )
     low = field.minimum
     if low is not None and (value < low or (field.above and value <= low)):
         bound = "more than" if field.above else "at least"

@@ -13,6 +13,7 @@ cache and the child processes' environment are read in `environment.py`.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ class Option:
     check: Callable[[Any], Any] | None = None  # validates and converts a value of its kind
     minimum: float | None = None  # numbers: the smallest value allowed
     above: bool = False  # numbers: the minimum itself is not allowed
+    maximum: float | None = None  # numbers: the largest value allowed (nan/inf never are)
     path: bool = False  # in sops-deploy.yaml: relative to the file's own directory
     example: str = ""  # a good value to suggest in errors
     help: str | None = None
@@ -86,7 +88,7 @@ _OPTIONS = [
     Option("hosts", "--host", ("HOST",), "hosts", "list", (), check=check_host_text,
            metavar="[USER@]HOST[:PORT]", help="server to write to (repeatable)"),
     Option("user", "--user", ("USER",), "user", help="SSH user for hosts that do not name one"),
-    Option("port", "--port", ("PORT",), "port", "int", minimum=1, example="22",
+    Option("port", "--port", ("PORT",), "port", "int", minimum=1, maximum=65535, example="22",
            help="SSH port for hosts that do not name one"),
     Option("remote_path", "--remote-path", ("REMOTE_PATH",), "remote-path", default="",
            check=check_remote_path, metavar="PATH", help="the .env path on the server"),
@@ -299,11 +301,18 @@ def _from_env(option: Option, name: str, text: str) -> Any:
 
 
 def check_number(option: Option, value: float) -> None:
-    """The table's range for a number, in the words of its flag."""
-    if option.minimum is None:
-        return
+    """The table's range for a number, in the words of its flag; nan and inf never pass
+    (a nan compares false with every bound, and an inf timeout means no limit)."""
     flag = option.flag or option.attr
     good = f"use {flag} {option.default:g}" if option.default is not None else ""
+    if not good and option.example:
+        good = f"use {flag} {option.example}"
+    if not math.isfinite(value):
+        raise UsageError(f"{flag} {value} is not a finite number", good or "use digits only")
+    if option.maximum is not None and value > option.maximum:
+        raise UsageError(f"{flag} {value:g} must be at most {option.maximum:g}", good)
+    if option.minimum is None:
+        return
     if option.above and value <= option.minimum:
         raise UsageError(f"{flag} {value:g} must be positive", good)
     if value < option.minimum:
