@@ -1,0 +1,203 @@
+"""Opening the files the tool creates, appends or reads on a server without ever following
+a symlink, and reading them within a size limit.
+
+SFTP v3 has no O_NOFOLLOW, so every open here is:
+- a name that must be new: created with CREATE|EXCL and its mode in the OPEN request itself
+  (open(2) with O_CREAT|O_EXCL fails on any existing name, a symlink included, dangling or
+  not), so nothing is ever created through a link;
+- a name that may exist: `lstat` first, refused unless a regular file; then opened, and the
+  handle's own attributes (`fstat`) compared with the `lstat` ones (type, owner, size,
+  mtime), so a swap between the two requests is refused too;
+- modes and owners are set on the open handle (FSETSTAT), never by path (SETSTAT follows
+  links).
+Errors name the path and the fix; no server text is quoted unescaped by this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import shlex
+import stat
+from collections.abc import Iterator
+
+import paramiko
+from paramiko.sftp import (
+    CMD_HANDLE,
+    CMD_OPEN,
+    SFTP_FLAG_APPEND,
+    SFTP_FLAG_CREATE,
+    SFTP_FLAG_EXCL,
+    SFTP_FLAG_READ,
+    SFTP_FLAG_WRITE,
+)
+
+from sops_deploy.errors import RemoteError
+
+READ_LIMIT = 64 << 20  # 64 MiB: the largest file the tool reads from a server (README)
+_CHUNK = 32768
+_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def size_text(size: int) -> str:
+    """1536 → '1.5 KiB', 3 << 30 → '3 GiB' (binary units, as `ls -lh`)."""
+    value = float(size)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return (
+                f"{size} bytes"
+                if unit == "bytes"
+                else f"{value:.1f}".removesuffix(".0") + f" {unit}"
+            )
+        value /= 1024
+    return f"{value:.1f}".removesuffix(".0") + " TiB"
+
+
+def _kind(mode: int) -> str:
+    return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def refuse_link(where: str, path: str, role: str) -> RemoteError:
+    return RemoteError(
+        f"{where}: {path} is a symlink; refusing to open the {role} through it",
+        f"sops-deploy never makes this link: remove it (`rm {shlex.quote(path)}`) and check "
+        f"who can write {posixpath.dirname(path) or '/'}",
+    )
+
+
+def refuse_kind(where: str, path: str, role: str, mode: int) -> RemoteError:
+    return RemoteError(
+        f"{where}: {path} is not a regular file ({_kind(mode)}); refusing to use it as the {role}",
+        f"remove or rename it on the server (`mv {shlex.quote(path)} "
+        f"{shlex.quote(path + '.moved')}`), then deploy again",
+    )
+
+
+def checked_name(
+    sftp: paramiko.SFTPClient, where: str, path: str, role: str
+) -> paramiko.SFTPAttributes | None:
+    """The lstat attributes of `path` if it is a regular file, None if it does not exist;
+    a symlink or anything else is refused."""
+    try:
+        attr = sftp.lstat(path)
+    except FileNotFoundError:
+        return None
+    mode = attr.st_mode or 0
+    if stat.S_ISLNK(mode):
+        raise refuse_link(where, path, role)
+    if not stat.S_ISREG(mode):
+        raise refuse_kind(where, path, role, mode)
+    return attr
+
+
+def _open(
+    sftp: paramiko.SFTPClient, path: str, flags: int, mode: int | None = None
+) -> paramiko.SFTPFile:
+    attrs = paramiko.SFTPAttributes()
+    if mode is not None:
+        attrs.st_mode = mode
+    kind, msg = sftp._request(CMD_OPEN, path, flags, attrs)  # type: ignore[attr-defined]
+    if kind != CMD_HANDLE or msg is None:
+        raise paramiko.SFTPError("expected a file handle")
+    text_mode = "rb" if flags == SFTP_FLAG_READ else "ab" if flags & SFTP_FLAG_APPEND else "wb"
+    return paramiko.SFTPFile(sftp, msg.get_binary(), text_mode)
+
+
+def create_new(sftp: paramiko.SFTPClient, path: str, mode: int = 0o600) -> paramiko.SFTPFile:
+    """Create `path`, which must not exist (not even as a link), `mode` from its first byte."""
+    return _open(sftp, path, SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL, mode)
+
+
+def _same_file(a: paramiko.SFTPAttributes, b: paramiko.SFTPAttributes) -> bool:
+    return stat.S_ISREG(b.st_mode or 0) and (a.st_uid, a.st_gid, a.st_size, a.st_mtime) == (
+        b.st_uid,
+        b.st_gid,
+        b.st_size,
+        b.st_mtime,
+    )
+
+
+@contextlib.contextmanager
+def open_existing(
+    sftp: paramiko.SFTPClient,
+    where: str,
+    path: str,
+    seen: paramiko.SFTPAttributes,
+    role: str,
+    *,
+    append: bool = False,
+) -> Iterator[paramiko.SFTPFile]:
+    """Open the regular file `path` that lstat showed as `seen`, for reading or appending;
+    refused when the handle's file is not that one (a link swapped in meanwhile)."""
+    flags = SFTP_FLAG_WRITE | SFTP_FLAG_APPEND if append else SFTP_FLAG_READ
+    fh = _open(sftp, path, flags)
+    with fh:
+        if not _same_file(seen, fh.stat()):
+            raise refuse_link(where, path, role)
+        yield fh
+
+
+def read_limited(
+    sftp: paramiko.SFTPClient,
+    where: str,
+    path: str,
+    seen: paramiko.SFTPAttributes,
+    role: str,
+    limit: int = READ_LIMIT,
+) -> bytes:
+    """The bytes of the regular file `path` (lstat: `seen`), at most `limit` of them: a
+    larger file, or one that never ends (a server that lies about its size), is refused."""
+    if (seen.st_size or 0) > limit:
+        raise too_big(where, path, role, size_text(seen.st_size or 0), limit)
+    out = bytearray()
+    with open_existing(sftp, where, path, seen, role) as fh:
+        while True:
+            chunk = fh.read(_CHUNK)
+            if not chunk:
+                return bytes(out)
+            out += chunk
+            if len(out) > limit:
+                raise too_big(where, path, role, "larger than it claimed", limit)
+
+
+def too_big(where: str, path: str, role: str, size: str, limit: int) -> RemoteError:
+    return RemoteError(
+        f"{where}: {path} is {size}, more than the {size_text(limit)} limit for a {role}; not read",
+        "this is not a dotenv file: point --remote-path at the right file, or move "
+        f"{shlex.quote(path)} away on the server",
+    )
+
+
+def append_private(
+    sftp: paramiko.SFTPClient, where: str, path: str, data: bytes, role: str
+) -> None:
+    """Append `data` to the regular file `path` (made 0600 on its handle), or create it 0600
+    when it does not exist; never through a link."""
+    for _ in range(2):
+        seen = checked_name(sftp, where, path, role)
+        if seen is None:
+            try:
+                with create_new(sftp, path) as fh:
+                    fh.write(data)
+                return
+            except FileExistsError:
+                continue  # created meanwhile: look at it again
+            except OSError:
+                if checked_name(sftp, where, path, role) is not None:
+                    continue
+                raise
+        with open_existing(sftp, where, path, seen, role, append=True) as fh:
+            if (seen.st_mode or 0) & 0o077:
+                fh.chmod(0o600)
+            fh.write(data)
+        return
+    raise RemoteError(
+        f"{where}: {path} keeps changing while sops-deploy opens it",
+        "something else writes this file: find it, then deploy again",
+    )
