@@ -9,9 +9,11 @@ import json
 import os
 import re
 import shlex
+import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -312,7 +314,7 @@ def test_hostile_error_text_never_becomes_a_workflow_command(
 @pytest.mark.parametrize(
     ("trick", "expected"),
     [
-        pytest.param("endless-read", "larger than it claimed, more than the 64 MiB", id="endless-read"),
+        pytest.param("endless-read", "larger than it claimed, more than the 64 MiB", id="endless"),
         pytest.param("huge-size", "is 3 GiB, more than the 64 MiB limit", id="huge-size"),
         pytest.param("char-device", "is not a regular file", id="char-device"),
     ],
@@ -370,3 +372,58 @@ def test_hostile_server_honest_mode_deploys(
     result = cli("deploy", "--file", str(encrypt(SECRET_ENV)), *args)
     assert result.returncode == 0, result.output
     assert (server.root / "app" / ".env").read_text() == "HARDENED_KEY='hardened-value-1'\n"
+
+
+# --- 7. signals ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sig", "code"),
+    [
+        pytest.param(signal.SIGTERM, 143, id="SIGTERM"),
+        pytest.param(signal.SIGINT, 130, id="SIGINT"),
+    ],
+)
+def test_signal_mid_deploy_releases_the_lock_and_prints_the_summary(
+    sig: signal.Signals,
+    code: int,
+    encrypt: Callable[..., Path],
+    base_env: dict[str, str],
+    target_args: list[str],
+    remote_dir: Path,
+    secret_values: set[str],
+    tmp_path: Path,
+) -> None:
+    """A signal during the post-command stops it, releases the lock, leaves no temp file,
+    prints the summary (the file was replaced) and exits 128 + the signal's number."""
+    (remote_dir / ".env").write_text("OLD_KEY=old-value-1\n")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "sops_deploy", "deploy", "--file", str(encrypt(SECRET_ENV)),
+            *target_args, "--post-command", "touch started; sleep 60",
+        ],
+        env=base_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        for _ in range(600):
+            if (remote_dir / "started").exists() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert (remote_dir / "started").exists(), "the post-command never started"
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert_no_secrets(out + err, secret_values)
+    assert proc.returncode == code, err
+    assert f"interrupted by {sig.name}" in err
+    assert ours(remote_dir) == [], "the lock or a temp file was left behind"
+    assert (remote_dir / ".env").read_text() == "HARDENED_KEY='hardened-value-1'\n"
+    assert "1 host(s)" in out, out  # the summary
+    assert json.loads((remote_dir / ".env.deploy.log").read_text())["result"] == "interrupted"
