@@ -284,8 +284,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         reporter.line(VERSION)  # what argparse would print, without building every sub-parser
         return EXIT_OK
     args = build_parser().parse_args(argv)
+    from sops_deploy import interrupt
+
     try:
-        _run(args.command, vars(args), env, reporter)
+        with interrupt.handled():
+            _run(args.command, vars(args), env, reporter)
     except SopsDeployError as exc:
         if not exc.reported:
             reporter.failure(exc)

@@ -51,7 +51,7 @@ def cmd_validate(settings: Settings, reporter: Reporter) -> None:
 
 
 def cmd_remote(settings: Settings, reporter: Reporter) -> None:
-    from sops_deploy import deploy
+    from sops_deploy import deploy, interrupt
 
     # Every host is connected while sops decrypts and the plan is checked (the shell
     # pipeline overlaps them too); nothing is done on a host until the plan is valid.
@@ -60,10 +60,17 @@ def cmd_remote(settings: Settings, reporter: Reporter) -> None:
         plan = _plan(settings, reporter)  # a failure leaves the rollout: hosts untouched
         _announce(settings, plan, reporter)
         try:
-            results = rollout.apply(plan)
+            with interrupt.hosts_running():  # a signal now stops the hosts at a safe point
+                results = rollout.apply(plan)
         finally:
             reporter.endgroup()
     reporter.summary(settings.command, plan, results)
+    if interrupt.requested.is_set():
+        raise interrupt.Interrupted(
+            f"interrupted by {interrupt.signal_name()}: the summary above says what each host "
+            "holds now",
+            "deploy again when ready (the lock was released; no temp file is left)",
+        )
     failed = list(dict.fromkeys(r.host for r in results if r.failed))
     if failed:
         raise HostsFailed(f"{len(failed)} host(s) failed: {', '.join(map(str, failed))}")

@@ -28,18 +28,19 @@ class Interrupted(SopsDeployError):
 
     def __init__(self, message: str = "", hint: str = "") -> None:
         number = _state["signal"] or signal.SIGINT
-        name = NAMES.get(signal.Signals(number), str(number))
-        super().__init__(message or f"interrupted by {name}", hint or "deploy again when ready")
+        super().__init__(
+            message or f"interrupted by {signal_name()}", hint or "deploy again when ready"
+        )
         self.exit_code = 128 + int(number)
 
 
 def check(what: str) -> None:
     """Raise `Interrupted` (naming `what` was about to happen) if a signal came."""
     if requested.is_set():
-        raise Interrupted(f"interrupted by {_name()} before {what}")
+        raise Interrupted(f"interrupted by {signal_name()} before {what}")
 
 
-def _name() -> str:
+def signal_name() -> str:
     number = _state["signal"] or signal.SIGINT
     return NAMES.get(signal.Signals(number), str(number))
 
