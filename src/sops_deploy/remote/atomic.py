@@ -3,7 +3,9 @@ readers see the old file or the new one, whole, never readable by others.
 
 A replacement is a temp file `.<name>.sops-deploy.<random>.tmp` in the target's
 directory, created exclusively with mode 0600 in the OPEN request itself, filled, given
-its final mode and the old file's owner, then renamed over the target with posix-rename.
+its final mode and the old file's owner on its handle (never by path: that would follow
+a link swapped in), then renamed over the target with posix-rename. The current file is
+read only if it is a regular file of at most 64 MiB (`safefile.READ_LIMIT`).
 Any failure removes the temp file; temp files left by a deploy whose connection died are
 removed by `clean_debris` (under the lock). A symlink at the target is followed only when
 the caller asks for it.
@@ -14,11 +16,15 @@ from __future__ import annotations
 import contextlib
 import posixpath
 import secrets
+import shlex
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import paramiko
+
 from sops_deploy.errors import RemoteError, UsageError
+from sops_deploy.remote import safefile
 from sops_deploy.remote.connection import Connection
 from sops_deploy.remote.failures import IO_ERRORS
 
@@ -67,7 +73,7 @@ def _state(conn: Connection, path: str, *, read: bool) -> FileState | None:
     except FileNotFoundError:
         raise RemoteError(
             f"{conn.spec}: directory {directory} does not exist",
-            f"create it on the server (`mkdir -p {directory}`) or fix --remote-path "
+            f"create it on the server (`mkdir -p {shlex.quote(directory)}`) or fix --remote-path "
             "(see README#faq-remote-dir)",
         ) from None
     except PermissionError:
@@ -89,10 +95,12 @@ def _state(conn: Connection, path: str, *, read: bool) -> FileState | None:
             f"{conn.spec}: {path} is a directory",
             "point --remote-path at the file itself, e.g. /srv/app/.env",
         )
+    if not stat.S_ISREG(mode):  # a FIFO would block the read, a device never end it
+        raise safefile.refuse_kind(str(conn.spec), path, "target file", mode)
     content = None
     if read:
         try:
-            content = conn.read_bytes(path, size=attr.st_size)
+            content = safefile.read_limited(conn, path, attr, "target file")
         except PermissionError:
             raise RemoteError(
                 f"{conn.spec}: permission denied reading {path}",
@@ -112,12 +120,16 @@ def write_atomic(
     """Replace `path` with `data` (mode `mode`, owner `owner` when given and allowed)."""
     directory, name = posixpath.split(path)
     temp = posixpath.join(directory, f".{name}{TEMP_MARKER}{secrets.token_hex(6)}.tmp")
+
+    def owner_denied(attr: paramiko.SFTPAttributes) -> None:
+        assert owner is not None
+        warn(
+            f"{conn.spec}: {path} was owned by {owner[0]}:{owner[1]}; {conn.user} may not "
+            f"give the new file that owner, so it now belongs to {attr.st_uid}:{attr.st_gid}"
+        )
+
     try:
-        conn.create_private(temp, data)
-        if mode != 0o600:
-            conn.chmod(temp, mode)
-        if owner is not None:
-            _chown_like(conn, temp, path, owner, warn)
+        safefile.create_private(conn, temp, data, mode=mode, owner=owner, owner_denied=owner_denied)
         conn.posix_rename(temp, path)
     except BaseException as exc:
         remove_quietly(conn, temp)
@@ -150,22 +162,6 @@ def _write_error(conn: Connection, path: str, size: int, exc: BaseException) -> 
             "check the connection and the server's disk",
         )
     return exc
-
-
-def _chown_like(
-    conn: Connection, temp: str, path: str, owner: tuple[int, int], warn: Callable[[str], None]
-) -> None:
-    attr = conn.stat(temp)
-    if (attr.st_uid, attr.st_gid) == owner:
-        return
-    try:
-        conn.chown(temp, *owner)
-    except PermissionError:
-        warn(
-            f"{conn.spec}: {path} was owned by {owner[0]}:{owner[1]}; {conn.user} may not "
-            "give the new file that owner, so it now belongs to "
-            f"{attr.st_uid}:{attr.st_gid}"
-        )
 
 
 def remove_quietly(conn: Connection, path: str) -> None:

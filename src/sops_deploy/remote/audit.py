@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from sops_deploy.remote import safefile
 from sops_deploy.remote.connection import Connection
 from sops_deploy.runinfo import RunInfo, now
 
@@ -36,6 +37,6 @@ def audit_record(run: RunInfo, **fields: Any) -> dict[str, Any]:
 
 
 def append_audit(conn: Connection, path: str, record: dict[str, Any]) -> None:
-    """Append one JSON line to `<path>.deploy.log`, created 0600."""
+    """Append one JSON line to `<path>.deploy.log` (created 0600, never through a link)."""
     line = json.dumps(record, sort_keys=True) + "\n"
-    conn.append_private(path + AUDIT_SUFFIX, line.encode())
+    safefile.append_private(conn, path + AUDIT_SUFFIX, line.encode(), "audit log")

@@ -16,6 +16,7 @@ import re
 from datetime import datetime, timezone
 
 from sops_deploy.errors import RemoteError
+from sops_deploy.remote import safefile
 from sops_deploy.remote.atomic import FileState, remove_quietly, write_atomic
 from sops_deploy.remote.connection import Connection
 from sops_deploy.remote.failures import IO_ERRORS
@@ -40,7 +41,7 @@ def backup(conn: Connection, old: FileState, keep: int) -> str:
         if old.mode == 0o600 and conn.hardlink(path, name):
             break
         try:
-            conn.create_private(name, old.content)
+            safefile.create_private(conn, name, old.content)
         except IO_ERRORS as exc:
             remove_quietly(conn, name)
             raise RemoteError(

@@ -1,7 +1,8 @@
 """The wire to one server: socket, jump host, retries with backoff, host-key trust (via
 `trust`), authentication, timeouts, and every SFTP request, as `Connection` methods that
 speak in paths and bytes. The only module that touches Paramiko's private API or the raw
-SFTP client; everything is bounded by `timeout`. It never decides what to write."""
+SFTP client; everything is bounded by `timeout` (the steps Paramiko leaves unbounded under
+a watchdog, `steps`). It never decides what to write."""
 
 from __future__ import annotations
 
@@ -23,15 +24,13 @@ from paramiko.sftp import (
     CMD_HANDLE,
     CMD_OPEN,
     SFTP_FLAG_APPEND,
-    SFTP_FLAG_CREATE,
-    SFTP_FLAG_EXCL,
     SFTP_FLAG_WRITE,
 )
 
 from sops_deploy import knownhosts
 from sops_deploy.config import HostSpec
 from sops_deploy.errors import ConnectError, RemoteError
-from sops_deploy.remote import identities
+from sops_deploy.remote import identities, steps
 from sops_deploy.remote.credentials import Credentials
 from sops_deploy.remote.failures import IO_ERRORS, Cancelled, lost
 from sops_deploy.remote.trust import (
@@ -244,26 +243,19 @@ class Connection:
         return sock
 
     def _authenticate(self, transport: paramiko.Transport, keys: identities.Identities) -> None:
-        """Offer each key in OpenSSH's order; the first the server accepts logs in."""
+        """Offer each key in OpenSSH's order; the first the server accepts logs in. The
+        whole exchange is bounded by --timeout (the watchdog speaks before Paramiko's own)."""
+        transport.auth_timeout = 2 * self.timeout
+        stalled = "the server stopped answering during authentication; check it, or raise --timeout"
         try:
-            identities.authenticate(transport, self.user, keys, str(self.spec))
+            with steps.bounded(transport, self.timeout, str(self.spec), "authenticating", stalled):
+                identities.authenticate(transport, self.user, keys, str(self.spec))
         except RemoteError:
             self.close()
             raise
 
     def _open_sftp(self, transport: paramiko.Transport) -> None:
-        try:
-            sftp = paramiko.SFTPClient.from_transport(transport)
-        except IO_ERRORS as exc:
-            self.close()
-            raise RemoteError(
-                f"{self.spec}: the server refused the SFTP subsystem: {exc}",
-                "enable `Subsystem sftp` (internal-sftp) in sshd_config",
-            ) from None
-        if sftp is None:
-            raise RemoteError(f"{self.spec}: no SFTP session", "check the server's sshd logs")
-        sftp.get_channel().settimeout(self.timeout)  # type: ignore[union-attr]
-        self._sftp = sftp
+        self._sftp = steps.open_sftp(transport, self.timeout, str(self.spec))
 
     def _tunnel(self, target: HostSpec) -> paramiko.Channel:
         """A direct-tcpip channel from this (jump) host to `target`."""
@@ -294,10 +286,17 @@ class Connection:
     # --- paths and attributes ----------------------------------------------------------
 
     def resolve(self, path: str) -> str:
-        """An absolute remote path; `~/x` is taken relative to the login directory."""
+        """An absolute remote path as the server resolves it: `~/x` relative to the login
+        directory, the directory's symlinks and `..` resolved by the server (`lnk/../x` is
+        where the link's target is, not where the text says); a missing directory is left
+        as written, for the caller to report."""
         if path.startswith("~/"):
-            return posixpath.join(self._client.normalize("."), path[2:])
-        return path
+            path = posixpath.join(self._client.normalize("."), path[2:])
+        directory, name = posixpath.split(path)
+        try:
+            return posixpath.join(self._client.normalize(directory or "/"), name)
+        except IO_ERRORS:
+            return path
 
     def realpath(self, path: str) -> str:
         """`path` with every symlink resolved, by the server."""
@@ -320,6 +319,10 @@ class Connection:
 
     def remove(self, path: str) -> None:
         self._client.remove(path)
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename, failing when `new` exists (SSH_FXP_RENAME; OpenSSH links, then unlinks)."""
+        self._client.rename(old, new)
 
     def posix_rename(self, old: str, new: str) -> None:
         """Rename over `new` atomically (posix-rename@openssh.com)."""
@@ -348,53 +351,41 @@ class Connection:
 
     # --- file contents -----------------------------------------------------------------
 
-    def read_bytes(self, path: str, *, size: int | None = None, limit: int | None = None) -> bytes:
-        """The content of `path` (prefetching `size` bytes), or its first `limit` bytes."""
-        with self._client.open(path, "rb") as fh:
-            if limit is not None:
-                return fh.read(limit)
-            if size:
-                fh.prefetch(size)
-            return fh.read()
-
-    def create_private(self, path: str, data: bytes) -> None:
-        """Create `path` exclusively, 0600 from the first instant (st_mode in the OPEN
-        request: Paramiko's `open` sends none), holding `data`. Paramiko keeps a failed
-        pipelined write (ENOSPC…) without raising it: that and the size are checked."""
-        handle = self._open_with_mode(path, SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL)
-        with handle:
-            handle.set_pipelined(True)
-            handle.write(data)
-        saved = getattr(handle, "_saved_exception", None)
-        if isinstance(saved, BaseException):
-            raise saved
-        size = self._client.stat(path).st_size
-        if size != len(data):
-            raise OSError(f"short write: {size} of {len(data)} bytes reached the server")
-
-    def append_private(self, path: str, data: bytes) -> None:
-        """Append `data` to `path`, creating it 0600 if absent (and making it 0600)."""
-        flags = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_APPEND
-        with self._open_with_mode(path, flags) as fh:
-            fh.write(data)
-        attr = self._client.stat(path)
-        if attr.st_mode is not None and attr.st_mode & 0o077:
-            self._client.chmod(path, 0o600)
-
-    def _open_with_mode(self, path: str, flags: int, mode: int = 0o600) -> paramiko.SFTPFile:
+    def open_file(self, path: str, flags: int, mode: int | None = None) -> paramiko.SFTPFile:
+        """An SFTP handle on `path` opened with `flags` (SFTP_FLAG_*), `mode` sent in the
+        OPEN request itself (Paramiko's `open` sends none); see `safefile` for the rules."""
         attrs = paramiko.SFTPAttributes()
-        attrs.st_mode = mode
+        if mode is not None:
+            attrs.st_mode = mode
         kind, msg = self._client._request(CMD_OPEN, path, flags, attrs)  # type: ignore[attr-defined]
         if kind != CMD_HANDLE or msg is None:
             raise paramiko.SFTPError("expected a file handle")
-        mode_text = "ab" if flags & SFTP_FLAG_APPEND else "wb"
-        return paramiko.SFTPFile(self._client, msg.get_binary(), mode_text)
+        text = "ab" if flags & SFTP_FLAG_APPEND else "wb" if flags & SFTP_FLAG_WRITE else "rb"
+        return paramiko.SFTPFile(self._client, msg.get_binary(), text)
+
+    def check_written(self, handle: paramiko.SFTPFile) -> None:
+        """Raise the failure Paramiko kept from a pipelined write (ENOSPC…) without raising."""
+        saved = getattr(handle, "_saved_exception", None)
+        if isinstance(saved, BaseException):
+            raise saved
 
     # --- commands ----------------------------------------------------------------------
 
-    def session(self, timeout: float) -> paramiko.Channel:
-        """A new session channel on this transport, for one remote command."""
+    def run(self, command: str, timeout: float) -> paramiko.Channel:
+        """A session channel running `command` (stdout and stderr combined, no stdin);
+        opening it and the exec request are bounded by `timeout`."""
+        hint = "the server does not answer a command request; check it, or raise --timeout"
+        transport = self._live_transport
         try:
-            return self._live_transport.open_session(timeout=timeout)
+            with steps.bounded(transport, timeout, str(self.spec), "starting the command", hint):
+                chan = transport.open_session(timeout=timeout)
+                chan.set_combine_stderr(True)
+                chan.exec_command(command)
+                chan.shutdown_write()  # a command that reads stdin sees its end
         except IO_ERRORS as exc:
-            raise lost(self.spec, "opening a channel for the post-command", exc) from None
+            raise lost(self.spec, "starting the post-command", exc) from None
+        return chan
+
+    def can_run_commands(self) -> bool:
+        """Whether this account may run commands (not SFTP-only); see `steps`."""
+        return steps.can_run_commands(self._live_transport, self.timeout, str(self.spec))

@@ -5,6 +5,9 @@ holding JSON who/where/when. A waiting deploy polls with backoff up to `--lock-t
 A lock is taken over, with a warning, when it is older than `STALE_LOCK_SECONDS`, when
 its holder ran on this machine and that process is gone, or when it has no readable
 holder and is older than `UNREADABLE_LOCK_SECONDS` (a deploy that died while writing it).
+The takeover is atomic — of all the deploys that find one stale lock, exactly one removes
+it, and never a live one (`takeover`). A symlink or a non-regular file at the lock's name
+is refused: the lock is never read or created through a link (`safefile`).
 Only a valid plan is ever locked for: bad secrets never reach this module.
 """
 
@@ -21,7 +24,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from sops_deploy import interrupt
 from sops_deploy.errors import RemoteError
+from sops_deploy.remote import safefile, takeover
 from sops_deploy.remote.connection import Connection
 from sops_deploy.remote.failures import IO_ERRORS, lost
 from sops_deploy.runinfo import RunInfo, now
@@ -34,28 +39,32 @@ _held_tokens: set[str] = set()  # locks this process holds right now
 _held_guard = threading.Lock()
 
 
+def _field(info: dict[str, Any], key: str) -> str:
+    """One holder field as inert text: the lock file is the server's (anyone who can write
+    the directory writes it), so control characters are escaped and the length bounded."""
+    text = json.dumps(str(info.get(key)), ensure_ascii=False)[1:-1]
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)[:80]
+
+
 def _holder_text(info: dict[str, Any] | None) -> str:
     if not info:
         return "an unknown deploy (the lock file is unreadable)"
-    run = f", GitHub run {info['run_id']}" if info.get("run_id") else ""
-    return (
-        f"{info.get('user')}@{info.get('host')} pid {info.get('pid')}{run} since {info.get('time')}"
-    )
+    run = f", GitHub run {_field(info, 'run_id')}" if info.get("run_id") else ""
+    who = f"{_field(info, 'user')}@{_field(info, 'host')} pid {_field(info, 'pid')}"
+    return f"{who}{run} since {_field(info, 'time')}"
 
 
-def _read_lock(conn: Connection, lock: str) -> tuple[dict[str, Any] | None, float] | None:
-    """(holder, age in seconds) of the lock, or None if there is no lock."""
-    try:
-        attr = conn.stat(lock)
-        raw = conn.read_bytes(lock, limit=4096)
-    except FileNotFoundError:
+def _read_lock(conn: Connection, lock: str) -> tuple[dict[str, Any] | None, float, str] | None:
+    """(holder, age in seconds, ident) of the lock, or None if there is no lock."""
+    found = takeover.read(conn, lock)
+    if found is None:
         return None
-    age = time.time() - (attr.st_mtime or 0)
+    raw, ident, age = found
     try:
         info = json.loads(raw)
     except ValueError:
-        return None, age
-    return (info if isinstance(info, dict) else None), age
+        return None, age, ident
+    return (info if isinstance(info, dict) else None), age, ident
 
 
 def _stale_reason(info: dict[str, Any] | None, age: float) -> str | None:
@@ -108,8 +117,9 @@ def remote_lock(
     delay = 0.1
     vanished = 0
     while True:
+        interrupt.check(f"taking the lock {lock}")
         try:
-            conn.create_private(lock, body)
+            safefile.create_private(conn, lock, body)
             break
         except IO_ERRORS as exc:
             try:
@@ -126,13 +136,11 @@ def remote_lock(
                 if vanished > 3:  # not held, yet it cannot be created
                     raise lost(conn.spec, f"creating the lock {lock}", exc) from None
                 continue
-        info, age = held
+        info, age, ident = held
         reason = _stale_reason(info, age)
-        if reason is not None:
+        if reason is not None and takeover.take_over(conn, lock, ident):
             holder = _holder_text(info)
             warn(f"{conn.spec}: taking over the stale lock {lock} of {holder}: {reason}")
-            with contextlib.suppress(FileNotFoundError):
-                conn.remove(lock)
             continue
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -152,7 +160,7 @@ def remote_lock(
     finally:
         with _held_guard:
             _held_tokens.discard(token)
-        with contextlib.suppress(*IO_ERRORS, RuntimeError):
+        with contextlib.suppress(*IO_ERRORS, RemoteError, RuntimeError):
             held = _read_lock(conn, lock)
             if held is not None and held[0] is not None and held[0].get("token") == token:
                 conn.remove(lock)

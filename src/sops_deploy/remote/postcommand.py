@@ -1,7 +1,8 @@
 """The post-deploy command: run on the deploy's own SSH connection, in the directory of
 the file, after the new file is in place (and again after a rollback).
 
-Only its exit status and last lines are kept; the caller masks them through the Reporter
+A signal (SIGINT/SIGTERM) stops the wait at once (`interrupt.Interrupted`). Only its exit
+status and last lines are kept; the caller masks them through the Reporter
 before anything prints.
 """
 
@@ -11,6 +12,7 @@ import shlex
 import time
 from dataclasses import dataclass, field
 
+from sops_deploy import interrupt
 from sops_deploy.remote.connection import Connection
 from sops_deploy.remote.failures import IO_ERRORS, lost
 
@@ -45,14 +47,18 @@ def run_command(
     """`cd DIR && COMMAND` on a session channel of the deploy's connection; stdout and
     stderr combined, the last lines kept; stopped (timed out) after `timeout` seconds."""
     started = time.monotonic()
-    chan = conn.session(timeout)
+    chan = conn.run(f"cd {shlex.quote(directory)} && {command}", min(timeout, conn.timeout))
     buf = bytearray()
     timed_out = False
     try:
-        chan.set_combine_stderr(True)
         chan.settimeout(0.2)
-        chan.exec_command(f"cd {shlex.quote(directory)} && {command}")
         while True:
+            if interrupt.requested.is_set():  # stop waiting; the channel is closed below
+                raise interrupt.Interrupted(
+                    f"{conn.spec}: interrupted by {interrupt.signal_name()} during the "
+                    f"{label}; the new file stays in place",
+                    "check the service on the server, then deploy again",
+                )
             try:
                 data = chan.recv(32768)
             except TimeoutError:

@@ -1,5 +1,6 @@
 """One replacement of one file on one server, start to end, under the lock:
-lock → read the current file → clean debris → back up → write atomically →
+preflight (no link where the lock and audit go; commands can run if a post-command is
+asked for) → lock → read the current file → clean debris → back up → write atomically →
 post-command (→ on failure restore and run it again) → audit line → unlock.
 
 It is given the bytes to write; it does not decide them. `changes` turns the file read
@@ -12,8 +13,9 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sops_deploy import interrupt
 from sops_deploy.errors import RemoteError, SopsDeployError
-from sops_deploy.remote import atomic, audit, backup, lock
+from sops_deploy.remote import atomic, audit, backup, lock, safefile
 from sops_deploy.remote.atomic import FileState
 from sops_deploy.remote.audit import Changes
 from sops_deploy.remote.connection import Connection
@@ -60,6 +62,7 @@ def deliver(
     warn: Callable[[str], None],
 ) -> None:
     """Make `delivery.path` hold `content`; raises the first error after the audit line."""
+    _preflight(conn, delivery.path, policy)
     with lock.remote_lock(conn, delivery.path, run, timeout=policy.lock_timeout, warn=warn):
         before = atomic.current(conn, delivery.path, follow_symlinks=policy.follow_symlinks)
         atomic.clean_debris(conn, delivery.path)
@@ -78,6 +81,20 @@ def deliver(
         raise delivery.error
 
 
+def _preflight(conn: Connection, path: str, policy: Policy) -> None:
+    """Before anything is created: no link or odd file where the lock and the audit line
+    go, and a post-command only where commands can run (not on an SFTP-only account)."""
+    safefile.checked_name(conn, path + lock.LOCK_SUFFIX, "lock file")
+    safefile.checked_name(conn, path + audit.AUDIT_SUFFIX, "audit log")
+    if policy.post_command and not conn.can_run_commands():
+        raise RemoteError(
+            f"{conn.spec}: {conn.user} cannot run commands on this server (an SFTP-only "
+            "account: ForceCommand internal-sftp, a nologin shell, or exec refused), so the "
+            "post-command cannot run; nothing was written",
+            "drop --post-command for this host, or deploy with an account that may run commands",
+        )
+
+
 def _replace(
     conn: Connection,
     delivery: Delivery,
@@ -92,6 +109,7 @@ def _replace(
             conn.chmod(path, policy.file_mode)
         delivery.status = "changed" if before.mode != policy.file_mode else "unchanged"
         return
+    interrupt.check(f"replacing {path}")
     if before.content is not None and policy.keep_backups > 0:
         delivery.backup = backup.backup(conn, before, policy.keep_backups)
     atomic.write_atomic(conn, path, content, policy.file_mode, before.owner, warn)
@@ -141,7 +159,11 @@ def _audit(
         added=changes.added,
         removed=changes.removed,
         changed=changes.changed,
-        result="rolled-back" if delivery.rolled_back else delivery.status,
+        result="interrupted"
+        if isinstance(delivery.error, interrupt.Interrupted)
+        else "rolled-back"
+        if delivery.rolled_back
+        else delivery.status,
         backup=delivery.backup,
         post_command=[{"exit": r.exit_status, "timed_out": r.timed_out} for r in delivery.commands],
     )

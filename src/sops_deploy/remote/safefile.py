@@ -1,7 +1,7 @@
 """Opening the files the tool creates, appends or reads on a server without ever following
 a symlink, and reading them within a size limit.
 
-SFTP v3 has no O_NOFOLLOW, so every open here is:
+SFTP v3 has no O_NOFOLLOW, so every open here (through `Connection.open_file`) is:
 - a name that must be new: created with CREATE|EXCL and its mode in the OPEN request itself
   (open(2) with O_CREAT|O_EXCL fails on any existing name, a symlink included, dangling or
   not), so nothing is ever created through a link;
@@ -19,12 +19,10 @@ import contextlib
 import posixpath
 import shlex
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import paramiko
 from paramiko.sftp import (
-    CMD_HANDLE,
-    CMD_OPEN,
     SFTP_FLAG_APPEND,
     SFTP_FLAG_CREATE,
     SFTP_FLAG_EXCL,
@@ -33,6 +31,7 @@ from paramiko.sftp import (
 )
 
 from sops_deploy.errors import RemoteError
+from sops_deploy.remote.connection import Connection
 
 READ_LIMIT = 64 << 20  # 64 MiB: the largest file the tool reads from a server (README)
 _CHUNK = 32768
@@ -79,13 +78,12 @@ def refuse_kind(where: str, path: str, role: str, mode: int) -> RemoteError:
     )
 
 
-def checked_name(
-    sftp: paramiko.SFTPClient, where: str, path: str, role: str
-) -> paramiko.SFTPAttributes | None:
+def checked_name(conn: Connection, path: str, role: str) -> paramiko.SFTPAttributes | None:
     """The lstat attributes of `path` if it is a regular file, None if it does not exist;
     a symlink or anything else is refused."""
+    where = str(conn.spec)
     try:
-        attr = sftp.lstat(path)
+        attr = conn.lstat(path)
     except FileNotFoundError:
         return None
     mode = attr.st_mode or 0
@@ -94,24 +92,6 @@ def checked_name(
     if not stat.S_ISREG(mode):
         raise refuse_kind(where, path, role, mode)
     return attr
-
-
-def _open(
-    sftp: paramiko.SFTPClient, path: str, flags: int, mode: int | None = None
-) -> paramiko.SFTPFile:
-    attrs = paramiko.SFTPAttributes()
-    if mode is not None:
-        attrs.st_mode = mode
-    kind, msg = sftp._request(CMD_OPEN, path, flags, attrs)  # type: ignore[attr-defined]
-    if kind != CMD_HANDLE or msg is None:
-        raise paramiko.SFTPError("expected a file handle")
-    text_mode = "rb" if flags == SFTP_FLAG_READ else "ab" if flags & SFTP_FLAG_APPEND else "wb"
-    return paramiko.SFTPFile(sftp, msg.get_binary(), text_mode)
-
-
-def create_new(sftp: paramiko.SFTPClient, path: str, mode: int = 0o600) -> paramiko.SFTPFile:
-    """Create `path`, which must not exist (not even as a link), `mode` from its first byte."""
-    return _open(sftp, path, SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL, mode)
 
 
 def _same_file(a: paramiko.SFTPAttributes, b: paramiko.SFTPAttributes) -> bool:
@@ -125,38 +105,28 @@ def _same_file(a: paramiko.SFTPAttributes, b: paramiko.SFTPAttributes) -> bool:
 
 @contextlib.contextmanager
 def open_existing(
-    sftp: paramiko.SFTPClient,
-    where: str,
-    path: str,
-    seen: paramiko.SFTPAttributes,
-    role: str,
-    *,
-    append: bool = False,
+    conn: Connection, path: str, seen: paramiko.SFTPAttributes, role: str, *, append: bool = False
 ) -> Iterator[paramiko.SFTPFile]:
     """Open the regular file `path` that lstat showed as `seen`, for reading or appending;
     refused when the handle's file is not that one (a link swapped in meanwhile)."""
     flags = SFTP_FLAG_WRITE | SFTP_FLAG_APPEND if append else SFTP_FLAG_READ
-    fh = _open(sftp, path, flags)
-    with fh:
+    with conn.open_file(path, flags) as fh:
         if not _same_file(seen, fh.stat()):
-            raise refuse_link(where, path, role)
+            raise refuse_link(str(conn.spec), path, role)
         yield fh
 
 
 def read_limited(
-    sftp: paramiko.SFTPClient,
-    where: str,
-    path: str,
-    seen: paramiko.SFTPAttributes,
-    role: str,
-    limit: int = READ_LIMIT,
+    conn: Connection, path: str, seen: paramiko.SFTPAttributes, role: str, limit: int = READ_LIMIT
 ) -> bytes:
     """The bytes of the regular file `path` (lstat: `seen`), at most `limit` of them: a
     larger file, or one that never ends (a server that lies about its size), is refused."""
+    where = str(conn.spec)
     if (seen.st_size or 0) > limit:
         raise too_big(where, path, role, size_text(seen.st_size or 0), limit)
     out = bytearray()
-    with open_existing(sftp, where, path, seen, role) as fh:
+    with open_existing(conn, path, seen, role) as fh:
+        fh.prefetch(min(seen.st_size or 0, limit))
         while True:
             chunk = fh.read(_CHUNK)
             if not chunk:
@@ -174,30 +144,59 @@ def too_big(where: str, path: str, role: str, size: str, limit: int) -> RemoteEr
     )
 
 
-def append_private(
-    sftp: paramiko.SFTPClient, where: str, path: str, data: bytes, role: str
+def create_private(
+    conn: Connection,
+    path: str,
+    data: bytes,
+    *,
+    mode: int = 0o600,
+    owner: tuple[int, int] | None = None,
+    owner_denied: Callable[[paramiko.SFTPAttributes], None] = lambda _a: None,
 ) -> None:
+    """Create `path`, which must not exist (not even as a link: CREATE|EXCL), 0600 from its
+    first byte, holding `data`; then `mode` and `owner` are set on the handle (never by
+    path). `owner_denied` hears the file's attributes when the owner may not be given."""
+    flags = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL
+    with conn.open_file(path, flags, 0o600) as fh:
+        fh.set_pipelined(True)
+        fh.write(data)
+        if mode != 0o600:
+            fh.chmod(mode)
+        if owner is not None:
+            attr = fh.stat()
+            if (attr.st_uid, attr.st_gid) != owner:
+                try:
+                    fh.chown(*owner)
+                except PermissionError:
+                    owner_denied(attr)
+    conn.check_written(fh)
+    size = conn.lstat(path).st_size
+    if size != len(data):
+        raise OSError(f"short write: {size} of {len(data)} bytes reached the server")
+
+
+def append_private(conn: Connection, path: str, data: bytes, role: str) -> None:
     """Append `data` to the regular file `path` (made 0600 on its handle), or create it 0600
     when it does not exist; never through a link."""
     for _ in range(2):
-        seen = checked_name(sftp, where, path, role)
+        seen = checked_name(conn, path, role)
         if seen is None:
             try:
-                with create_new(sftp, path) as fh:
+                with conn.open_file(
+                    path, SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL
+                ) as fh:
                     fh.write(data)
                 return
-            except FileExistsError:
-                continue  # created meanwhile: look at it again
             except OSError:
-                if checked_name(sftp, where, path, role) is not None:
-                    continue
+                if checked_name(conn, path, role) is not None:
+                    continue  # created meanwhile: append to it
                 raise
-        with open_existing(sftp, where, path, seen, role, append=True) as fh:
+        with open_existing(conn, path, seen, role, append=True) as fh:
             if (seen.st_mode or 0) & 0o077:
                 fh.chmod(0o600)
             fh.write(data)
         return
     raise RemoteError(
-        f"{where}: {path} keeps changing while sops-deploy opens it",
+        f"{conn.spec}: {path} keeps changing while sops-deploy opens it",
         "something else writes this file: find it, then deploy again",
     )

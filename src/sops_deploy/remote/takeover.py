@@ -38,13 +38,12 @@ import hashlib
 import secrets
 import time
 
-import paramiko
-
-from sops_deploy import serverfiles
+from sops_deploy.remote import safefile
+from sops_deploy.remote.connection import Connection
+from sops_deploy.remote.failures import IO_ERRORS
 
 GUARD_STALE_SECONDS = 120  # steps 2-4 take a few round trips
 LOCK_READ_LIMIT = 4096
-IO_ERRORS = (OSError, EOFError, paramiko.SSHException)
 
 
 def ident(raw: bytes, mtime: int | None) -> str:
@@ -52,49 +51,49 @@ def ident(raw: bytes, mtime: int | None) -> str:
     return hashlib.sha256(raw + b"\0" + str(mtime).encode()).hexdigest()[:16]
 
 
-def read(sftp: paramiko.SFTPClient, where: str, lock: str) -> tuple[bytes, str, float] | None:
+def read(conn: Connection, lock: str) -> tuple[bytes, str, float] | None:
     """(bytes, ident, age in seconds) of the lock at `lock`, None if there is none. A
     symlink or a non-regular file there is refused: its target's bytes are never read."""
-    seen = serverfiles.checked_name(sftp, where, lock, "lock file")
+    seen = safefile.checked_name(conn, lock, "lock file")
     if seen is None:
         return None
     try:
-        raw = serverfiles.read_limited(sftp, where, lock, seen, "lock file", LOCK_READ_LIMIT)
+        raw = safefile.read_limited(conn, lock, seen, "lock file", LOCK_READ_LIMIT)
     except FileNotFoundError:
         return None
     return raw, ident(raw, seen.st_mtime), time.time() - (seen.st_mtime or 0)
 
 
-def take_over(sftp: paramiko.SFTPClient, where: str, lock: str, stale: str) -> bool:
+def take_over(conn: Connection, lock: str, stale: str) -> bool:
     """Remove the lock whose ident is `stale` if this contender wins the right to (see the
     module doc); False when another contender does, or it is gone already."""
     guard = f"{lock}.takeover.{stale}"
     try:
-        serverfiles.create_new(sftp, guard).close()
+        safefile.create_private(conn, guard, b"")
     except IO_ERRORS:
-        _drop_stale_guard(sftp, guard)
+        _drop_stale_guard(conn, guard)
         return False
     try:
-        now = read(sftp, where, lock)
+        now = read(conn, lock)
         if now is None or now[1] != stale:
             return False
         aside = f"{lock}.stale.{secrets.token_hex(6)}"
-        sftp.posix_rename(lock, aside)
-        moved = read(sftp, where, aside)
+        conn.posix_rename(lock, aside)
+        moved = read(conn, aside)
         if moved is not None and moved[1] != stale:
             with contextlib.suppress(*IO_ERRORS):
-                sftp.rename(aside, lock)  # SSH_FXP_RENAME never replaces an existing name
+                conn.rename(aside, lock)  # SSH_FXP_RENAME never replaces an existing name
             return False
         with contextlib.suppress(FileNotFoundError):
-            sftp.remove(aside)
+            conn.remove(aside)
         return True
     finally:
         with contextlib.suppress(*IO_ERRORS):
-            sftp.remove(guard)
+            conn.remove(guard)
 
 
-def _drop_stale_guard(sftp: paramiko.SFTPClient, guard: str) -> None:
+def _drop_stale_guard(conn: Connection, guard: str) -> None:
     with contextlib.suppress(*IO_ERRORS):
-        attr = sftp.lstat(guard)
+        attr = conn.lstat(guard)
         if time.time() - (attr.st_mtime or 0) > GUARD_STALE_SECONDS:
-            sftp.remove(guard)
+            conn.remove(guard)
