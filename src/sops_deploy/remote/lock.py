@@ -136,6 +136,7 @@ def remote_lock(
                 if vanished > 3:  # not held, yet it cannot be created
                     raise lost(conn.spec, f"creating the lock {lock}", exc) from None
                 continue
+        vanished = 0
         info, age, ident = held
         reason = _stale_reason(info, age)
         if reason is not None and takeover.take_over(conn, lock, ident):

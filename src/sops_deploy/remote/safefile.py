@@ -94,6 +94,10 @@ def checked_name(conn: Connection, path: str, role: str) -> paramiko.SFTPAttribu
     return attr
 
 
+class Replaced(FileNotFoundError):
+    """The name was replaced between `lstat` and open: what was looked at is gone."""
+
+
 def _same_file(a: paramiko.SFTPAttributes, b: paramiko.SFTPAttributes) -> bool:
     return stat.S_ISREG(b.st_mode or 0) and (a.st_uid, a.st_gid, a.st_size, a.st_mtime) == (
         b.st_uid,
@@ -107,12 +111,14 @@ def _same_file(a: paramiko.SFTPAttributes, b: paramiko.SFTPAttributes) -> bool:
 def open_existing(
     conn: Connection, path: str, seen: paramiko.SFTPAttributes, role: str, *, append: bool = False
 ) -> Iterator[paramiko.SFTPFile]:
-    """Open the regular file `path` that lstat showed as `seen`, for reading or appending;
-    refused when the handle's file is not that one (a link swapped in meanwhile)."""
+    """Open the regular file `path` that lstat showed as `seen`, for reading or appending.
+    When the handle's file is not that one, a link or odd file now at the name is refused,
+    and a new regular file raises `Replaced` (nothing of it is read or written)."""
     flags = SFTP_FLAG_WRITE | SFTP_FLAG_APPEND if append else SFTP_FLAG_READ
     with conn.open_file(path, flags) as fh:
         if not _same_file(seen, fh.stat()):
-            raise refuse_link(str(conn.spec), path, role)
+            checked_name(conn, path, role)  # a link or odd file there now: refused
+            raise Replaced(path)  # a new regular file: the caller looks again
         yield fh
 
 
@@ -182,19 +188,21 @@ def append_private(conn: Connection, path: str, data: bytes, role: str) -> None:
         seen = checked_name(conn, path, role)
         if seen is None:
             try:
-                with conn.open_file(
-                    path, SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL
-                ) as fh:
+                new = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL
+                with conn.open_file(path, new, 0o600) as fh:
                     fh.write(data)
                 return
             except OSError:
                 if checked_name(conn, path, role) is not None:
                     continue  # created meanwhile: append to it
                 raise
-        with open_existing(conn, path, seen, role, append=True) as fh:
-            if (seen.st_mode or 0) & 0o077:
-                fh.chmod(0o600)
-            fh.write(data)
+        try:
+            with open_existing(conn, path, seen, role, append=True) as fh:
+                if (seen.st_mode or 0) & 0o077:
+                    fh.chmod(0o600)
+                fh.write(data)
+        except Replaced:
+            continue
         return
     raise RemoteError(
         f"{conn.spec}: {path} keeps changing while sops-deploy opens it",
