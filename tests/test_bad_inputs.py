@@ -5,6 +5,7 @@ printed and nothing is written to the server."""
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -228,6 +229,21 @@ CASES = [
     pytest.param(lambda c: ["deploy", "--file", str(c.enc),
                             *c.with_path(c.remote + "/missing/.env")],
                  no_env, 1, ("does not exist", "mkdir -p"), id="path-parent-missing"),
+    # --- the server side (issue 13): links and odd files where the tool writes or reads ---
+    pytest.param(lambda c: ["deploy", "--file", str(c.enc),
+                            *c.with_path(c.remote + "/logln/.env")],
+                 no_env, 1, ("logln/.env.deploy.log is a symlink; refusing to open the audit log",
+                             "remove it"), id="audit-log-symlink"),
+    pytest.param(lambda c: ["deploy", "--file", str(c.enc),
+                            *c.with_path(c.remote + "/lockln/.env")],
+                 no_env, 1, ("lockln/.env.sops-deploy.lock is a symlink; refusing to open the lock",
+                             "remove it"), id="lock-symlink"),
+    pytest.param(lambda c: ["deploy", "--file", str(c.enc), *c.with_path(c.remote + "/fifo/.env")],
+                 no_env, 1, ("fifo/.env is not a regular file (a FIFO)", "remove or rename it"),
+                 id="target-fifo"),
+    pytest.param(lambda c: ["deploy", "--file", str(c.enc),
+                            *c.with_path(c.remote + "/$(touch x) y/.env")],
+                 no_env, 1, ("does not exist", "(`mkdir -p '"), id="mkdir-hint-quoted"),
 ]  # fmt: skip
 
 
@@ -265,6 +281,13 @@ def test_bad_input_is_refused_clearly_and_writes_nothing(
     (remote_dir / "sub").mkdir()
     (remote_dir / "real.env").write_text("EXISTING=existing-value-1\n")
     (remote_dir / "link").symlink_to(remote_dir / "real.env")
+    victim = tmp_path / "victim.conf"
+    victim.write_text('{"user": "VICTIM-FIELD"}\n')
+    for name, planted in (("logln", ".env.deploy.log"), ("lockln", ".env.sops-deploy.lock")):
+        (remote_dir / name).mkdir()
+        (remote_dir / name / planted).symlink_to(victim)
+    (remote_dir / "fifo").mkdir()
+    os.mkfifo(remote_dir / "fifo" / ".env")
     keygen(tmp_path / "id_locked", passphrase=PASSPHRASE)
     locked = (tmp_path / "id_locked").read_text()
     secret_values.update({locked.strip(), PASSPHRASE, "existing-value-1"})
@@ -293,3 +316,5 @@ def test_bad_input_is_refused_clearly_and_writes_nothing(
         assert part in result.stderr, f"{part!r} not in:\n{result.stderr}"
     assert "fix" in result.stderr or "usage:" in result.stderr
     assert snapshot(remote_dir) == before, "something was written on the server"
+    assert victim.read_text() == '{"user": "VICTIM-FIELD"}\n'
+    assert "VICTIM-FIELD" not in result.output

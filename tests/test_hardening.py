@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import stat
 import subprocess
@@ -427,3 +428,43 @@ def test_signal_mid_deploy_releases_the_lock_and_prints_the_summary(
     assert (remote_dir / ".env").read_text() == "HARDENED_KEY='hardened-value-1'\n"
     assert "1 host(s)" in out, out  # the summary
     assert json.loads((remote_dir / ".env.deploy.log").read_text())["result"] == "interrupted"
+
+
+def test_children_get_no_secret_but_their_own(
+    cli: Cli,
+    encrypt: Callable[..., Path],
+    target_args: list[str],
+    sops_bin: str,
+    tmp_path: Path,
+) -> None:
+    """sops sees the age identity and no SSH key or token; git sees no secret at all."""
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    real_git = shutil.which("git")
+    assert real_git is not None
+    for name, real in (("sops", sops_bin), ("git", real_git)):
+        wrapper = bin_dir / name
+        wrapper.write_text(
+            f'#!/bin/sh\nenv | cut -d= -f1 | sort > {seen / name}\nexec {real} "$@"\n'
+        )
+        wrapper.chmod(0o755)
+    result = cli(
+        "deploy",
+        "--file",
+        str(encrypt(SECRET_ENV)),
+        *target_args,
+        env={
+            "SOPS_DEPLOY_SOPS": str(bin_dir / "sops"),
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "GITHUB_TOKEN": "ghp_not-for-children-1",
+        },
+    )
+    assert result.returncode == 0, result.output
+    secrets = {"SSH_PRIVATE_KEY", "AGE_KEY", "GITHUB_TOKEN", "SSH_PRIVATE_KEY_PASSPHRASE"}
+    sops_env = set((seen / "sops").read_text().split())
+    assert "SOPS_AGE_KEY" in sops_env
+    assert not sops_env & secrets
+    git_env = set((seen / "git").read_text().split())
+    assert not git_env & (secrets | {"SOPS_AGE_KEY"})

@@ -208,3 +208,12 @@ def append_private(conn: Connection, path: str, data: bytes, role: str) -> None:
         f"{conn.spec}: {path} keeps changing while sops-deploy opens it",
         "something else writes this file: find it, then deploy again",
     )
+
+
+def chmod_regular(conn: Connection, path: str, mode: int, role: str) -> None:
+    """Give the regular file `path` mode `mode` through its handle (a link is refused)."""
+    seen = checked_name(conn, path, role)
+    if seen is None:
+        raise FileNotFoundError(path)
+    with open_existing(conn, path, seen, role) as fh:
+        fh.chmod(mode)

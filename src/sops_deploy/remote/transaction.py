@@ -106,7 +106,7 @@ def _replace(
     path = before.path
     if before.content == content:
         if before.mode != policy.file_mode:
-            conn.chmod(path, policy.file_mode)
+            safefile.chmod_regular(conn, path, policy.file_mode, "target file")
         delivery.status = "changed" if before.mode != policy.file_mode else "unchanged"
         return
     interrupt.check(f"replacing {path}")
