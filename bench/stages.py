@@ -12,9 +12,9 @@ Owns the per-stage timing of one SSH + SFTP connection to a local sshd:
 
 For sops-deploy the stages are the real `remote.Connection.open()` and its SFTP client, timed
 in this process by wrapping the calls it makes (socket.create_connection, the
-Transport's banner check, start_client, auth_publickey, open_session,
-SFTPClient.from_transport); nothing in src/ changes. For OpenSSH they are the arrival
-times of `sftp -vv`'s debug lines (one process: `sftp -vv -b BATCH` runs `ssh -vv`), with
+Transport's banner check, start_client, auth_publickey, open_session, SFTPClient(),
+whose constructor exchanges versions); nothing in src/ changes. For OpenSSH they are the
+arrival times of `sftp -vv`'s debug lines (one process: `sftp -vv -b BATCH` runs `ssh -vv`), with
 `-F none` and a clean HOME. A stage that the client does not report is left out.
 bench/table.py renders the table and marks stalls.
 """
@@ -135,7 +135,7 @@ def paramiko_once(open_connection: Callable[[], Any], path: str) -> dict[str, fl
         (paramiko.Transport, "start_client", "kex"),
         (paramiko.Transport, "auth_publickey", "auth"),
         (paramiko.Transport, "open_session", "channel"),
-        (paramiko.SFTPClient, "from_transport", "sftp"),
+        (paramiko.SFTPClient, "__init__", "sftp"),  # the version exchange is in the constructor
     ]
     with contextlib.ExitStack() as stack:
         for owner, name, stage in hooks:

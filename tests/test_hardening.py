@@ -19,10 +19,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from accounts import Account, can_create_accounts, chroot_for, unix_account
-from conftest import CliResult, assert_no_secrets
-from hostile_sftp import HOSTILE_TEXT, Hostile
-from sshd import Sshd, make_sshd
+
+from tests.accounts import Account, can_create_accounts, chroot_for, unix_account
+from tests.hostile_sftp import HOSTILE_TEXT, Hostile
+from tests.sshd import Sshd, make_sshd
+from tests.support import CliResult, assert_no_secrets
 
 Cli = Callable[..., CliResult]
 SECRET_ENV = "HARDENED_KEY=hardened-value-1\n"

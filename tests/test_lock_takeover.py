@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import assert_no_secrets
 from dotenv import dotenv_values
-from proxy import Proxy
-from sshd import Sshd
+
+from tests.proxy import Proxy
+from tests.sshd import Sshd
+from tests.support import assert_no_secrets
 
 CONTENDERS = 8
 LATENCY = 0.05  # seconds per chunk and direction: a round trip of 100 ms or more

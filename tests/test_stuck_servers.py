@@ -9,10 +9,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from accounts import Account, can_create_accounts, unix_account
-from conftest import CliResult
-from hostile_sftp import Hostile
-from sshd import Sshd, make_sshd
+
+from tests.accounts import Account, can_create_accounts, unix_account
+from tests.hostile_sftp import Hostile
+from tests.sshd import Sshd, make_sshd
+from tests.support import CliResult
 
 Cli = Callable[..., CliResult]
 SECRET_ENV = "STUCK_KEY=stuck-value-1\n"
