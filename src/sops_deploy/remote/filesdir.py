@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from sops_deploy.errors import RemoteError, SopsDeployError, UsageError
-from sops_deploy.remote import atomic, audit, lock
+from sops_deploy.remote import atomic, audit, lock, safefile, transaction
 from sops_deploy.remote.atomic import TEMP_MARKER, FileState
 from sops_deploy.remote.audit import Changes
 from sops_deploy.remote.connection import Connection
@@ -97,10 +97,11 @@ def read_state(conn: Connection, directory: str, names: list[str]) -> DirState:
 
 
 def _read_manifest(conn: Connection, directory: str) -> tuple[str, ...]:
-    try:
-        raw = conn.read_bytes(posixpath.join(directory, MANIFEST), limit=1 << 20)
-    except FileNotFoundError:
+    path = posixpath.join(directory, MANIFEST)
+    seen = safefile.checked_name(conn, path, "manifest")
+    if seen is None:
         return ()
+    raw = safefile.read_limited(conn, path, seen, "manifest", 1 << 20)
     try:
         names = json.loads(raw).get("files", [])
     except (ValueError, AttributeError):
@@ -149,6 +150,7 @@ def deliver(
     error after the audit line."""
     directory = delivery.directory
     anchor = posixpath.join(directory, MANIFEST)
+    transaction.preflight(conn, anchor, post_command)
     with lock.remote_lock(conn, anchor, run, timeout=lock_timeout, warn=warn):
         before = read_state(conn, directory, list(want))
         delivery.before = before
@@ -190,7 +192,7 @@ def _replace(
         old = before.files[name]
         path = posixpath.join(directory, name)
         if old.content == want[name]:
-            conn.chmod(path, mode)
+            safefile.chmod_regular(conn, path, mode, "key file")
         else:
             atomic.write_atomic(conn, path, want[name], mode, old.owner, warn)
     for name in changes.removed:

@@ -62,7 +62,7 @@ def deliver(
     warn: Callable[[str], None],
 ) -> None:
     """Make `delivery.path` hold `content`; raises the first error after the audit line."""
-    _preflight(conn, delivery.path, policy)
+    preflight(conn, delivery.path, policy.post_command)
     with lock.remote_lock(conn, delivery.path, run, timeout=policy.lock_timeout, warn=warn):
         before = atomic.current(conn, delivery.path, follow_symlinks=policy.follow_symlinks)
         atomic.clean_debris(conn, delivery.path)
@@ -81,12 +81,12 @@ def deliver(
         raise delivery.error
 
 
-def _preflight(conn: Connection, path: str, policy: Policy) -> None:
+def preflight(conn: Connection, path: str, post_command: str | None) -> None:
     """Before anything is created: no link or odd file where the lock and the audit line
     go, and a post-command only where commands can run (not on an SFTP-only account)."""
     safefile.checked_name(conn, path + lock.LOCK_SUFFIX, "lock file")
     safefile.checked_name(conn, path + audit.AUDIT_SUFFIX, "audit log")
-    if policy.post_command and not conn.can_run_commands():
+    if post_command and not conn.can_run_commands():
         raise RemoteError(
             f"{conn.spec}: {conn.user} cannot run commands on this server (an SFTP-only "
             "account: ForceCommand internal-sftp, a nologin shell, or exec refused), so the "
