@@ -160,24 +160,17 @@ def _scalar(path: str, name: str, node: Node, field: Option) -> str:
         value = float(text)
     except ValueError:  # YAML's .nan / .inf
         value = math.nan
-    if not math.isfinite(value) or (field.maximum is not None and value > field.maximum):
-        want = f"at most {field.maximum:g}" if field.maximum is not None else "a finite number"
-        raise _error(
-            path,
-            node,
-            f"`{name}` is {text}; it must be {want}",
-            f"write `{name}: {field.example or _EXAMPLE[field.kind]}`",
-        )
-    low = field.minimum
-    if low is not None and (value < low or (field.above and value <= low)):
-        bound = "more than" if field.above else "at least"
-        raise _error(
-            path,
-            node,
-            f"`{name}` is {text}; it must be {bound} {low:g}",
-            f"write `{name}: {field.example or _EXAMPLE[field.kind]}`",
-        )
-    return text
+    low, high = field.minimum, field.maximum
+    if not math.isfinite(value):
+        want = "a finite number"
+    elif high is not None and value > high:
+        want = f"at most {high:g}"
+    elif low is not None and (value < low or (field.above and value <= low)):
+        want = f"{'more than' if field.above else 'at least'} {low:g}"
+    else:
+        return text
+    example = f"write `{name}: {field.example or _EXAMPLE[field.kind]}`"
+    raise _error(path, node, f"`{name}` is {text}; it must be {want}", example)
 
 
 _WANT = {
