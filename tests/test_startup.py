@@ -50,6 +50,13 @@ def test_help_and_version_load_no_heavy_library(args: list[str]) -> None:
     assert not [m for m in modules if m.startswith(HEAVY)]
 
 
+def test_version_loads_no_parser_at_all() -> None:
+    """`--version` answers before argparse, the option table or the reporter is imported."""
+    code, modules = loaded(["--version"])
+    assert code == 0
+    assert not {"argparse", "sops_deploy.inputs", "sops_deploy.report"} & modules
+
+
 def test_validate_never_loads_paramiko(
     encrypt: Callable[..., Path], age_id: AgeIdentity, sops_bin: str
 ) -> None:
