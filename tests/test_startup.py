@@ -68,3 +68,8 @@ def test_validate_never_loads_paramiko(
     assert code == 0
     assert "sops_deploy.commands" in modules  # it did run
     assert not [m for m in modules if m.startswith(("paramiko", "sops_deploy.remote"))]
+    # Nothing it does not use: no download stack (tools -> release), no YAML for a dotenv
+    # file without a schema.yaml, no thread pool or sockets (deploy.py).
+    unused = {"urllib.request", "http.client", "ssl", "tarfile", "platform", "yaml", "socket"}
+    assert not unused & modules
+    assert "sops_deploy.deploy" not in modules

@@ -17,18 +17,19 @@ from sops_deploy.errors import DriftFound, HostsFailed
 from sops_deploy.report import Reporter
 
 if TYPE_CHECKING:
-    from sops_deploy.deploy import Plan
+    from sops_deploy.plan import Plan
 
 
 # --- commands -------------------------------------------------------------------------
 
 
 def _plan(settings: Settings, reporter: Reporter) -> Plan:
-    from sops_deploy import deploy, tools
+    from sops_deploy import tools
+    from sops_deploy.plan import build_plan, decrypt_all  # validate never loads deploy
 
     sops_bin = tools.find_sops(settings.tools)
-    decrypted = deploy.decrypt_all(settings, sops_bin)
-    plan = deploy.build_plan(settings, decrypted, reporter.mask)
+    decrypted = decrypt_all(settings, sops_bin)
+    plan = build_plan(settings, decrypted, reporter.mask)
     reporter.problems(plan.warnings)
     if settings.export_env:
         reporter.export_env({k: e.value for k, e in plan.secrets.items()}, settings.export_env)
