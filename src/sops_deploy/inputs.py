@@ -115,8 +115,8 @@ _OPTIONS = [
            above=True, example="20", metavar="S", help="connect/IO timeout (default 20)"),
     Option("retries", "--retries", ("RETRIES",), "retries", "int", 2, minimum=0, example="2",
            metavar="N", help="connection retries (default 2)"),
-    Option("parallel", "--parallel", ("PARALLEL",), "parallel", "int", 8, minimum=1,
-           example="8", metavar="N", help="hosts at once (default 8)"),
+    Option("parallel", "--parallel", ("PARALLEL",), "parallel", "int", None, minimum=1,
+           example="32", metavar="N", help="hosts at once (default 32; 10 via --jump-host)"),
     Option("fail_fast", "--fail-fast", ("FAIL_FAST",), "fail-fast", "bool", False,
            help="stop at the first failed host"),
     Option("follow_symlinks", "--follow-symlinks", ("FOLLOW_SYMLINKS",), "follow-symlinks",
@@ -304,6 +304,8 @@ def check_number(option: Option, value: float) -> None:
         return
     flag = option.flag or option.attr
     good = f"use {flag} {option.default:g}" if option.default is not None else ""
+    if not good and option.example:
+        good = f"use {flag} {option.example}"
     if option.above and value <= option.minimum:
         raise UsageError(f"{flag} {value:g} must be positive", good)
     if value < option.minimum:
