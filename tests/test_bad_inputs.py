@@ -113,7 +113,7 @@ CASES = [
                  ("--format raw deploys exactly one file", "single --file"), id="raw-two-files"),
     pytest.param(deploy("--timeout", "0"), no_env, 2, ("must be positive", "--timeout 20"),
                  id="timeout-zero"),
-    pytest.param(deploy("--parallel", "0"), no_env, 2, ("at least 1", "--parallel 8"),
+    pytest.param(deploy("--parallel", "0"), no_env, 2, ("at least 1", "--parallel 32"),
                  id="parallel-zero"),
     pytest.param(deploy("--backup", "-1"), no_env, 2, ("--backup -1 must not be negative",),
                  id="backup-negative"),

@@ -110,3 +110,19 @@ def test_main_takes_its_environment_as_an_argument(capsys: pytest.CaptureFixture
     assert capsys.readouterr().out.split() == ["given.example:2022"]
     assert main(["hosts"], {}) == 2
     assert "no host given" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "expect"),
+    [
+        ([], {}, 32),  # a fleet's network waits overlap
+        (["--jump-host", "bastion.example.com"], {}, 10),  # sshd's MaxStartups starts at 10
+        (["--jump-host", "bastion.example.com", "--parallel", "40"], {}, 40),
+        ([], {"SOPS_DEPLOY_PARALLEL": "3"}, 3),
+    ],
+)
+def test_default_parallelism_suits_fleets_and_bastions(
+    argv: list[str], environ: dict[str, str], expect: int
+) -> None:
+    base = ["deploy", "--host", "h1.example.com", "--remote-path", "/srv/.env"]
+    assert built([*base, *argv], environ).parallel == expect

@@ -50,6 +50,13 @@ def test_help_and_version_load_no_heavy_library(args: list[str]) -> None:
     assert not [m for m in modules if m.startswith(HEAVY)]
 
 
+def test_version_loads_no_parser_at_all() -> None:
+    """`--version` answers before argparse, the option table or the reporter is imported."""
+    code, modules = loaded(["--version"])
+    assert code == 0
+    assert not {"argparse", "sops_deploy.inputs", "sops_deploy.report"} & modules
+
+
 def test_validate_never_loads_paramiko(
     encrypt: Callable[..., Path], age_id: AgeIdentity, sops_bin: str
 ) -> None:
@@ -61,3 +68,8 @@ def test_validate_never_loads_paramiko(
     assert code == 0
     assert "sops_deploy.commands" in modules  # it did run
     assert not [m for m in modules if m.startswith(("paramiko", "sops_deploy.remote"))]
+    # Nothing it does not use: no download stack (tools -> release), no YAML for a dotenv
+    # file without a schema.yaml, no thread pool or sockets (deploy.py).
+    unused = {"urllib.request", "http.client", "ssl", "tarfile", "platform", "yaml", "socket"}
+    assert not unused & modules
+    assert "sops_deploy.deploy" not in modules

@@ -6,31 +6,23 @@ defaults, then `options.build` into typed options), and runs the command with a 
 It is the only place that reads `os.environ` and the only place that turns an exception
 into a message and an exit code (0 ok · 1 runtime · 2 usage · 3 drift · 4 validation ·
 5 decryption · 130 interrupted). The parsers are built from the table in `inputs.py`; this
-module imports nothing heavy, so `--help` and `--version` answer before any YAML, crypto
-or SSH library is loaded.
+module imports nothing at its top but the version, so `--version` answers before even
+argparse is loaded, and `--help` before any YAML, crypto or SSH library.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
 
 from sops_deploy import __version__
-from sops_deploy.errors import EXIT_INTERRUPTED, EXIT_OK, SopsDeployError
-from sops_deploy.inputs import (
-    CONFIG,
-    GITHUB_SYNC,
-    OPTIONS,
-    SAFETY,
-    SOURCE,
-    TARGET,
-    TOOLS,
-)
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any
+
     from sops_deploy.report import Reporter
 
 VERSION = f"sops-deploy {__version__}"
@@ -66,11 +58,16 @@ e.g. AGE_KEY="$(cat secrets/age-key.txt)" sops-deploy ...
 _NARGS = {"tool": "?", "key": "?"}  # optional positionals
 _ALIASES = {"yes": ("-y",)}
 
-Group = argparse.ArgumentParser | argparse._ArgumentGroup | argparse._MutuallyExclusiveGroup
+if TYPE_CHECKING:
+    Group = argparse.ArgumentParser | argparse._ArgumentGroup | argparse._MutuallyExclusiveGroup
 
 
 def _add(group: Group, *names: str) -> None:
     """One argument per option of the table: flag, kind, help and metavar from its row."""
+    import argparse
+
+    from sops_deploy.inputs import OPTIONS
+
     for name in names:
         o = OPTIONS[name]
         kw: dict[str, Any] = {"help": o.help}
@@ -104,12 +101,16 @@ def _sub(
     epilog: str | None = EPILOG,
     **kw: Any,
 ) -> argparse.ArgumentParser:
+    import argparse
+
     return sub.add_parser(
         name, help=text, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter, **kw
     )
 
 
 def _remote_parser(p: argparse.ArgumentParser) -> None:
+    from sops_deploy.inputs import CONFIG, SOURCE, TARGET
+
     _add(p.add_argument_group("target"), *TARGET)
     _add(p.add_argument_group("source"), *SOURCE)
     _add(p.add_argument_group("config file"), *CONFIG)
@@ -117,6 +118,10 @@ def _remote_parser(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Every command's parser, built from the option table (`inputs.OPTIONS`)."""
+    import argparse  # here, not at the top: `--version` answers without it
+
+    from sops_deploy.inputs import CONFIG, GITHUB_SYNC, SAFETY, SOURCE, TOOLS
+
     parser = argparse.ArgumentParser(
         prog="sops-deploy",
         description="Decrypt a SOPS + age encrypted .env, prove it complete, and write it "
@@ -168,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _maintainer_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from sops_deploy.inputs import SOURCE
+
     init = _sub(
         sub,
         "init",
@@ -276,13 +283,14 @@ def _run(command: str, flags: Mapping[str, Any], environ: Mapping[str, str], r: 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Parse, resolve, run; every error becomes its message and exit code here."""
+    if argv is not None and list(argv) == ["--version"]:
+        print(VERSION)  # what argparse would print, before any parser or reporter is built
+        return 0
+    from sops_deploy.errors import EXIT_INTERRUPTED, EXIT_OK, SopsDeployError
     from sops_deploy.report import Reporter  # after --help: argparse answers that alone
 
     env = dict(os.environ if environ is None else environ)
     reporter = Reporter(env=env)
-    if argv is not None and list(argv) == ["--version"]:
-        reporter.line(VERSION)  # what argparse would print, without building every sub-parser
-        return EXIT_OK
     args = build_parser().parse_args(argv)
     from sops_deploy import interrupt
 

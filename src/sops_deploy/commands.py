@@ -17,18 +17,18 @@ from sops_deploy.errors import DriftFound, HostsFailed
 from sops_deploy.report import Reporter
 
 if TYPE_CHECKING:
-    from sops_deploy.deploy import Plan
+    from sops_deploy.headstart import Decrypted, Started
+    from sops_deploy.plan import Plan
 
 
 # --- commands -------------------------------------------------------------------------
 
 
-def _plan(settings: Settings, reporter: Reporter) -> Plan:
-    from sops_deploy import deploy, tools
+def _plan(settings: Settings, reporter: Reporter, decrypting: Started[Decrypted | None]) -> Plan:
+    from sops_deploy.plan import build_plan, decrypt_all  # validate never loads deploy
 
-    sops_bin = tools.find_sops(settings.tools)
-    decrypted = deploy.decrypt_all(settings, sops_bin)
-    plan = deploy.build_plan(settings, decrypted, reporter.mask)
+    decrypted = decrypting.result() or decrypt_all(settings, "")  # none given: it says so
+    plan = build_plan(settings, decrypted, reporter.mask)
     reporter.problems(plan.warnings)
     if settings.export_env:
         reporter.export_env({k: e.value for k, e in plan.secrets.items()}, settings.export_env)
@@ -36,7 +36,9 @@ def _plan(settings: Settings, reporter: Reporter) -> Plan:
 
 
 def cmd_validate(settings: Settings, reporter: Reporter) -> None:
-    plan = _plan(settings, reporter)
+    from sops_deploy import headstart
+
+    plan = _plan(settings, reporter, headstart.decrypting(settings))  # sops runs meanwhile
     keys = ", ".join(plan.secrets) if plan.secrets else "(raw file)"
     formats = ", ".join(dict.fromkeys(t.target.format for t in plan.targets)) or settings.format
     reporter.line(
@@ -51,13 +53,18 @@ def cmd_validate(settings: Settings, reporter: Reporter) -> None:
 
 
 def cmd_remote(settings: Settings, reporter: Reporter) -> None:
+    from sops_deploy import headstart
+
+    # sops starts first and Paramiko loads meanwhile (headstart.py); every host is
+    # connected while sops decrypts and the plan is checked (the shell pipeline overlaps
+    # them too); nothing is done on a host until the plan is valid.
+    decrypting = headstart.decrypting(settings)
+    headstart.connecting(settings)
     from sops_deploy import deploy, interrupt
 
-    # Every host is connected while sops decrypts and the plan is checked (the shell
-    # pipeline overlaps them too); nothing is done on a host until the plan is valid.
     mode = "deploy" if settings.command == "deploy" else settings.command
     with deploy.Rollout(settings, mode, reporter.warn, reporter.host_result) as rollout:
-        plan = _plan(settings, reporter)  # a failure leaves the rollout: hosts untouched
+        plan = _plan(settings, reporter, decrypting)  # a failure leaves the rollout
         _announce(settings, plan, reporter)
         try:
             with interrupt.hosts_running():  # a signal now stops the hosts at a safe point

@@ -14,6 +14,8 @@ from typing import Any
 
 from sops_deploy import runinfo
 from sops_deploy.config import (
+    BASTION_PARALLEL,
+    DEFAULT_PARALLEL,
     FILES_MODE,
     DoctorOptions,
     HostsOptions,
@@ -113,7 +115,7 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         file_mode=v["file_mode"] or (FILES_MODE if v["format"] == "files" else 0o600),
         timeout=v["timeout"],
         retries=v["retries"],
-        parallel=v["parallel"],
+        parallel=v["parallel"] or (BASTION_PARALLEL if v["jump_host"] else DEFAULT_PARALLEL),
         fail_fast=v["fail_fast"],
         follow_symlinks=v["follow_symlinks"],
         **safety,

@@ -13,11 +13,6 @@ import hashlib
 import io
 import os
 import re
-import shutil
-import tarfile
-import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +134,8 @@ class Release:
                 "(--allow-unverified)"
                 + ("; checked only against the release's own checksums.txt" if published else "")
             )
+        import tempfile
+
         target_dir.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target_dir.parent, prefix=".download-") as tmp:
             staged = Path(tmp) / self.asset
@@ -175,6 +172,9 @@ class Release:
     def _unpack(self, staged: Path, tmp: Path) -> dict[str, Path]:
         if self.tool == "sops":
             return {"sops": staged}
+        import shutil
+        import tarfile
+
         wanted = {f"age/{name}": name for name in BINARIES["age"]}
         out: dict[str, Path] = {}
         try:
@@ -204,6 +204,11 @@ class Release:
 def _open(url: str, timeout: float) -> io.BufferedIOBase:
     if not url.startswith(("https://", "http://")):
         raise ToolError(f"{url} is not an http(s) URL", "pass --mirror https://host")
+    # Here, not at the top: finding the installed sops (every deploy and validate) must not
+    # load urllib.request, http.client, ssl and email.
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(url, headers={"User-Agent": "sops-deploy"})  # noqa: S310
     try:
         response: io.BufferedIOBase = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310

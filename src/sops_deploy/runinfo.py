@@ -33,13 +33,11 @@ class RunInfo:
 
 def from_environ(environ: Mapping[str, str], child_env: Mapping[str, str]) -> RunInfo:
     """The run as `environ` (the front door's) describes it; git runs in `child_env`."""
-    import socket
-
     user = environ.get("USER") or environ.get("LOGNAME") or _account_name()
     parts = [environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")]
     return RunInfo(
         user=user,
-        host=socket.gethostname(),
+        host=os.uname().nodename,  # what socket.gethostname() returns, without `socket`
         actor=environ.get("GITHUB_ACTOR") or user,
         run_id=environ.get("GITHUB_RUN_ID") or None,
         run_url=f"{parts[0]}/{parts[1]}/actions/runs/{parts[2]}" if all(parts) else None,

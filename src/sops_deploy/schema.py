@@ -27,14 +27,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-import yaml
 from dotenv.parser import parse_stream
 
 from sops_deploy.envfile import KEY_RE, Secrets
 from sops_deploy.errors import Problem, UsageError
+
+if TYPE_CHECKING:
+    import yaml  # imported where a schema.yaml is read: a deploy without one never loads it
 
 TYPES = ("string", "int", "float", "bool", "url", "email", "port", "enum")
 OPTIONS = ("required", "type", "choices", "pattern", "min-length", "allow-empty", "secret")
@@ -104,6 +106,8 @@ def _line(node: yaml.Node) -> int:
 
 
 def _load_yaml(path: str, text: str) -> Schema:
+    import yaml
+
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -137,6 +141,8 @@ def _load_yaml(path: str, text: str) -> Schema:
 
 
 def _scalar(path: str, node: yaml.Node) -> str:
+    import yaml
+
     if not isinstance(node, yaml.ScalarNode):
         raise _bad(path, _line(node), "expected a plain value here", "write a single value")
     return str(node.value)
@@ -150,6 +156,8 @@ def _bool(path: str, node: yaml.Node, name: str) -> bool:
 
 
 def _rule(path: str, key_node: yaml.Node, node: yaml.Node) -> KeyRule:
+    import yaml
+
     key = _scalar(path, key_node)
     line = _line(key_node)
     if not KEY_RE.match(key):

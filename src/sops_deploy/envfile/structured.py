@@ -11,14 +11,14 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import yaml
-
 from sops_deploy.envfile.source import _NAME_LIKE, Entry, _problem
 from sops_deploy.errors import Problem
 
 
 def key_lines(path: str) -> dict[str, int]:
     """Line of each top-level key in a sops yaml/json file (keys are stored in clear)."""
+    import yaml  # here, not at the top: a dotenv source never loads YAML
+
     try:
         text = Path(path).read_text(encoding="utf-8")
         if text.lstrip().startswith("{"):

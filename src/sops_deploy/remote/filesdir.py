@@ -275,6 +275,7 @@ def _audit(
         post_command=[{"exit": r.exit_status, "timed_out": r.timed_out} for r in delivery.commands],
     )
     try:
+        audit.rotate_if_full(conn, anchor)
         audit.append_audit(conn, anchor, record)
     except IO_ERRORS:
         if delivery.status != "failed":

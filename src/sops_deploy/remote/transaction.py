@@ -168,6 +168,7 @@ def _audit(
         post_command=[{"exit": r.exit_status, "timed_out": r.timed_out} for r in delivery.commands],
     )
     try:
+        audit.rotate_if_full(conn, lock_path)
         audit.append_audit(conn, lock_path, record)
     except IO_ERRORS:
         if delivery.status != "failed":
