@@ -358,3 +358,49 @@ def safe_stderr(stderr: str, lines: int = 3, limit: int = 400) -> str:
     text = " ".join(stderr.strip().splitlines()[-lines:])
     text = _LINE_TEXT.sub(r"\1: (content withheld)", text)
     return _QUOTED.sub("(content withheld)", text)[:limit]
+
+
+# --- keys stored in clear text (the masking policy's "public" keys) -------------------------
+
+_DOTENV_CLEAR = re.compile(r"^(?!sops_)([^=\n#]+)=(?!ENC\[AES256_GCM,)", re.MULTILINE)
+
+
+def clear_keys(path: str, stored_format: str) -> frozenset[str]:
+    """Top-level keys whose value sops stored unencrypted in `path`.
+
+    Which keys sops leaves in clear is decided by the rules it records in the file's
+    metadata (`unencrypted_suffix` — `_unencrypted` by default —, `encrypted_suffix`,
+    `unencrypted_regex`, `encrypted_regex`; `mac_only_encrypted` changes only the MAC).
+    Rather than re-implement those rules (and Go's regexp), this reads their outcome: a
+    value not stored as an `ENC[AES256_GCM,...]` envelope is in clear text in git. A file
+    that cannot be read, or a binary-format file, has no clear keys.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return frozenset()
+    if stored_format == "dotenv":
+        return frozenset(_DOTENV_CLEAR.findall(text))
+    if stored_format not in ("yaml", "json"):
+        return frozenset()
+    import json
+
+    doc: object
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        import yaml
+
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError:
+            return frozenset()
+    if not isinstance(doc, dict):
+        return frozenset()
+    return frozenset(
+        str(key)
+        for key, value in doc.items()
+        if key != "sops"
+        and not isinstance(value, (dict, list))
+        and not (isinstance(value, str) and value.startswith("ENC[AES256_GCM,"))
+    )
