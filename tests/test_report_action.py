@@ -11,12 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import REPO, AgeIdentity, assert_no_secrets
-from sshd import Sshd
-from test_action import ACT, wheelhouse
 
 from sops_deploy import tools
 from sops_deploy.environment import tool_places
+from tests.sshd import Sshd
+from tests.support import REPO, AgeIdentity, assert_no_secrets
+from tests.test_action import ACT, wheelhouse
 
 WORKFLOW = "tests/workflows/masking-test.yml"
 SECRET_TOKEN = "tok_mask_4d3e2f1a0b"

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import AgeIdentity, CliResult, assert_no_secrets
 
 from sops_deploy import redact, sops
 from sops_deploy.envfile import render
+from tests.support import AgeIdentity, CliResult, assert_no_secrets
 
 
 def _sops_encrypt(
