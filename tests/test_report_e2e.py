@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sops_deploy import redact, sops
+from sops_deploy import publicity, redact, sops
 from sops_deploy.envfile import render
 from tests.support import AgeIdentity, CliResult, assert_no_secrets
 
@@ -75,7 +75,7 @@ def test_keys_sops_stores_in_clear_are_public(
     path = _sops_encrypt(
         sops_bin, age_id, tmp_path, DOTENV if fmt == "dotenv" else YAML, fmt, rules
     )
-    assert sops.clear_keys(str(path), sops.inspect(str(path)).stored_format) == clear
+    assert publicity.clear_keys(str(path), sops.inspect(str(path)).stored_format) == clear
 
 
 @pytest.fixture

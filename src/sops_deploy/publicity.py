@@ -3,7 +3,7 @@
 A key is public when
 - sops stores it unencrypted in the file that defines it (`unencrypted_suffix`,
   `unencrypted_regex`, or outside `encrypted_regex`/`encrypted_suffix`): what is in clear
-  text in git is no secret (`sops.clear_keys`);
+  text in git is no secret (`clear_keys`);
 - the schema marks it public: `secret: false` in schema.yaml, a `# public` comment in a
   `.env.example`;
 - sops-deploy.yaml lists it under `public-keys:` (or `--public-keys`, the action's
@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,9 @@ def load(
     schema check, with its line).
     """
     from sops_deploy import schema as schema_mod
-    from sops_deploy import sops
     from sops_deploy.errors import UsageError
 
-    clear = {path: sops.clear_keys(path, stored) for path, stored in files}
+    clear = {path: clear_keys(path, stored) for path, stored in files}
     marked: dict[str, str] = {}
     if schema:
         with contextlib.suppress(UsageError):
@@ -66,3 +66,57 @@ def load(
     for key in public_keys:
         marked.setdefault(key, "public-keys of sops-deploy.yaml / --public-keys")
     return Publicity(clear, marked)
+
+
+# --- keys sops stores in clear text ---------------------------------------------------------
+
+
+def clear_keys(path: str, stored_format: str) -> frozenset[str]:
+    """Top-level keys whose value sops stored unencrypted in `path`.
+
+    Which keys sops leaves in clear is decided by the rules it records in the file's
+    metadata (`unencrypted_suffix` — `_unencrypted` by default —, `encrypted_suffix`,
+    `unencrypted_regex`, `encrypted_regex`; `mac_only_encrypted` changes only the MAC).
+    Rather than re-implement those rules (and Go's regexp), this reads their outcome: a
+    value not stored as an `ENC[AES256_GCM,...]` envelope is in clear text in git. A file
+    that cannot be read, or a binary-format file, has no clear keys.
+    """
+    try:
+        raw = Path(path).read_bytes()
+    except OSError:
+        return frozenset()
+    if stored_format == "dotenv":  # one KEY=value a line; sops's own lines start sops_
+        clear = set()
+        for line in raw.split(b"\n"):
+            key, eq, value = line.partition(b"=")
+            stored_clear = eq and not value.startswith(b"ENC[AES256_GCM,")
+            if stored_clear and not key.startswith((b"sops_", b"#")):
+                clear.add(key.decode("utf-8", "replace"))
+        return frozenset(clear)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return frozenset()
+    if stored_format not in ("yaml", "json"):
+        return frozenset()
+    import json
+
+    doc: object
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        import yaml
+
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError:
+            return frozenset()
+    if not isinstance(doc, dict):
+        return frozenset()
+    return frozenset(
+        str(key)
+        for key, value in doc.items()
+        if key != "sops"
+        and not isinstance(value, (dict, list))
+        and not (isinstance(value, str) and value.startswith("ENC[AES256_GCM,"))
+    )
