@@ -15,7 +15,7 @@ PACKAGE = REPO / "src" / "sops_deploy"
 MAX_LINES = 400
 # Outside both halves of this change (envfile/ is another's); pinned at today's size so
 # it cannot grow, until it is split by concern.
-LONG_TODAY = {"sops_deploy.envfile.source": 430}
+LONG_TODAY: dict[str, int] = {}
 
 # Modules that another change is reworking: none left (the remote/ package split of
 # issue 14 point 2 has landed). Nothing may be added to it.

@@ -306,12 +306,16 @@ def test_job_summary_has_the_host_and_key_tables(tmp_path: Path) -> None:
     skipped = HostResult("deploy@web3:22", "skipped", note=SKIPPED_NOTE)
     reporter.summary("check", plan, [drift, failed, skipped])
     text = summary.read_text()
-    assert "| `deploy@web1:22` | drift |" in text
+    assert "| `deploy@web1:22` | ⚠️ drift |" in text
+    assert "| `deploy@web2:22` | ❌ failed: web2: connection refused |" in text
+    assert "added: in the encrypted file, missing on the host" in text  # the legend
     assert "| `deploy@web1:22` | `API_TOKEN` | changed |" in text
     assert "| `deploy@web1:22` | `(file mode)` | 0644 instead of 0600 |" in text
     assert "| `deploy@web2:22` | – | failed: web2: connection refused |" in text
     assert f"| `deploy@web3:22` | – | skipped: {SKIPPED_NOTE} |" in text
     assert "3 host(s): 1 drift, 1 failed, 1 skipped" in out.getvalue()
+    annotations = [line for line in out.getvalue().splitlines() if line.startswith("::error")]
+    assert len(annotations) == 2  # one per failed host, one per drifted host (check)
 
 
 def test_a_bug_on_one_host_fails_that_host_only(

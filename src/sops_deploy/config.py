@@ -228,6 +228,7 @@ class Settings:
     files: tuple[str, ...] = (DEFAULT_FILE,)
     required: tuple[str, ...] = ()
     schema: str | None = None
+    public_keys: tuple[str, ...] = ()  # keys whose values are shown, not masked
     format: str = "compose"
     allow_empty: bool = False  # a source with no key may deploy (an empty file)
     age: AgeKeySource = field(default_factory=AgeKeySource)

@@ -75,6 +75,9 @@ _OPTIONS = [
            help="keys that must be present and non-empty"),
     Option("schema", "--schema", ("SCHEMA",), "schema", path=True, metavar="PATH",
            help="schema file (schema.yaml or .env.example)"),
+    Option("public_keys", "--public-keys", ("PUBLIC_KEYS",), "public-keys", "list", (),
+           metavar="K1,K2",
+           help="keys whose values are not secrets: shown, never masked (README Masking)"),
     Option("format", "--format", ("FORMAT",), "format", default="compose", check=check_format,
            metavar="FMT", help=f"{' | '.join(FORMATS)}: who reads the .env (default compose)"),
     Option("allow_empty", "--allow-empty", ("ALLOW_EMPTY",), "allow-empty", "bool", False,
@@ -229,7 +232,7 @@ TARGET_FIELDS: dict[str, Option] = {
 
 # Which options each command has. The parsers are built from these groups, and only a
 # command's own options are resolved (a bad SOPS_DEPLOY_TIMEOUT does not fail `validate`).
-SOURCE = ("files", "required", "schema", "format", "allow_empty", "age_key_file")
+SOURCE = ("files", "required", "schema", "public_keys", "format", "allow_empty", "age_key_file")
 TARGET = (
     "hosts", "user", "port", "remote_path", "ssh_key_file", "known_hosts", "fingerprints",
     "insecure_any_host_key", "jump_host", "file_mode", "timeout", "retries", "parallel",

@@ -50,6 +50,7 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         "files": v["files"],
         "required": v["required"],
         "schema": v["schema"],
+        "public_keys": v["public_keys"],
         "format": v["format"],
         "allow_empty": v.get("allow_empty", False),
         "age": age_source(environ, v["age_key_file"], v.get("ssh_key_file")),

@@ -57,26 +57,34 @@ def decrypt_all(settings: Settings, sops_bin: str) -> list[tuple[sops.EncryptedF
 def build_plan(
     settings: Settings,
     decrypted: list[tuple[sops.EncryptedFile, bytes]],
-    mask: Callable[[list[str]], None],
+    mask: Callable[[list[str | tuple[str, str]]], None],
 ) -> Plan:
     """Parse, lint, check and render the decrypted files; all problems raised together.
 
-    `mask` receives every value as soon as it is parsed, before any problem is reported.
+    `mask` receives every secret (key, value) as soon as it is parsed, before any problem
+    is reported; values of public keys (`publicity.py`) are not masked.
     """
     if settings.format == "raw":
         mask(
-            [
+            [  # no keys, so nothing is public
                 line
                 for _, plaintext in decrypted
                 for line in plaintext.decode("utf-8", "replace").splitlines()
             ]
         )
         return _raw_plan(settings, decrypted)
+    from sops_deploy import publicity
+
+    public = publicity.load(
+        ((enc.path, enc.stored_format) for enc, _ in decrypted),
+        settings.schema,
+        settings.public_keys,
+    )
     problems: list[Problem] = []
     layers: list[list[Entry]] = []
     for enc, plaintext in decrypted:
         entries, found = parse_plaintext(enc, plaintext)
-        mask([e.value for e in entries])
+        mask([(e.key, e.value) for e in entries if not public.is_public(e.key, e.file)])
         problems += found + envfile.lint(entries)
         layers.append(entries)
     merged = envfile.merge(layers)

@@ -16,7 +16,8 @@ schema.yaml:
 
 A `.env.example` (any schema file not ending in .yaml/.yml/.json): every key it lists is
 required and non-empty, unless a comment on its line or the comment line just above says
-`optional` (then it may be missing or empty).
+`optional` (then it may be missing or empty); a comment there that says `public` marks the
+key public, like `secret: false` (README "Masking").
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ OPTIONS = ("required", "type", "choices", "pattern", "min-length", "allow-empty"
 _BOOLS = ("true", "false", "1", "0", "yes", "no", "on", "off")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _OPTIONAL = re.compile(r"\boptional\b", re.IGNORECASE)
+_PUBLIC = re.compile(r"\bpublic\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,14 @@ class Schema:
     path: str
     rules: dict[str, KeyRule] = field(default_factory=dict)
     allow_other_keys: bool = True
+
+    def public_keys(self) -> dict[str, str]:
+        """Keys this schema marks public, each with where it says so (`path:line`)."""
+        return {
+            key: f"{self.path}:{rule.line}" if rule.line else self.path
+            for key, rule in self.rules.items()
+            if not rule.secret
+        }
 
 
 class _Wants(Protocol):
@@ -224,7 +234,7 @@ def _rule(path: str, key_node: yaml.Node, node: yaml.Node) -> KeyRule:
 
 def _load_example(path: str, text: str) -> Schema:
     rules: dict[str, KeyRule] = {}
-    optional_next = False
+    optional_next = public_next = False
     for binding in parse_stream(io.StringIO(text)):
         original = binding.original.string
         leading = original[: len(original) - len(original.lstrip())]
@@ -234,13 +244,17 @@ def _load_example(path: str, text: str) -> Schema:
         if binding.key is None:
             comment = original.strip().splitlines()[-1] if original.strip() else ""
             optional_next = comment.startswith("#") and bool(_OPTIONAL.search(comment))
+            public_next = comment.startswith("#") and bool(_PUBLIC.search(comment))
             continue
         if not KEY_RE.match(binding.key):
             raise _bad(path, line, f"{binding.key!r} is not a valid key name", "rename it")
         inline = original.split("#", 1)[1] if "#" in original else ""
         optional = optional_next or bool(_OPTIONAL.search(inline))
-        rules[binding.key] = KeyRule(binding.key, line, required=not optional, allow_empty=optional)
-        optional_next = False
+        public = public_next or bool(_PUBLIC.search(inline))
+        rules[binding.key] = KeyRule(
+            binding.key, line, required=not optional, allow_empty=optional, secret=not public
+        )
+        optional_next = public_next = False
     return Schema(path, rules, allow_other_keys=True)
 
 

@@ -44,7 +44,19 @@ def _problem(
 
 def _key_of_line(text: str) -> str | None:
     m = _KEY_HEAD.match(text)
-    return m.group(1) if m and len(m.group(1)) < 80 else None
+    if not m or len(m.group(1)) >= 80:
+        return None
+    return None if looks_like_value(m.group(1), text[m.end() :]) else m.group(1)
+
+
+def looks_like_value(key: str, value: str) -> bool:
+    """Whether a "key" is more likely a fragment of a value than a name: a base64 or PEM
+    continuation line (`MIIEvQIB...==` reads as key `MIIEvQIB...`, value `=`), or a long
+    mixed-case name with digits. Such a key is reported by its line only, never by text."""
+    if not _NAME_LIKE.match(key) or value.startswith("="):
+        return True
+    mixed = any(c.islower() for c in key) and any(c.isupper() for c in key)
+    return len(key) >= 12 and mixed and any(c.isdigit() for c in key)
 
 
 def decode(plaintext: bytes, source: str) -> tuple[str, list[Problem]]:
@@ -274,8 +286,22 @@ def lint(entries: Iterable[Entry]) -> list[Problem]:
     seen: dict[tuple[str, str], int | None] = {}
     for e in entries:
         # Only a name-like key is shown: a long or odd one may be a pasted value.
-        shown = e.key if _NAME_LIKE.match(e.key) else None
-        if not KEY_RE.match(e.key):
+        fragment = looks_like_value(e.key, e.value)
+        shown = None if fragment else e.key
+        if fragment and KEY_RE.match(e.key):
+            problems.append(
+                _problem(
+                    e.file,
+                    e.line,
+                    None,
+                    "value-fragment",
+                    "the line looks like part of a multi-line value (base64 or PEM text), "
+                    "not KEY=value",
+                    'quote the whole multi-line value: KEY="first line\\nnext line" (or '
+                    "with real line breaks inside the double quotes), then re-encrypt",
+                )
+            )
+        elif not KEY_RE.match(e.key):
             problems.append(
                 _problem(
                     e.file,
@@ -297,7 +323,7 @@ def lint(entries: Iterable[Entry]) -> list[Problem]:
                     "rename the key",
                 )
             )
-        elif e.key != e.key.upper():
+        elif e.key != e.key.upper() and not fragment:
             problems.append(
                 Problem(
                     e.file,
@@ -309,7 +335,7 @@ def lint(entries: Iterable[Entry]) -> list[Problem]:
                     "warning",
                 )
             )
-        if e.value == "":
+        if e.value == "" and not fragment:
             problems.append(
                 Problem(
                     e.file,

@@ -190,12 +190,19 @@ def _decrypt(
 
     if settings.format == "raw":
         raise UsageError("--format raw has no keys to sync", "use a dotenv, yaml or json file")
+    from sops_deploy import publicity
+
     decrypted = deploy.decrypt_all(settings, sops_bin)
+    public = publicity.load(
+        ((enc.path, enc.stored_format) for enc, _ in decrypted),
+        settings.schema,
+        settings.public_keys,
+    )
     problems: list[Problem] = []
     layers = []
     for enc, plaintext in decrypted:
         entries, found = deploy.parse_plaintext(enc, plaintext)
-        reporter.mask([e.value for e in entries])
+        reporter.mask([(e.key, e.value) for e in entries if not public.is_public(e.key, e.file)])
         problems += found + envfile.lint(entries)
         layers.append(entries)
     merged = envfile.merge(layers)

@@ -286,7 +286,7 @@ def run_doctor(settings: Settings, config: Path | None, reporter: Reporter) -> N
         if not check.ok:
             failed += 1
             if check.fix:
-                reporter.line(f"    fix: {check.fix}")
+                reporter.line(f"    fix: {reporter.fix(check.fix)}")
     if failed:
         reporter.line(f"{failed} check(s) failed")
         raise ChecksFailed(f"{failed} check(s) failed")

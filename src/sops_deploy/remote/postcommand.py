@@ -17,7 +17,6 @@ from sops_deploy.remote.connection import Connection
 from sops_deploy.remote.failures import IO_ERRORS, lost
 
 OUTPUT_TAIL_LINES = 20
-OUTPUT_LINE_CHARS = 300
 OUTPUT_KEEP_BYTES = 65536
 
 
@@ -78,5 +77,5 @@ def run_command(
     finally:
         chan.close()
     lines = buf.decode("utf-8", "replace").splitlines()[-OUTPUT_TAIL_LINES:]
-    tail = [ln[:OUTPUT_LINE_CHARS] for ln in lines]
-    return CommandRun(label, status, tail, time.monotonic() - started, timed_out)
+    # Lines are cut by the Reporter, after redaction: a cut here could split a value.
+    return CommandRun(label, status, lines, time.monotonic() - started, timed_out)
