@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from sops_deploy import publicity
 from sops_deploy.envfile import Entry
 from sops_deploy.github import names
 from sops_deploy.github.client import Remote
@@ -281,4 +282,4 @@ def test_keys_sops_stores_unencrypted_are_public(
         ).stdout
         enc = tmp_path / f"enc.{fmt}"
         enc.write_bytes(out)
-        assert names.unencrypted_keys(str(enc), fmt) == {"PUBLIC_URL"}, fmt
+        assert publicity.clear_keys(str(enc), fmt) == {"PUBLIC_URL"}, fmt

@@ -156,6 +156,36 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
     assert "| create | secret | `API_TOKEN` | missing on GitHub |" in summary
 
 
+@pytest.mark.parametrize(
+    ("extra", "files"),
+    [
+        pytest.param(("--public-keys", "PUBLIC_URL"), {}, id="public-keys-flag"),
+        pytest.param(
+            ("--schema", ".env.example"),
+            {".env.example": "DATABASE_URL=\nAPI_TOKEN=\nTLS_KEY=\nPUBLIC_URL=  # public\n"},
+            id="env-example-public-comment",
+        ),
+    ],
+)
+def test_keys_public_by_the_masking_policy_become_variables(
+    sync: Callable[..., CliResult],
+    encrypt: Callable[..., Path],
+    github: GitHubApi,
+    extra: tuple[str, ...],
+    files: dict[str, str],
+) -> None:
+    """Every way the masking policy makes a key public also makes it a variable, not a secret."""
+    enc = encrypt(PLAIN)
+    for name, text in files.items():
+        (enc.parent / name).write_text(text)
+    result = sync("--file", str(enc), *extra, "--dry-run")
+    assert result.returncode == 0, result.output
+    assert row(result.stdout, "create", "variable", "PUBLIC_URL")
+    assert row(result.stdout, "create", "secret", "API_TOKEN", "missing on GitHub")
+    assert not row(result.stdout, "create", "secret", "PUBLIC_URL")
+    assert github.writes() == []
+
+
 def test_environment_and_dependabot_scopes_keys_and_prefix(
     sync: Callable[..., CliResult], encrypt: Callable[..., Path], github: GitHubApi
 ) -> None:

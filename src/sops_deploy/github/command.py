@@ -26,6 +26,7 @@ from sops_deploy.github.client import DEFAULT_API, Api, Client, Scope
 from sops_deploy.report import Reporter
 
 if TYPE_CHECKING:
+    from sops_deploy.publicity import Publicity
     from sops_deploy.sops import EncryptedFile
 
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -139,16 +140,15 @@ def cmd_github_sync(request: SyncRequest, reporter: Reporter) -> None:
     scope = opts.scope
     client = Client(request.token, request.api_base, perms=scope.permissions)
 
-    decrypted, secrets = _decrypt(settings, reporter, tools.find_sops(settings.tools))
+    decrypted, secrets, publicity = _decrypt(settings, reporter, tools.find_sops(settings.tools))
     chosen = select(secrets, opts.keys)
     problems = names.name_problems(opts.prefix, chosen)
     if problems:
         raise ValidationError(
             problems, "rename the keys (or pass --prefix APP_); nothing was written to GitHub"
         )
-    public = names.schema_public_keys(settings.schema)
-    for enc, _ in decrypted:
-        public |= names.unencrypted_keys(enc.path, enc.stored_format)
+    # The masking policy's public keys (publicity.py) become variables, the rest secrets.
+    public = {e.key for e in secrets.values() if publicity.is_public(e.key, e.file)}
     want = wanted(chosen, opts.prefix, public, scope)
     everything = wanted(list(secrets.values()), opts.prefix, public, scope)
     in_file = {
@@ -183,7 +183,7 @@ def cmd_github_sync(request: SyncRequest, reporter: Reporter) -> None:
 
 def _decrypt(
     settings: Settings, reporter: Reporter, sops_bin: str
-) -> tuple[list[tuple[EncryptedFile, bytes]], Secrets]:
+) -> tuple[list[tuple[EncryptedFile, bytes]], Secrets, Publicity]:
     """Decrypt, parse, lint and schema-check every file (as `validate` does); values masked."""
     from sops_deploy import deploy, envfile, schema
     from sops_deploy.errors import Problem
@@ -210,7 +210,7 @@ def _decrypt(
     if any(p.severity == "error" for p in problems):
         raise ValidationError(problems)
     reporter.problems(problems)
-    return decrypted, merged
+    return decrypted, merged, public
 
 
 def _report(

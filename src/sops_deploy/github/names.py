@@ -13,12 +13,8 @@ same definition.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
-from pathlib import Path
-
-import yaml
 
 from sops_deploy.envfile import Entry
 from sops_deploy.errors import Problem
@@ -76,40 +72,3 @@ def name_problems(prefix: str, entries: Iterable[Entry]) -> list[Problem]:
             )
         seen.setdefault(name.upper(), name)
     return problems
-
-
-def unencrypted_keys(path: str, stored_format: str) -> set[str]:
-    """Keys whose value sops stored in clear text in the encrypted file at `path`."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return set()
-    if stored_format == "dotenv":
-        out = set()
-        for line in text.splitlines():
-            m = _DOTENV_LINE.match(line)
-            if m and not m.group(1).startswith("sops_") and not m.group(2).startswith("ENC["):
-                out.add(m.group(1))
-        return out
-    if stored_format not in ("yaml", "json"):
-        return set()
-    try:
-        doc = json.loads(text) if stored_format == "json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError):
-        return set()
-    if not isinstance(doc, dict):
-        return set()
-    return {
-        str(k)
-        for k, v in doc.items()
-        if k != "sops" and not (isinstance(v, str) and v.startswith("ENC["))
-    }
-
-
-def schema_public_keys(schema_path: str | None) -> set[str]:
-    """Keys a schema.yaml marks `secret: false`."""
-    if not schema_path or not schema_path.endswith((".yaml", ".yml", ".json")):
-        return set()
-    from sops_deploy import schema
-
-    return {k for k, rule in schema.load(schema_path).rules.items() if not rule.secret}
