@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import AgeIdentity
+from tests.support import AgeIdentity, CliResult
 
 PROBE = """
 import contextlib, io, json, sys
@@ -73,3 +73,14 @@ def test_validate_never_loads_paramiko(
     unused = {"urllib.request", "http.client", "ssl", "tarfile", "platform", "yaml", "socket"}
     assert not unused & modules
     assert "sops_deploy.deploy" not in modules
+
+
+def test_a_log_that_cannot_show_unicode_gets_escapes_not_a_traceback(
+    cli: Callable[..., CliResult], encrypt: Callable[..., Path]
+) -> None:
+    """PYTHONIOENCODING=ascii: the ✓ and → of the report arrive as backslash escapes."""
+    enc = encrypt("DATABASE_URL=postgres://u:Ascii-Pw1@db/app\n")
+    result = cli("validate", "--file", str(enc), env={"PYTHONIOENCODING": "ascii"})
+    assert result.returncode == 0, result.output
+    assert "Traceback" not in result.output
+    assert "\\u" in result.output  # the report's non-ASCII marks, escaped

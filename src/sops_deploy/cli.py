@@ -314,4 +314,10 @@ def entrypoint() -> None:
     # runs `Match exec` with /bin/sh), so this process keeps invoke out (paramiko then
     # treats it as not installed).
     sys.modules.setdefault("invoke", None)  # type: ignore[arg-type]
+    # A log that cannot show a character (PYTHONIOENCODING=ascii, a C locale) gets it as a
+    # backslash escape instead of a traceback; redaction has run before any text is encoded.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     sys.exit(main(sys.argv[1:]))
