@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +53,56 @@ def wheelhouse() -> Path:
     return path
 
 
+def run_act(
+    workflow: str,
+    cache: Path,
+    work_dir: Path,
+    inputs: Mapping[str, str],
+    secrets: Mapping[str, str],
+) -> ActRun:
+    """One `act workflow_dispatch` of `workflow`: the pinned sops on PATH, the action's wheels
+    from the local wheelhouse, the secrets in a file (removed after the run), and none of this
+    process's SOPS_/AGE_/SSH_/GitHub variables."""
+    secret_file = work_dir / "act-secrets.env"
+    secret_file.write_text("".join(f"{k}={json.dumps(v)}\n" for k, v in secrets.items()))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SOPS_", "AGE_", "SSH_", "GITHUB_", "GH_", "RUNNER_", "PYTEST_"))
+    }
+    sops_dir = Path(tools.find_sops(tool_places(os.environ))).parent
+    env["PATH"] = f"{sops_dir}{os.pathsep}{env['PATH']}"
+    args = [
+        str(ACT),
+        "workflow_dispatch",
+        "-W",
+        workflow,
+        "-P",
+        "ubuntu-latest=-self-hosted",
+        "--action-cache-path",
+        str(cache),
+        "--cache-server-addr",
+        "127.0.0.1",
+        "--secret-file",
+        str(secret_file),
+        "--env",
+        f"SD_REPO={REPO}",
+        "--env",
+        "PIP_NO_INDEX=1",
+        "--env",
+        f"PIP_FIND_LINKS={wheelhouse()}",
+    ]
+    for key, value in inputs.items():
+        args += ["--input", f"{key}={value}"]
+    try:
+        proc = subprocess.run(
+            args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+    finally:
+        secret_file.unlink()
+    return ActRun(proc.returncode, proc.stdout + proc.stderr)
+
+
 @pytest.fixture(scope="session")
 def act_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """act's cache (and so the runner tool cache) for the session: the venv is built once."""
@@ -64,48 +114,7 @@ def act(act_cache: Path, tmp_path: Path, secret_values: set[str]) -> Callable[..
     """Run the test workflow with act; asserts that no secret value reaches act's output."""
 
     def _run(inputs: dict[str, str], secrets: dict[str, str]) -> ActRun:
-        secret_file = tmp_path / "act-secrets.env"
-        secret_file.write_text("".join(f"{k}={json.dumps(v)}\n" for k, v in secrets.items()))
-        sops_dir = str(Path(tools.find_sops(tool_places(os.environ))).parent)
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("SOPS_", "AGE_", "SSH_", "GITHUB_", "RUNNER_", "PYTEST_"))
-        }
-        env["PATH"] = f"{sops_dir}{os.pathsep}{env['PATH']}"
-        args = [
-            str(ACT),
-            "workflow_dispatch",
-            "-W",
-            WORKFLOW,
-            "-P",
-            "ubuntu-latest=-self-hosted",
-            "--action-cache-path",
-            str(act_cache),
-            "--cache-server-addr",
-            "127.0.0.1",
-            "--secret-file",
-            str(secret_file),
-            "--env",
-            f"SD_REPO={REPO}",
-            "--env",
-            "PIP_NO_INDEX=1",
-            "--env",
-            f"PIP_FIND_LINKS={wheelhouse()}",
-        ]
-        for key, value in inputs.items():
-            args += ["--input", f"{key}={value}"]
-        proc = subprocess.run(
-            args,
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        secret_file.unlink()
-        run = ActRun(proc.returncode, proc.stdout + proc.stderr)
+        run = run_act(WORKFLOW, act_cache, tmp_path, inputs, secrets)
         assert_no_secrets(run.output, secret_values)
         return run
 

@@ -3,19 +3,14 @@ GitHub API stand-in (tests/github_api.py) on 127.0.0.1."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from sops_deploy import tools
-from sops_deploy.environment import tool_places
 from tests.github_api import GitHubApi
-from tests.support import REPO, AgeIdentity, assert_no_secrets
-from tests.test_action import ACT, ActRun, act_cache, wheelhouse  # noqa: F401 (act_cache: a fixture)
+from tests.support import AgeIdentity, assert_no_secrets
+from tests.test_action import ActRun, act_cache, run_act  # noqa: F401 (act_cache: a fixture)
 
 WORKFLOW = "tests/workflows/github-sync-test.yml"
 TOKEN = "ghp_act_sync_token_0a1b2c3d4e5f"
@@ -40,45 +35,9 @@ def act_sync(
     secret_values.add(TOKEN)
 
     def _run(inputs: dict[str, str]) -> ActRun:
-        secret_file = tmp_path / "act-secrets.env"
         secrets = {"AGE_KEY": age_id.secret, "SYNC_TOKEN": TOKEN}
-        secret_file.write_text("".join(f"{k}={json.dumps(v)}\n" for k, v in secrets.items()))
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("SOPS_", "AGE_", "SSH_", "GITHUB_", "GH_", "RUNNER_", "PYTEST_"))
-        }
-        env["PATH"] = (
-            f"{Path(tools.find_sops(tool_places(os.environ))).parent}{os.pathsep}{env['PATH']}"
-        )
-        args = [
-            str(ACT),
-            "workflow_dispatch",
-            "-W",
-            WORKFLOW,
-            "-P",
-            "ubuntu-latest=-self-hosted",
-            "--action-cache-path",
-            str(act_cache),
-            "--cache-server-addr",
-            "127.0.0.1",
-            "--secret-file",
-            str(secret_file),
-            "--env",
-            f"SD_REPO={REPO}",
-            "--env",
-            "PIP_NO_INDEX=1",
-            "--env",
-            f"PIP_FIND_LINKS={wheelhouse()}",
-        ]
         all_inputs = {"repo": "octo-org/app", "github-api-url": github.url, **inputs}
-        for key, value in all_inputs.items():
-            args += ["--input", f"{key}={value}"]
-        proc = subprocess.run(
-            args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
-        )
-        secret_file.unlink()
-        run = ActRun(proc.returncode, proc.stdout + proc.stderr)
+        run = run_act(WORKFLOW, act_cache, tmp_path, all_inputs, secrets)
         assert_no_secrets(run.output, secret_values)
         return run
 

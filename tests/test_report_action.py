@@ -4,19 +4,15 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from sops_deploy import tools
-from sops_deploy.environment import tool_places
 from tests.sshd import Sshd
-from tests.support import REPO, AgeIdentity, assert_no_secrets
-from tests.test_action import ACT, wheelhouse
+from tests.support import AgeIdentity, assert_no_secrets
+from tests.test_action import run_act
 
 WORKFLOW = "tests/workflows/masking-test.yml"
 SECRET_TOKEN = "tok_mask_4d3e2f1a0b"
@@ -72,42 +68,6 @@ def test_public_values_reach_later_steps_and_secret_lines_stay_masked(
 
 
 def _act(inputs: dict[str, str], secrets: dict[str, str], tmp_path: Path) -> str:
-    secret_file = tmp_path / "act-secrets.env"
-    secret_file.write_text("".join(f"{k}={json.dumps(v)}\n" for k, v in secrets.items()))
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SOPS_", "AGE_", "SSH_", "GITHUB_", "RUNNER_", "PYTEST_"))
-    }
-    sops_dir = Path(tools.find_sops(tool_places(os.environ))).parent
-    env["PATH"] = f"{sops_dir}{os.pathsep}{env['PATH']}"
-    args = [
-        str(ACT),
-        "workflow_dispatch",
-        "-W",
-        WORKFLOW,
-        "-P",
-        "ubuntu-latest=-self-hosted",
-        "--action-cache-path",
-        str(tmp_path / "act-cache"),
-        "--cache-server-addr",
-        "127.0.0.1",
-        "--secret-file",
-        str(secret_file),
-        "--env",
-        f"SD_REPO={REPO}",
-        "--env",
-        "PIP_NO_INDEX=1",
-        "--env",
-        f"PIP_FIND_LINKS={wheelhouse()}",
-    ]
-    for key, value in inputs.items():
-        args += ["--input", f"{key}={value}"]
-    try:
-        proc = subprocess.run(
-            args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
-        )
-    finally:
-        secret_file.unlink()
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    return proc.stdout + proc.stderr
+    run = run_act(WORKFLOW, tmp_path / "act-cache", tmp_path, inputs, secrets)
+    assert run.returncode == 0, run.output[-4000:]
+    return run.output
