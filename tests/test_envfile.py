@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from sops_deploy import envfile
 from sops_deploy.envfile import Entry
 from sops_deploy.envfile import source as source_module
-from sops_deploy.envfile.source import parse_dotenv_reference
+from sops_deploy.envfile.source import parse_dotenv_reference, read_statements
 from tests.support import CliResult
 
 Cli = Callable[..., CliResult]
@@ -337,9 +338,9 @@ _LINE = st.one_of(
 )
 @given(lines=st.lists(_LINE, max_size=8), final_newline=st.booleans())
 def test_fast_reader_equals_parse_stream(lines: list[str], final_newline: bool) -> None:
-    """Entries (key, value, line) and problems of parse_dotenv equal the reference's."""
+    """Entries (key, value, line) and problems of read_statements equal the reference's."""
     text = "\n".join(lines) + ("\n" if final_newline else "")
-    assert envfile.parse_dotenv(text, "f") == parse_dotenv_reference(text, "f")
+    assert read_statements(text, "f") == parse_dotenv_reference(text, "f")
 
 
 def test_fast_reader_is_linear_in_keys(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -362,3 +363,85 @@ def test_fast_reader_is_linear_in_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     assert problems == []
     assert entries[-1] == Entry("Q9999", "a # 9999\nb", "f", 20_000)
     assert calls == []
+
+
+# --- value fragments: only a pasted continuation line, never a line the readers read -----
+
+NEAREST_VALID = (
+    'JWT_PAD="=lead"\n'
+    'EQ_ONLY="="\n'
+    'X="==x=="\n'
+    "K==bare\n"
+    "PAD==\n"
+    "Auth0ClientSecret=s\n"
+    "AzureAdB2CTenant1=t\n"
+    "S3Bucket2Name=b\n"
+    "SAML2_IDP_x509=null\n"
+    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC==\n"
+    'PEM="-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nAQAB==\n-----END KEY-----"\n'
+)
+
+
+def test_lines_the_readers_read_as_key_value_are_never_fragments() -> None:
+    """Values starting with `=`, CamelCase keys with digits and a lone base64-looking line
+    are KEY=value for every reader: read as such, no error (warnings only)."""
+    entries, problems = envfile.parse_dotenv(NEAREST_VALID, "f.env")
+    problems += envfile.lint(entries)
+    assert [p for p in problems if p.severity == "error"] == []
+    values = {e.key: e.value for e in entries}
+    assert values["JWT_PAD"] == "=lead"
+    assert values["EQ_ONLY"] == "="
+    assert values["X"] == "==x=="
+    assert values["K"] == "=bare"
+    assert values["PAD"] == "="
+    assert values["Auth0ClientSecret"] == "s"
+    assert values["SAML2_IDP_x509"] == "null"
+    assert values["MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"] == "="
+    assert values["PEM"].endswith("AQAB==\n-----END KEY-----")
+    shown = {p.key for p in problems}
+    assert "Auth0ClientSecret" in shown  # a lowercase-key warning names a real key
+    assert "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" not in shown  # a base64-like one by line only
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        pytest.param(
+            "TLS=-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC==\n"
+            "-----END PRIVATE KEY-----\n",
+            2,
+            id="pem-unquoted",
+        ),
+        pytest.param(
+            "A=1\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBgkqhkiG9w0BAQEF+AASC/yz=\nB=2\n",
+            3,
+            id="base64-after-bare-line",
+        ),
+    ],
+)
+def test_a_pasted_multiline_value_is_a_fragment_by_line_only(text: str, line: int) -> None:
+    """The padded last line of an unquoted pasted block is a value-fragment error, by line."""
+    entries, problems = envfile.parse_dotenv(text, "f.env")
+    problems += envfile.lint(entries)
+    fragments = [p for p in problems if p.rule == "value-fragment"]
+    assert [(p.line, p.key) for p in fragments] == [(line, None)]
+    assert not [p for p in problems if "MIIE" in str(p) or "Bgkq" in str(p)]
+    assert all(not e.key.startswith(("MIIE", "Bgkq")) for e in entries)
+
+
+def test_validate_accepts_the_nearest_valid_lines_in_every_format(
+    cli: Cli, encrypt: Callable[..., Path]
+) -> None:
+    """The lines the old heuristic refused validate cleanly for each output format."""
+    enc = encrypt(NEAREST_VALID, fmt="binary")
+    for fmt in ("compose", "dotenv", "shell", "docker", "systemd", "node", "raw", "files"):
+        result = cli("validate", "--file", str(enc), "--format", fmt)
+        assert "value-fragment" not in result.output, (fmt, result.output)
+        base64_like = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"
+        assert base64_like not in result.output  # named by line only
+        assert base64_like.upper() not in result.output  # not even in a rename fix
+        errors = re.findall(r"^error: \S+:\d+: (\S+): \[(\S+)\]", result.stderr, re.M)
+        if fmt == "docker":  # the one documented class: docker reads one line per value
+            assert (result.returncode, errors) == (4, [("PEM", "unrepresentable")]), result.output
+        else:
+            assert (result.returncode, errors) == (0, []), (fmt, result.output)

@@ -136,7 +136,7 @@ class Reporter:
         from sops_deploy.envfile.source import looks_like_value
 
         for p in problems:
-            if p.key and looks_like_value(p.key, ""):  # a fragment of a value: by line only
+            if p.key and looks_like_value(p.key):  # a fragment of a value: by line only
                 p = dataclasses.replace(p, key=None)
             fix = self.fix(p.fix)
             if self.github:
