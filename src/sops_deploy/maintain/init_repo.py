@@ -21,7 +21,7 @@ from pathlib import Path
 from sops_deploy import agekey, envfile, sops, tools
 from sops_deploy.config import InitOptions
 from sops_deploy.errors import Problem, UsageError, ValidationError
-from sops_deploy.maintain import sopscmd, sopsconfig
+from sops_deploy.maintain import sopscmd, sopsconfig, storedform
 from sops_deploy.report import Reporter
 
 KEY_FILE = "secrets/age-key.txt"
@@ -44,7 +44,8 @@ def run_init(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool]) 
             "pass --force to replace them (secrets/age-key.txt is never replaced: "
             "it is reused), or move them away first (see README#faq-init-overwrite)",
         )
-    plaintext = _read_plaintext(opts.from_env, reporter) if opts.from_env else None
+    read = _read_plaintext(opts.from_env, reporter) if opts.from_env else None
+    plaintext = read[0] if read else None
     pinned = _pin_host(opts, reporter, ask) if opts.host else None
     sops_bin = tools.find_sops(opts.tools) if plaintext is not None else None
 
@@ -57,8 +58,8 @@ def run_init(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool]) 
     reporter.info(
         f"✓ wrote {sopsconfig.CONFIG_NAME}: {ENCRYPTED} is encrypted for {', '.join(recipients)}"
     )
-    if plaintext is not None and sops_bin is not None and opts.from_env is not None:
-        _encrypt(sops_bin, opts, plaintext, key_path, config, reporter)
+    if read is not None and sops_bin is not None and opts.from_env is not None:
+        _encrypt(sops_bin, opts, read, key_path, config, reporter)
         _maybe_delete(opts, ask, reporter)
     if pinned is not None:
         (root / KNOWN_HOSTS).write_text(pinned + "\n", encoding="utf-8")
@@ -71,7 +72,7 @@ def run_init(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool]) 
         reporter.line(line)
 
 
-def _read_plaintext(path: Path, reporter: Reporter) -> dict[str, str]:
+def _read_plaintext(path: Path, reporter: Reporter) -> tuple[dict[str, str], storedform.Stored]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -83,25 +84,39 @@ def _read_plaintext(path: Path, reporter: Reporter) -> dict[str, str]:
     entries, problems = envfile.parse_dotenv(text, str(path))
     reporter.mask(e.value for e in entries)
     problems += envfile.lint(entries)
-    problems += [
-        Problem(
-            str(path),
-            e.line,
-            e.key,
-            "multi-line",
-            "the value spans several lines, which sops's dotenv format cannot store",
-            "write it on one line (e.g. base64), or keep it in its own sops-encrypted file",
-        )
-        for e in entries
-        if "\n" in e.value or "\r" in e.value
-    ]
     if not entries and not problems:
         problems.append(
             Problem(str(path), None, None, "empty", "no KEY=value line", "add your secrets")
         )
     if any(p.severity == "error" for p in problems):
         raise ValidationError(problems, f"fix {path} and run init again; nothing was written")
-    return {e.key: e.value for e in entries}
+    stored = storedform.for_sops(text)
+    if stored.unstorable:
+        raise ValidationError(
+            [
+                Problem(
+                    str(path),
+                    line,
+                    key,
+                    "multi-line",
+                    "no one-line form of this value reads back exactly",
+                    "keep it in its own sops-encrypted file",
+                )
+                for line, key in stored.unstorable
+            ],
+            f"fix {path} and run init again; nothing was written",
+        )
+    for line, key in stored.rewritten:
+        reporter.info(
+            f"  {path}:{line}: {key} spans several lines; stored on one line as "
+            '"…\\n…" (the deploy reads back the same line breaks)'
+        )
+    for line in stored.blanked:
+        reporter.info(
+            f"  {path}:{line}: a line of only spaces or tabs, which sops's dotenv store "
+            "refuses; stored as an empty line"
+        )
+    return {e.key: e.value for e in entries}, stored
 
 
 def _pin_host(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool]) -> str:
@@ -180,16 +195,19 @@ def _ignore(root: Path, names: list[str]) -> None:
 def _encrypt(
     sops_bin: str,
     opts: InitOptions,
-    plaintext: dict[str, str],
+    read: tuple[dict[str, str], storedform.Stored],
     key_path: Path,
     config: Path,
     reporter: Reporter,
 ) -> None:
     root, source = opts.root, opts.from_env
     assert source is not None
+    plaintext, stored = read
     target = root / ENCRYPTED
     key = sops.AgeKeySource(file=str(key_path), base=opts.tools.env)
-    data = sopscmd.encrypt_dotenv(sops_bin, source, target.relative_to(root), key, config)
+    data = sopscmd.encrypt_dotenv(
+        sops_bin, stored.text.encode("utf-8"), str(source), target.relative_to(root), key, config
+    )
     target.write_bytes(data)
     # Prove the round trip before anyone deletes the plaintext: same keys, same values.
     enc = sops.inspect(str(target))

@@ -49,9 +49,15 @@ def run(
 
 
 def encrypt_dotenv(
-    sops_bin: str, plaintext_path: Path, target: Path, key: sops.AgeKeySource, config: Path
+    sops_bin: str,
+    plaintext: bytes,
+    source: str,
+    target: Path,
+    key: sops.AgeKeySource,
+    config: Path,
 ) -> bytes:
-    """The sops-encrypted form of a plaintext dotenv file, by the rule for `target`."""
+    """The sops-encrypted form of plaintext dotenv text (through stdin), by the rule for
+    `target`; `source` names the plaintext in messages."""
     return run(
         sops_bin,
         [
@@ -62,10 +68,11 @@ def encrypt_dotenv(
             "dotenv",
             "--filename-override",
             str(target),
-            str(plaintext_path),
+            "/dev/stdin",
         ],
         key,
-        what=str(plaintext_path),
+        what=source,
+        stdin=plaintext,
         config=config,
     )
 
