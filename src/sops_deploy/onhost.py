@@ -49,6 +49,12 @@ class HostResult:
     format: str = ""
 
     @property
+    def why(self) -> str:
+        """The error's message without the host it starts with (the line names the host)."""
+        message = self.error.message if self.error is not None else ""
+        return message.removeprefix(f"{self.host}: ")
+
+    @property
     def reason(self) -> str:
         """One line for the result table: the error, the skip, or what differs. No values."""
         if self.error is not None:

@@ -181,7 +181,7 @@ class Reporter:
                 # the server's text: redacted, neutralised, and only then cut
                 self._write_clean(self.err, f"    | {workflow.cut(self._clean(line))}")
         if r.failed and r.error is not None:
-            self._write(self.err, f"✗ {r.host}: {r.error.message}")
+            self._write(self.err, f"✗ {r.host}: {r.why}")
             if r.error.hint:
                 self._write(self.err, f"    fix: {self.fix(r.error.hint)}")
             return
@@ -205,7 +205,7 @@ class Reporter:
         for r in results:
             if r.failed and r.error is not None:
                 hint = self.fix(r.error.hint) if r.error.hint else ""
-                text = f"{r.host}: {r.error.message}" + (f" — fix: {hint}" if hint else "")
+                text = f"{r.host}: {r.why}" + (f" — fix: {hint}" if hint else "")
                 self._command("error", text, title=f"{r.error.title}: {r.host}")
             elif r.status == "drift":
                 kind = "error" if command == "check" else "warning"

@@ -32,6 +32,7 @@ class Check:
     ok: bool
     detail: str = ""
     fix: str = ""
+    warning: bool = False  # holds, but something is missing: `!`, with its fix; not a failure
 
 
 def _failed(name: str, exc: SopsDeployError) -> Check:
@@ -192,7 +193,7 @@ def _ssh_checks(settings: Settings, spec: HostSpec) -> Iterator[Check]:
         with keys(settings).gather(resolved) as found:
             if not found.keys:  # doctor still checks the host key; login is not tried
                 error = identities.nothing_to_offer(found, ci=settings.ci)
-                yield Check(f"keys for {spec.host}", True, f"{error.message}; {error.hint}")
+                yield Check(f"keys for {spec.host}", True, error.message, error.hint, warning=True)
             else:
                 yield Check(f"keys for {spec.host}", True, found.describe())
     except SopsDeployError as exc:
@@ -279,18 +280,18 @@ def _host_check(settings: Settings, spec: HostSpec, warn: Callable[[str], None])
 
 
 def run_doctor(settings: Settings, config: Path | None, reporter: Reporter) -> None:
-    failed = 0
+    failed = warned = 0
     for check in checks(settings, config, reporter):
-        mark = "✓" if check.ok else "✗"
+        mark = "✗" if not check.ok else "!" if check.warning else "✓"
         reporter.line(f"{mark} {check.name}" + (f": {check.detail}" if check.detail else ""))
-        if not check.ok:
-            failed += 1
-            if check.fix:
-                reporter.line(f"    fix: {reporter.fix(check.fix)}")
+        failed += not check.ok
+        warned += check.ok and check.warning
+        if (not check.ok or check.warning) and check.fix:
+            reporter.line(f"    fix: {reporter.fix(check.fix)}")
     if failed:
         reporter.line(f"{failed} check(s) failed")
         raise ChecksFailed(f"{failed} check(s) failed")
-    reporter.line("all checks passed")
+    reporter.line("all checks passed" + (f", {warned} warning(s) (!)" if warned else ""))
 
 
 def keys(settings: Settings) -> identities.KeyInputs:

@@ -60,7 +60,6 @@ def run_init(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool]) 
     )
     if read is not None and sops_bin is not None and opts.from_env is not None:
         _encrypt(sops_bin, opts, read, key_path, config, reporter)
-        _maybe_delete(opts, ask, reporter)
     if pinned is not None:
         (root / KNOWN_HOSTS).write_text(pinned + "\n", encoding="utf-8")
         reporter.info(f"✓ pinned the host key in {KNOWN_HOSTS}")
@@ -70,6 +69,8 @@ def run_init(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool]) 
     reporter.info(f"✓ wrote {WORKFLOW}")
     for line in next_steps(opts, has_secrets=plaintext is not None).splitlines():
         reporter.line(line)
+    if read is not None:  # asked last: after "Back up secrets/age-key.txt" (step 1)
+        _maybe_delete(opts, ask, reporter)
 
 
 def _read_plaintext(path: Path, reporter: Reporter) -> tuple[dict[str, str], storedform.Stored]:
@@ -230,7 +231,10 @@ def _maybe_delete(opts: InitOptions, ask: Callable[[str], bool], reporter: Repor
     # --yes does not delete: the plaintext is the user's only copy if secrets/age-key.txt
     # (git-ignored, so `git clean -x` removes it) is lost. Deleting takes --delete-plaintext
     # or an explicit interactive "y".
-    if opts.delete_plaintext or (not opts.yes and ask(f"Delete the plaintext {source}? [y/N] ")):
+    if opts.delete_plaintext or (
+        not opts.yes
+        and ask(f"Backed up {KEY_FILE} (step 1)? Then delete the plaintext {source}? [y/N] ")
+    ):
         source.unlink()
         reporter.info(f"✓ deleted the plaintext {source}")
     else:
