@@ -166,6 +166,7 @@ def check_post_command(command: str) -> str:
 
 
 DEFAULT_CACHE = Path("~/.cache/sops-deploy").expanduser()
+DEFAULT_RECORDS = Path("~/.local/state/sops-deploy/tools").expanduser()
 FILES_MODE = 0o400  # the default mode of each file of a `files` target
 
 
@@ -211,6 +212,9 @@ class ToolPlaces:
     cache: Path
     sops: str | None = None
     env: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # this user's own digests of what it installed into the cache (see toolcheck.py):
+    # `$XDG_STATE_HOME/sops-deploy/tools`, default `~/.local/state/sops-deploy/tools`
+    records: Path = field(default_factory=lambda: DEFAULT_RECORDS)
 
 
 # Hosts worked on at once. 32 threads keep a fleet's network waits overlapped (each host
