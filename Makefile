@@ -1,7 +1,8 @@
 # Two commands do everything on a fresh machine:
 #   make test   installs what is missing (Debian packages, pinned sops, Python deps), then
 #               runs ruff, mypy --strict and pytest
-#   make demo   deploys the demo secrets into a throwaway local sshd
+#   make demo   deploys the demo secrets into a throwaway local sshd; needs only the venv,
+#               sops, age and sshd (each slow step says what it is doing)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -13,6 +14,8 @@ WHEELHOUSE := $(VENV)/wheelhouse-$(shell cat requirements/action.txt requirement
 # actionlint, built once with `go install` into the user cache.
 ACTIONLINT_VERSION := v1.7.12
 ACTIONLINT := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/sops-deploy/actionlint/$(ACTIONLINT_VERSION)/actionlint
+# Where `make tools` / `make demo` get sops: auto (a verified release, else go install).
+TOOLS_SOURCE ?= auto
 
 .PHONY: test demo bench bench-peers bench-table setup system-deps tools lint pytest clean lock
 
@@ -24,16 +27,19 @@ system-deps:
 	@scripts/install-system-deps.sh
 
 $(STAMP): pyproject.toml
+	@echo "make: creating $(VENV) and installing sops-deploy with its dev tools (pip, about a minute) …" >&2
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
 	@$(PY) -m pip install -q -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 # sops through the project's own installer (cached under ~/.cache/sops-deploy).
+# Progress (a download, a go build) on stderr; the paths it prints on stdout are not needed.
 tools: $(STAMP)
-	@$(PY) -m sops_deploy tools install --source auto >/dev/null
+	@$(PY) -m sops_deploy tools install --source $(TOOLS_SOURCE) >/dev/null
 
 $(WHEELHOUSE): requirements/action.txt requirements/uv.txt scripts/wheelhouse.py | $(STAMP)
+	@echo "make: downloading the action's locked wheels for Python $(ACTION_PYTHONS) (for the act tests) …" >&2
 	@rm -rf $(VENV)/wheelhouse-* && mkdir -p $@.tmp
 	@$(PY) scripts/wheelhouse.py $@.tmp $(ACTION_PYTHONS) -- \
 		requirements/action.txt requirements/uv.txt && mv $@.tmp $@
@@ -49,6 +55,7 @@ lock: $(STAMP)
 		requirements/uv.in -o requirements/uv.txt
 
 $(ACTIONLINT):
+	@echo "make: building actionlint $(ACTIONLINT_VERSION) with go install (for make lint) …" >&2
 	@mkdir -p $(dir $@)
 	@GOBIN=$(dir $@) CGO_ENABLED=0 go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
@@ -62,7 +69,11 @@ lint: $(STAMP) $(ACTIONLINT)
 pytest: $(STAMP)
 	$(PY) -m pytest
 
-demo: setup
+# Only what the demo uses: the venv, sops (verified, cached), age and sshd — not actionlint,
+# not the wheelhouse. A second run takes a few seconds.
+demo: $(STAMP)
+	@scripts/install-system-deps.sh demo
+	@$(PY) -m sops_deploy tools install sops --source $(TOOLS_SOURCE) >/dev/null
 	@$(PY) -m scripts.demo
 
 clean:

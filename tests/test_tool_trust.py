@@ -86,12 +86,13 @@ def in_terminal(
     until: str | None = None,
     ready: Path | None = None,
     timeout: float = 60,
+    argv0: tuple[str, ...] = (sys.executable, "-m", "sops_deploy"),
 ) -> tuple[int, str]:
     """Run the CLI with a pty as its terminal; SIGINT it once `until` is printed (and the
     file `ready` exists)."""
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sops_deploy", *args],
+        [*argv0, *args],
         env=env,
         cwd=REPO,
         stdin=slave,
@@ -227,3 +228,26 @@ def test_a_record_others_can_write_is_not_trusted(home: dict[str, str], tmp_path
 
 def _places(env: dict[str, str]) -> ToolPlaces:
     return tool_places(env)
+
+
+def test_make_demo_announces_each_slow_step_in_a_terminal(home: dict[str, str]) -> None:
+    """`make demo` on a fresh cache: the sops build announces itself and shows progress, the
+    demo says what it starts; the second run (warm) needs no build and stays under 30 s."""
+    make = ["make", "-s", "-C", str(REPO), "demo", "TOOLS_SOURCE=go"]
+    code, out = in_terminal(make, home, timeout=300, argv0=())
+    assert code == 0, out
+    for expected in (
+        f"building sops v{VERSION} with go install (--source go) …",
+        "1 module(s) downloaded",
+        "starting a throwaway OpenSSH sshd on 127.0.0.1",
+        "second run: the server already matches",
+        "demo sshd stopped",
+    ):
+        assert expected in out, out
+    assert "actionlint" not in out
+    assert "wheels" not in out
+    started = time.monotonic()
+    code, out = in_terminal(make, home, timeout=120, argv0=())
+    assert code == 0, out
+    assert time.monotonic() - started < 30
+    assert "go install" not in out
