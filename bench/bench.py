@@ -208,7 +208,32 @@ class Bench:
         r["version"] = measure(lambda i: run_timed([CLI, "--version"], env), self.runs)
         r["python"] = measure(lambda i: run_timed([sys.executable, "-c", "pass"], env), self.runs)
         self.run_validate()
+        self.run_toolcheck()
         self.run_stages()
+
+    # --- (j): the cached sops's digest check (toolcheck.py) --------------------------------
+
+    def run_toolcheck(self) -> None:
+        """Before a cached sops runs: the stat check against this user's record (every run)
+        and the full SHA-256 it falls back to (first run, or after any change to the file)."""
+        import time
+
+        from sops_deploy import toolcheck
+        from sops_deploy.config import ToolPlaces
+
+        places = ToolPlaces(self.root / "toolcache", records=self.root / "records")
+        binary, tag = Path(self.sops), tools.current_platform().tag
+        toolcheck.record(places, "sops", "bench", tag, [binary])
+
+        def timed(fn: Callable[[], object]) -> tuple[float, int]:
+            start = time.perf_counter()
+            fn()
+            return time.perf_counter() - start, 0
+
+        r = self.results
+        check = lambda: toolcheck.problem(places, "sops", "bench", tag, [binary], None)  # noqa: E731
+        r["check_stat"] = measure(lambda i: timed(check), self.runs)
+        r["check_hash"] = measure(lambda i: timed(lambda: toolcheck.sha256_file(binary)), self.runs)
 
     # --- (h): validate, no network -------------------------------------------------------
 
@@ -311,6 +336,14 @@ class Bench:
             ms("sops_decrypt"),
             "validate_ms",
             f["validate_ms"],
+        )
+        row(
+            "(j) cached sops checked before it runs: stat vs this user's record "
+            "(baseline: the full SHA-256, on a first run or a changed file)",
+            f"{r['check_stat'].median * 1000:.2f} ms",
+            ms("check_hash"),
+            None,
+            None,
         )
         return out
 
