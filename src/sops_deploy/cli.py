@@ -195,7 +195,7 @@ def _maintainer_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "action_ref",
         "force",
     )
-    _add(init, "yes", "delete_plaintext", "timeout")
+    _add(init, "yes", "delete_plaintext", "timeout", "format")
 
     rotate = _sub(
         sub,

@@ -324,6 +324,7 @@ class InitOptions:
     delete_plaintext: bool = False
     timeout: float = 20.0
     tools: ToolPlaces = field(default_factory=lambda: ToolPlaces(DEFAULT_CACHE))
+    format: str | None = None  # who reads the deployed file; None: ask in a terminal
 
 
 @dataclass(frozen=True)
@@ -358,3 +359,4 @@ class DoctorOptions:
 
     settings: Settings
     sops_config: Path | None
+    format_chosen: bool = True  # --format, SOPS_DEPLOY_FORMAT or `format:` named the reader

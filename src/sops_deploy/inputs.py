@@ -255,7 +255,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "tools": TOOLS,
     "init": ("from_env", "pin_host", "remote_path", "ssh_key_file", "ssh_recipient",
              "action_ref", "force",
-             "yes", "delete_plaintext", "timeout"),
+             "yes", "delete_plaintext", "timeout", "format"),
     "rotate": ("key", "generate", "value_stdin", "data_key", "length", "charset", "files",
                "age_key_file"),
     "recipients": ("action", "recipient", "sops_config", "age_key_file"),
@@ -263,7 +263,11 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "github-sync": (*SOURCE, *CONFIG, *GITHUB_SYNC),
 }  # fmt: skip
 # Per-command defaults that differ from the table's.
-COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {"init": {"remote_path": "~/app/.env"}}
+# init's format: None means "not given" (init asks in a terminal, see maintain/reader.py).
+COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "init": {"remote_path": "~/app/.env", "format": None},
+    "doctor": {"format": None},  # doctor flags a reader nobody named
+}
 USES_CONFIG_FILE = ("deploy", "check", "diff", "validate", "hosts", "doctor", "github-sync")
 
 FileValues = Callable[[str, "str | None"], Mapping[str, Any]]

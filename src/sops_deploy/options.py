@@ -204,6 +204,7 @@ def init(v: Mapping[str, Any], environ: Mapping[str, str]) -> InitOptions:
         delete_plaintext=v["delete_plaintext"],
         timeout=v["timeout"],
         tools=tool_places(environ),
+        format=v["format"],
     )
 
 
@@ -240,10 +241,13 @@ def recipients(v: Mapping[str, Any], environ: Mapping[str, str]) -> RecipientsOp
 
 
 def doctor(v: Mapping[str, Any], environ: Mapping[str, str]) -> DoctorOptions:
+    from sops_deploy.inputs import OPTIONS
     from sops_deploy.maintain import sopsconfig
 
     config = Path(v["sops_config"]) if v["sops_config"] else sopsconfig.find(Path.cwd())
-    return DoctorOptions(settings("doctor", v, environ), config)
+    chosen = v["format"] is not None  # COMMAND_DEFAULTS: None when nothing named it
+    resolved = {**v, "format": v["format"] or OPTIONS["format"].default}
+    return DoctorOptions(settings("doctor", resolved, environ), config, chosen)
 
 
 def github_sync(v: Mapping[str, Any], environ: Mapping[str, str]) -> Any:

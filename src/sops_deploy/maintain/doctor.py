@@ -39,7 +39,9 @@ def _failed(name: str, exc: SopsDeployError) -> Check:
     return Check(name, False, exc.message, exc.hint)
 
 
-def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Iterator[Check]:
+def checks(
+    settings: Settings, config: Path | None, reporter: Reporter, format_chosen: bool = True
+) -> Iterator[Check]:
     """Yield every check in order; never raises a SopsDeployError."""
     yield Check("sops-deploy", True, f"{__version__} on Python {platform.python_version()}")
     sops_bin: str | None = None
@@ -139,6 +141,18 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
         except SopsDeployError as exc:
             yield _failed("secrets valid", exc)
 
+    if not format_chosen and not settings.targets:
+        yield Check(
+            "format",
+            True,
+            "no format chosen: deploys write Docker Compose's syntax (`$` as `$$`), which "
+            "python-dotenv, a shell or systemd would read differently",
+            "name the program that reads the file: `format:` in secrets/sops-deploy.yaml "
+            "(compose, dotenv, node, shell, systemd, docker) or --format",
+            warning=True,
+        )
+    elif settings.hosts or settings.targets:
+        yield Check("format", True, f"{settings.format} (the reader the deploy writes for)")
     for spec in settings.hosts:
         yield from _ssh_checks(settings, spec)
         yield _host_check(settings, spec, reporter.warn)
@@ -279,9 +293,11 @@ def _host_check(settings: Settings, spec: HostSpec, warn: Callable[[str], None])
     return Check(name, True, detail)
 
 
-def run_doctor(settings: Settings, config: Path | None, reporter: Reporter) -> None:
+def run_doctor(
+    settings: Settings, config: Path | None, reporter: Reporter, *, format_chosen: bool = True
+) -> None:
     failed = warned = 0
-    for check in checks(settings, config, reporter):
+    for check in checks(settings, config, reporter, format_chosen):
         mark = "✗" if not check.ok else "!" if check.warning else "✓"
         reporter.line(f"{mark} {check.name}" + (f": {check.detail}" if check.detail else ""))
         failed += not check.ok

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from sops_deploy import agekey, envfile, sops, tools
 from sops_deploy.config import InitOptions
+from sops_deploy.defaults import DEFAULT_CONFIG
 from sops_deploy.errors import Problem, UsageError, ValidationError
-from sops_deploy.maintain import sopscmd, sopsconfig, storedform
+from sops_deploy.maintain import reader, sopscmd, sopsconfig, storedform
 from sops_deploy.report import Reporter
 
 KEY_FILE = "secrets/age-key.txt"
@@ -30,7 +31,14 @@ KNOWN_HOSTS = "secrets/known_hosts"
 WORKFLOW = ".github/workflows/deploy-secrets.yml"
 
 
-def run_init(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool]) -> None:
+def run_init(
+    opts: InitOptions,
+    reporter: Reporter,
+    ask: Callable[[str], bool],
+    answer: Callable[[str], str] | None = None,
+) -> None:
+    """Set up `opts.root`; `ask` gets yes/no answers, `answer` a typed one (None: no
+    terminal to ask in)."""
     root = opts.root
     targets = [root / sopsconfig.CONFIG_NAME, root / WORKFLOW]
     if opts.from_env is not None:
@@ -47,6 +55,7 @@ def run_init(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool]) 
     read = _read_plaintext(opts.from_env, reporter) if opts.from_env else None
     plaintext = read[0] if read else None
     pinned = _pin_host(opts, reporter, ask) if opts.host else None
+    fmt = reader.choose(opts, answer, reporter)
     sops_bin = tools.find_sops(opts.tools) if plaintext is not None else None
 
     key_path = root / KEY_FILE
@@ -58,6 +67,8 @@ def run_init(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool]) 
     reporter.info(
         f"✓ wrote {sopsconfig.CONFIG_NAME}: {ENCRYPTED} is encrypted for {', '.join(recipients)}"
     )
+    settings = reader.config_text(opts, fmt, ENCRYPTED, KNOWN_HOSTS)
+    reader.write(root, settings, reporter, fmt)
     if read is not None and sops_bin is not None and opts.from_env is not None:
         _encrypt(sops_bin, opts, read, key_path, config, reporter)
     if pinned is not None:
@@ -252,6 +263,7 @@ def _workflow(opts: InitOptions) -> str:
         ("BRANCH", json.dumps(_branch(opts.root))),
         ("ACTION", opts.action_ref),
         ("FILE", json.dumps(ENCRYPTED)),
+        ("CONFIG", json.dumps(DEFAULT_CONFIG)),
         ("HOST", host),
         ("REMOTE_PATH", json.dumps(opts.remote_path)),
     ):
