@@ -146,6 +146,19 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
+INTERPOLATE = ("auto", "on", "off")
+
+
+def check_interpolate(mode: str) -> str:
+    if mode not in INTERPOLATE:
+        raise UsageError(
+            f"--interpolate {mode!r} is not one of {', '.join(INTERPOLATE)}",
+            "auto (default) expands ${NAME} naming a key defined above it in the same file; "
+            "off keeps every $ as written",
+        )
+    return mode
+
+
 def check_glob(pattern: str) -> str:
     """One shell-style key pattern of a target's `keys:` (`DB_*`, `APP_[AB]`, `TOKEN`)."""
     if not pattern.strip() or any(c in pattern for c in "\x00\n\r/"):
@@ -231,6 +244,7 @@ class Settings:
     public_keys: tuple[str, ...] = ()  # keys whose values are shown, not masked
     format: str = "compose"
     allow_empty: bool = False  # a source with no key may deploy (an empty file)
+    interpolate: str = "auto"  # ${NAME} of the file's own keys: auto | on | off
     age: AgeKeySource = field(default_factory=AgeKeySource)
     hosts: tuple[HostSpec, ...] = ()
     user: str | None = None

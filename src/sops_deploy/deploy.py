@@ -21,7 +21,7 @@ from sops_deploy import onhost, runinfo
 from sops_deploy.config import HostSpec, Settings
 from sops_deploy.errors import RemoteError, SopsDeployError, UsageError
 from sops_deploy.onhost import UNPARSEABLE, HostResult
-from sops_deploy.plan import Plan, build_plan, decrypt_all, parse_plaintext
+from sops_deploy.plan import Plan, build_plan, decrypt_all, parse_plaintext, secret_texts
 from sops_deploy.runinfo import RunInfo
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ __all__ = [
     "decrypt_all",
     "open_host",
     "parse_plaintext",
+    "secret_texts",
 ]
 
 

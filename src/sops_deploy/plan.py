@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sops_deploy import envfile, schema, sops
+from sops_deploy import envfile, publicity, schema, sops
 from sops_deploy.config import Settings, Target
 from sops_deploy.envfile import Entry, Secrets
 from sops_deploy.errors import Problem, UsageError, ValidationError
@@ -26,6 +26,11 @@ class Plan:
     format: str
     warnings: tuple[Problem, ...] = ()
     targets: tuple[TargetPlan, ...] = ()
+
+    @property
+    def expanded(self) -> tuple[str, ...]:
+        """The keys whose values `--interpolate` expanded (their references resolved)."""
+        return tuple(k for k, e in self.secrets.items() if e.template is not None)
 
     @property
     def sha256(self) -> str:
@@ -73,8 +78,6 @@ def build_plan(
             ]
         )
         return _raw_plan(settings, decrypted)
-    from sops_deploy import publicity
-
     public = publicity.load(
         ((enc.path, enc.stored_format) for enc, _ in decrypted),
         settings.schema,
@@ -83,8 +86,9 @@ def build_plan(
     problems: list[Problem] = []
     layers: list[list[Entry]] = []
     for enc, plaintext in decrypted:
-        entries, found = parse_plaintext(enc, plaintext)
-        mask([(e.key, e.value) for e in entries if not public.is_public(e.key, e.file)])
+        entries, found = parse_plaintext(enc, plaintext, settings.interpolate)
+        public = public.demoted(entries)
+        mask(secret_texts(entries, public))
         problems += found + envfile.lint(entries)
         layers.append(entries)
     merged = envfile.merge(layers)
@@ -98,14 +102,34 @@ def build_plan(
     return Plan(merged, first.content, first.target.format, tuple(problems), tuple(plans))
 
 
-def parse_plaintext(enc: sops.EncryptedFile, plaintext: bytes) -> tuple[list[Entry], list[Problem]]:
-    """One decrypted file as entries: dotenv text (dotenv or binary store) or a flat map."""
+def parse_plaintext(
+    enc: sops.EncryptedFile, plaintext: bytes, interpolate: str = "auto"
+) -> tuple[list[Entry], list[Problem]]:
+    """One decrypted file as entries: dotenv text (dotenv or binary store) or a flat map.
+
+    A dotenv text's references to its own keys are expanded by `interpolate`
+    (`envfile/interpolate.py`); a yaml/json map's values are taken as they are.
+    """
     text, problems = envfile.decode(plaintext, enc.path)
     if enc.stored_format in ("yaml", "json"):
         entries, found = envfile.parse_json_map(text, enc.path, envfile.key_lines(enc.path))
-    else:
-        entries, found = envfile.parse_dotenv(text, enc.path)
-    return entries, problems + found
+        return entries, problems + found
+    entries, found = envfile.parse_dotenv(text, enc.path)
+    entries, more, _ = envfile.expand(entries, interpolate)
+    return entries, problems + found + more
+
+
+def secret_texts(entries: list[Entry], public: publicity.Publicity) -> list[str | tuple[str, str]]:
+    """What to mask of one file's entries: each secret's value, and the text it was
+    expanded from (`Entry.template`)."""
+    out: list[str | tuple[str, str]] = []
+    for e in entries:
+        if public.is_public(e.key, e.file):
+            continue
+        out.append((e.key, e.value))
+        if e.template is not None:
+            out.append((e.key, e.template))
+    return out
 
 
 def _raw_plan(settings: Settings, decrypted: list[tuple[sops.EncryptedFile, bytes]]) -> Plan:

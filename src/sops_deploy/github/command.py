@@ -201,8 +201,9 @@ def _decrypt(
     problems: list[Problem] = []
     layers = []
     for enc, plaintext in decrypted:
-        entries, found = deploy.parse_plaintext(enc, plaintext)
-        reporter.mask([(e.key, e.value) for e in entries if not public.is_public(e.key, e.file)])
+        entries, found = deploy.parse_plaintext(enc, plaintext, settings.interpolate)
+        public = public.demoted(entries)  # a value expanded from a secret is one
+        reporter.mask(deploy.secret_texts(entries, public))
         problems += found + envfile.lint(entries)
         layers.append(entries)
     merged = envfile.merge(layers)
