@@ -243,3 +243,37 @@ def test_a_public_key_expanded_from_a_secret_is_masked(
     assert "pg://u:hunter2-secret-pw@db.local" in values
     assert "hunter2-secret-pw" in values
     assert "db.local" not in values  # a public key from public keys stays public
+
+
+# --- line numbers (issue 23, part 4) ---------------------------------------------------
+
+LINES_PLAIN = "# Database\nDB_USER=app\n\n# comment two\n\n\nBAD-KEY=1\nOK=2\n"
+
+
+def test_line_numbers_are_lines_of_the_encrypted_file(
+    cli: Callable[..., CliResult], encrypt: Callable[..., Path]
+) -> None:
+    """sops's dotenv store drops blank lines: the number given is the line of the key in
+    the encrypted file itself (one KEY=ENC[...] or #ENC[...] line per entry), and the
+    message says which text it counts in."""
+    path = encrypt(LINES_PLAIN)
+    result = cli("validate", "--file", str(path))
+    assert result.returncode == 4
+    stored = path.read_text().splitlines()
+    line = next(n for n, text in enumerate(stored, 1) if text.startswith("BAD-KEY="))
+    assert line == 4  # plaintext line 7: three blank lines dropped
+    assert f"{path.name}:{line}" in result.output
+    assert "lines of that file itself" in result.output
+    fixed = encrypt(LINES_PLAIN.replace("BAD-KEY", "BAD_KEY"), name="fixed.env.encrypted")
+    assert cli("validate", "--file", str(fixed)).returncode == 0
+
+
+def test_binary_store_numbers_count_the_decrypted_text(
+    cli: Callable[..., CliResult], encrypt: Callable[..., Path]
+) -> None:
+    """A binary-store file decrypts to the text as encrypted, blank lines kept: its line."""
+    path = encrypt(LINES_PLAIN, fmt="binary")
+    result = cli("validate", "--file", str(path))
+    assert result.returncode == 4
+    assert f"{path.name}:7" in result.output
+    assert "lines of its decrypted text" in result.output

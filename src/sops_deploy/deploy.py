@@ -21,7 +21,14 @@ from sops_deploy import onhost, runinfo
 from sops_deploy.config import HostSpec, Settings
 from sops_deploy.errors import RemoteError, SopsDeployError, UsageError
 from sops_deploy.onhost import UNPARSEABLE, HostResult
-from sops_deploy.plan import Plan, build_plan, decrypt_all, parse_plaintext, secret_texts
+from sops_deploy.plan import (
+    Plan,
+    build_plan,
+    decrypt_all,
+    parse_plaintext,
+    secret_texts,
+    validation_hint,
+)
 from sops_deploy.runinfo import RunInfo
 
 if TYPE_CHECKING:
@@ -41,6 +48,7 @@ __all__ = [
     "open_host",
     "parse_plaintext",
     "secret_texts",
+    "validation_hint",
 ]
 
 

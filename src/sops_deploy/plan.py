@@ -97,7 +97,7 @@ def build_plan(
     problems = schema.drop_covered_warnings(problems + found)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
-        raise ValidationError(problems)
+        raise ValidationError(problems, validation_hint(decrypted, errors))
     first = plans[0]
     return Plan(merged, first.content, first.target.format, tuple(problems), tuple(plans))
 
@@ -117,6 +117,39 @@ def parse_plaintext(
     entries, found = envfile.parse_dotenv(text, enc.path)
     entries, more, _ = envfile.expand(entries, interpolate)
     return entries, problems + found + more
+
+
+def validation_hint(
+    decrypted: list[tuple[sops.EncryptedFile, bytes]], errors: list[Problem]
+) -> str:
+    """The fix for a failed validation, saying which text the line numbers count in.
+
+    A dotenv-store file decrypts to one line per line of the file itself (sops writes one
+    `KEY=ENC[...]` or `#ENC[...]` line per entry and keeps no blank line), so a number is a
+    line of the encrypted file as it is in git, and of `sops edit`; a plaintext the file
+    was encrypted from may number the same line higher. A binary-store file decrypts to
+    the bytes that were encrypted, so its numbers are lines of that original text.
+    """
+    stores = {enc.path: enc.stored_format for enc, _ in decrypted}
+    notes = []
+    for path in dict.fromkeys(p.file for p in errors if p.line is not None):
+        store = stores.get(path)
+        if store == "dotenv":
+            notes.append(
+                f"line numbers in {path} are lines of that file itself (as `sops edit` shows "
+                "it); sops's dotenv store keeps no blank lines, so the plaintext it was "
+                "encrypted from may number them differently"
+            )
+        elif store == "binary":
+            notes.append(
+                f"line numbers in {path} are lines of its decrypted text (`sops decrypt`), "
+                "the file as it was encrypted"
+            )
+    base = (
+        "fix each problem listed above, re-encrypt, and run `sops-deploy validate` "
+        "(see README#faq-validation-failed)"
+    )
+    return "; ".join([base, *notes])
 
 
 def secret_texts(entries: list[Entry], public: publicity.Publicity) -> list[str | tuple[str, str]]:

@@ -208,8 +208,9 @@ def _decrypt(
         layers.append(entries)
     merged = envfile.merge(layers)
     problems = schema.drop_covered_warnings(problems + schema.check(merged, settings))
-    if any(p.severity == "error" for p in problems):
-        raise ValidationError(problems)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise ValidationError(problems, deploy.validation_hint(decrypted, errors))
     reporter.problems(problems)
     return decrypted, merged, public
 
