@@ -8,6 +8,7 @@ turn one text into one checked value (a host, a file mode, a remote path) and ra
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -291,6 +292,17 @@ class Settings:
                 self.backup,
             ),
         )
+
+    def public_texts(self) -> list[str]:
+        """Paths and names the user passed (files, schema, remote paths, hosts, user, jump
+        host): no secrets, so never masked inside messages (`redact.Redactor.keep`)."""
+        paths = [*self.files, self.schema or "", self.remote_path]
+        paths += [t.remote_path for t in self.targets]
+        # a path's directory too: the lock, backups and audit log sit beside the file
+        texts = [*paths, *(posixpath.dirname(p) for p in paths), self.user or ""]
+        for host in (*self.hosts, *((self.jump_host,) if self.jump_host else ())):
+            texts += [str(host), host.host]
+        return [t for t in texts if len(t) > 1]
 
     def secret_texts(self) -> list[str]:
         """Key material that must be masked before anything prints."""
