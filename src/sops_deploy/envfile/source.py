@@ -297,6 +297,7 @@ def parse_dotenv_reference(
                 )
                 continue
             problems += _trailing_space(source, line, binding.key, body)
+            problems += _hash_after_blanks(source, line, binding.key, body)
             entries.append(Entry(binding.key, binding.value, source, line, _quote_of(body)))
         rest = resume or ""
     return entries, problems
@@ -330,6 +331,28 @@ def _syntax_problem(source: str, line: int, body: str) -> Problem:
         "this line is not KEY=VALUE",
         'write it as KEY=value; quote values with spaces or # as KEY="a value"',
     )
+
+
+_HASH_AFTER_BLANKS = re.compile(r"^[^=\n]*=[^\S\r\n]+#")
+
+
+def _hash_after_blanks(source: str, line: int, key: str, body: str) -> list[Problem]:
+    """`KEY=  # text`: python-dotenv reads an empty value, compose-go the `# text`."""
+    if not _HASH_AFTER_BLANKS.match(body):
+        return []
+    return [
+        Problem(
+            source,
+            line,
+            key,
+            "comment-or-value",
+            "blanks then `#` after `=`: python-dotenv (and sops-deploy) read an empty value "
+            "and a comment, Docker Compose reads the `#` text as the value",
+            f"write {key}= with nothing after it for an empty value, or quote the text: "
+            f'{key}="# ..."',
+            "warning",
+        )
+    ]
 
 
 def _trailing_space(source: str, line: int, key: str, body: str) -> list[Problem]:
