@@ -34,10 +34,17 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-from sops_deploy import plan as plan_mod
-from sops_deploy import sops
-from sops_deploy.config import Settings
 from sops_deploy.errors import ValidationError
+
+try:  # the package layout of issue 24
+    from sops_deploy.inputs.settings import Settings
+    from sops_deploy.plan.build import build_plan
+    from sops_deploy.sops.runner import EncryptedFile
+except ImportError:  # an older checkout: flat modules
+    from sops_deploy.config import Settings  # type: ignore[no-redef]
+
+    from sops_deploy.plan import build_plan  # type: ignore[no-redef,attr-defined]
+    from sops_deploy.sops import EncryptedFile  # type: ignore[no-redef,attr-defined]
 from tests import readers
 
 REPO = Path(__file__).resolve().parent.parent
@@ -122,11 +129,11 @@ def classify(source: str, fmt: str, read: dict[str, Read], work: Path) -> str:
     src = work / "source.env"
     src.write_text(source)
     meaning = read["compose"](src)
-    enc = sops.EncryptedFile(str(work / "secrets.env.encrypted"), "dotenv", ())
+    enc = EncryptedFile(str(work / "secrets.env.encrypted"), "dotenv", ())
     remote = "/srv/app" if fmt == "files" else "/srv/app/.env"
     settings = Settings(command="validate", files=(enc.path,), format=fmt, remote_path=remote)
     try:
-        plan = plan_mod.build_plan(settings, [(enc, source.encode())], lambda _: None)
+        plan = build_plan(settings, [(enc, source.encode())], lambda _: None)
     except ValidationError:
         return "refused"
     if fmt == "raw":

@@ -15,8 +15,10 @@ from dotenv import dotenv_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sops_deploy import deploy, envfile, sops
-from sops_deploy.config import Settings
+from sops_deploy import envfile
+from sops_deploy.deploy import rollout as deploy
+from sops_deploy.inputs.settings import Settings
+from sops_deploy.sops import runner as sops
 from tests import readers
 from tests.support import AgeIdentity, CliResult
 from tests.test_fidelity import PROPERTY

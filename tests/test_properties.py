@@ -29,14 +29,15 @@ from dotenv import dotenv_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sops_deploy import deploy, sops
-from sops_deploy.config import Settings
+from sops_deploy.deploy import rollout as deploy
 from sops_deploy.envfile import KEY_RE
+from sops_deploy.envfile.fragments import looks_like_value
 from sops_deploy.envfile.render import DOTENV_VARIABLE
 from sops_deploy.envfile.shell import RESERVED
-from sops_deploy.envfile.source import looks_like_value
 from sops_deploy.errors import Problem, ValidationError
-from sops_deploy.targets import SAFE_NAME
+from sops_deploy.inputs.settings import Settings
+from sops_deploy.plan.targets import SAFE_NAME
+from sops_deploy.sops import runner as sops
 from tests import readers
 from tests.support import CliResult
 

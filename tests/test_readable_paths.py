@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from sops_deploy.redact import Redactor
+from sops_deploy.output.redact import Redactor
 from tests.sshd import Sshd
 from tests.support import CliResult, target_flags
 

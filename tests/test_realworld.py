@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from sops_deploy import deploy, sops
-from sops_deploy.config import Settings
+from sops_deploy.deploy import rollout as deploy
 from sops_deploy.envfile import KEY_RE
 from sops_deploy.errors import ValidationError
+from sops_deploy.inputs.settings import Settings
+from sops_deploy.sops import runner as sops
 from tests import readers
 from tests.support import AgeIdentity, sops_encrypt
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sops_deploy.envfile.source import KEY_RE, Entry, Secrets, _problem, looks_like_value
+from sops_deploy.envfile.fragments import looks_like_value
+from sops_deploy.envfile.source import KEY_RE, Entry, Secrets, _problem
 from sops_deploy.errors import Problem
 
 

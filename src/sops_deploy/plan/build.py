@@ -8,12 +8,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sops_deploy import envfile, publicity, schema, sops
-from sops_deploy.config import Settings, Target
+from sops_deploy import envfile
 from sops_deploy.envfile import Entry, Secrets
 from sops_deploy.errors import Problem, UsageError, ValidationError
-from sops_deploy.targets import TargetPlan, plan_targets
+from sops_deploy.inputs.settings import Settings, Target
+from sops_deploy.plan import schema
+from sops_deploy.plan.targets import TargetPlan, plan_targets
+from sops_deploy.sops import runner
+
+if TYPE_CHECKING:
+    from sops_deploy.plan.publicity import Publicity
 
 
 @dataclass(frozen=True)
@@ -49,19 +55,19 @@ class Plan:
         return (TargetPlan(targets[0], self.secrets, self.content),)
 
 
-def decrypt_all(settings: Settings, sops_bin: str) -> list[tuple[sops.EncryptedFile, bytes]]:
+def decrypt_all(settings: Settings, sops_bin: str) -> list[tuple[runner.EncryptedFile, bytes]]:
     """Decrypt every source file (in memory), in order."""
     if not settings.files:
         raise UsageError("no encrypted file given", "pass --file secrets/.env.encrypted")
     return [
-        (enc, sops.decrypt(sops_bin, enc, settings.age))
-        for enc in (sops.inspect(path) for path in settings.files)
+        (enc, runner.decrypt(sops_bin, enc, settings.age))
+        for enc in (runner.inspect(path) for path in settings.files)
     ]
 
 
 def build_plan(
     settings: Settings,
-    decrypted: list[tuple[sops.EncryptedFile, bytes]],
+    decrypted: list[tuple[runner.EncryptedFile, bytes]],
     mask: Callable[[list[str | tuple[str, str]]], None],
 ) -> Plan:
     """Parse, lint, check and render the decrypted files; all problems raised together.
@@ -78,6 +84,8 @@ def build_plan(
             ]
         )
         return _raw_plan(settings, decrypted)
+    from sops_deploy.plan import publicity
+
     public = publicity.load(
         ((enc.path, enc.stored_format) for enc, _ in decrypted),
         settings.schema,
@@ -103,7 +111,7 @@ def build_plan(
 
 
 def parse_plaintext(
-    enc: sops.EncryptedFile, plaintext: bytes, interpolate: str = "auto"
+    enc: runner.EncryptedFile, plaintext: bytes, interpolate: str = "auto"
 ) -> tuple[list[Entry], list[Problem]]:
     """One decrypted file as entries: dotenv text (dotenv or binary store) or a flat map.
 
@@ -120,7 +128,7 @@ def parse_plaintext(
 
 
 def validation_hint(
-    decrypted: list[tuple[sops.EncryptedFile, bytes]], errors: list[Problem]
+    decrypted: list[tuple[runner.EncryptedFile, bytes]], errors: list[Problem]
 ) -> str:
     """The fix for a failed validation, saying which text the line numbers count in.
 
@@ -152,7 +160,7 @@ def validation_hint(
     return "; ".join([base, *notes])
 
 
-def secret_texts(entries: list[Entry], public: publicity.Publicity) -> list[str | tuple[str, str]]:
+def secret_texts(entries: list[Entry], public: Publicity) -> list[str | tuple[str, str]]:
     """What to mask of one file's entries: each secret's value, and the text it was
     expanded from (`Entry.template`)."""
     out: list[str | tuple[str, str]] = []
@@ -165,7 +173,7 @@ def secret_texts(entries: list[Entry], public: publicity.Publicity) -> list[str 
     return out
 
 
-def _raw_plan(settings: Settings, decrypted: list[tuple[sops.EncryptedFile, bytes]]) -> Plan:
+def _raw_plan(settings: Settings, decrypted: list[tuple[runner.EncryptedFile, bytes]]) -> Plan:
     if len(decrypted) != 1:
         raise UsageError("--format raw deploys exactly one file", "pass a single --file")
     if settings.required or settings.schema:
