@@ -279,3 +279,35 @@ def test_binary_store_numbers_count_the_decrypted_text(
     assert result.returncode == 4
     assert f"{path.name}:7" in result.output
     assert "lines of its decrypted text" in result.output
+
+
+# --- the switch, from every place an option comes from ------------------------------------
+
+
+def test_interpolate_from_yaml_variable_and_flag(tmp_path: Path) -> None:
+    """`interpolate:` in defaults and in an environment, SOPS_DEPLOY_INTERPOLATE and
+    --interpolate, with the table's precedence; a bad YAML value names its key."""
+    from sops_deploy.cli import build_parser, options_for
+    from sops_deploy.errors import UsageError
+
+    config = tmp_path / "sops-deploy.yaml"
+    config.write_text(
+        "version: 1\ndefaults:\n  interpolate: 'off'\n  hosts: [a.example]\n"
+        "  remote-path: /srv/app/.env\nenvironments:\n"
+        "  strict:\n    interpolate: 'on'\n  plain:\n    files: a.env\n"
+    )
+
+    def mode(*argv: str, env: dict[str, str] | None = None) -> str:
+        args = build_parser().parse_args(["validate", "--config", str(config), *argv])
+        built = options_for(args.command, vars(args), env or {})
+        assert isinstance(built, Settings)
+        return built.interpolate
+
+    assert mode() == "off"
+    assert mode("--env", "strict") == "on"
+    assert mode("--env", "plain") == "off"
+    assert mode("--env", "strict", env={"SOPS_DEPLOY_INTERPOLATE": "auto"}) == "auto"
+    assert mode("--env", "strict", "--interpolate", "off") == "off"
+    config.write_text("version: 1\ndefaults:\n  interpolate: maybe\nenvironments: {}\n")
+    with pytest.raises(UsageError, match="interpolate"):
+        mode()
