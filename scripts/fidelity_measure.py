@@ -14,10 +14,13 @@ An adversarial sample is one line (with the lines it references); a corpus sampl
 whole file. Only public APIs that also exist before issue 23 are used, so the same script
 measures an older checkout:
 
-    python -m scripts.fidelity_measure                        # this checkout
-    PYTHONPATH=/tmp/before/src python -m scripts.fidelity_measure   # another one's src
+    python -m scripts.fidelity_measure       # this checkout (from the repository root)
 
-(from the repository root, with the project's venv).
+and for an older checkout (its package and its tests/readers.py, this corpus):
+
+    git worktree add /tmp/before 62019c2 && cd /tmp/before
+    PYTHONPATH=/tmp/before/src:/tmp/before .venv-of-this-repo/bin/python \
+        /path/to/this/repo/scripts/fidelity_measure.py
 """
 
 from __future__ import annotations
