@@ -311,3 +311,17 @@ def test_interpolate_from_yaml_variable_and_flag(tmp_path: Path) -> None:
     config.write_text("version: 1\ndefaults:\n  interpolate: maybe\nenvironments: {}\n")
     with pytest.raises(UsageError, match="interpolate"):
         mode()
+
+
+def test_a_dollar_in_a_secret_is_never_shown_as_a_name(
+    cli: Callable[..., CliResult], encrypt: Callable[..., Path]
+) -> None:
+    """`Kj8$mP2qXyZw` reads as a reference to `mP2qXyZw`: the warning names the key and
+    counts the names, but never shows text of the value (in auto and in on)."""
+    path = encrypt("DB_HOST=db\nPASS=Kj8$mP2qXyZw\nREQ=${DB_HOST}${EMPTY_SECRETNAME:?x}\n")
+    for mode in ("auto", "on"):
+        result = cli("validate", "--file", str(path), "--interpolate", mode)
+        assert "PASS" in result.output
+        assert "undefined-reference" in result.output
+        assert "mP2qXyZw" not in result.output
+        assert "EMPTY_SECRETNAME" not in result.output

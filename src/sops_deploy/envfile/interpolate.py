@@ -134,7 +134,7 @@ def _apply(substitution: str, sep: str, run: _Run) -> str:
         return value
     if not ok or (sep == ":?" and value == ""):
         substitute(other, run)
-        raise TemplateError(f"required variable {name} is missing a value")
+        raise TemplateError("a required variable (${NAME:?...}) is missing a value")
     return value
 
 
@@ -199,15 +199,17 @@ def _expand_one(e: Entry, values: dict[str, str], mode: str) -> tuple[Entry, lis
 
 
 def _undefined(e: Entry, names: list[str], severity: str) -> Problem:
-    shown = ", ".join(f"${{{n}}}" for n in names[:5])
+    # The names are not shown: they are text of the value (`pa$ss` reads as `$ss`).
+    count = f"{len(names)} names" if len(names) > 1 else "a name"
     if severity == "warning":
         return Problem(
             e.file,
             e.line,
             e.key,
             "undefined-reference",
-            f"the value references {shown}, which the file does not define above it: "
-            "kept as written (Compose would read it from its environment, or as empty)",
+            f"the value references {count} ($NAME or ${{NAME}}) that the file does not "
+            "define above it: kept as written (Compose would read it from its environment, "
+            "or as empty)",
             "define the key above this line, or write $$ for a literal $ (or use "
             "--interpolate off to keep every $ as written)",
             "warning",
@@ -217,7 +219,7 @@ def _undefined(e: Entry, names: list[str], severity: str) -> Problem:
         e.line,
         e.key,
         "undefined-reference",
-        f"the value references {shown}, which the file does not define above it",
+        f"the value references {count} ($NAME or ${{NAME}}) that the file does not define above it",
         "define the key above this line, give a default (${NAME:-default}), or write $$ "
         "for a literal $",
     )
