@@ -37,8 +37,8 @@ from pathlib import Path
 
 from bench import stages, store, table
 from bench.timing import Timing, measure, random_env, run_timed
-from sops_deploy import tools
-from sops_deploy.environment import tool_places
+from sops_deploy.inputs.environment import tool_places
+from sops_deploy.sops import tools
 from tests.sshd import Sshd, make_sshd
 from tests.support import REPO, sops_encrypt, target_flags
 
@@ -218,8 +218,8 @@ class Bench:
         and the full SHA-256 it falls back to (first run, or after any change to the file)."""
         import time
 
-        from sops_deploy import toolcheck
-        from sops_deploy.config import ToolPlaces
+        from sops_deploy.inputs.settings import ToolPlaces
+        from sops_deploy.sops import toolcheck
 
         places = ToolPlaces(self.root / "toolcache", records=self.root / "records")
         binary, tag = Path(self.sops), tools.current_platform().tag

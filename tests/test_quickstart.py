@@ -20,7 +20,8 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from sops_deploy import agekey, configfile
+from sops_deploy.inputs import configfile
+from sops_deploy.sops import agekey
 from tests import readers
 from tests.maintaining import printed_deploy_command
 from tests.sshd import Sshd

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from sops_deploy import tools
-from sops_deploy.config import ToolPlaces
-from sops_deploy.environment import tool_places
 from sops_deploy.errors import ToolError
+from sops_deploy.inputs.environment import tool_places
+from sops_deploy.inputs.settings import ToolPlaces
+from sops_deploy.sops import tools
 from tests.support import REPO, AgeIdentity, sops_encrypt
 
 VERSION = tools.DEFAULT_SOPS_VERSION

@@ -14,9 +14,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from sops_deploy.config import InitOptions
 from sops_deploy.defaults import DEFAULT_CONFIG
-from sops_deploy.report import Reporter
+from sops_deploy.inputs.settings import InitOptions
+from sops_deploy.output.reporter import Reporter
 
 # (what the user recognises, the format that reader reads exactly)
 READERS = (
