@@ -165,6 +165,33 @@ def check_post_command(command: str) -> str:
     return command
 
 
+def check_validate_command(command: str) -> str:
+    """A --validate-command: one shell command naming the temp file as `%s`."""
+    if "\x00" in command or not command.strip():
+        raise UsageError(
+            "--validate-command is empty or contains a NUL character",
+            "pass a command that checks the new file, e.g. 'grep -q ^DB_URL= %s'",
+        )
+    if "%s" not in command:
+        raise UsageError(
+            "--validate-command does not name the new file: it has no %s",
+            "write %s where the path of the new file goes, e.g. 'grep -q ^DB_URL= %s'",
+        )
+    return command
+
+
+def check_owner(text: str) -> str:
+    """A --owner USER:GROUP (names or numeric ids, either part may be left out)."""
+    user, _, group = text.partition(":")
+    good = re.compile(r"^(?:[0-9]+|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$")
+    if not (user or group) or any(p and not good.match(p) for p in (user, group)):
+        raise UsageError(
+            f"--owner {text!r} is not USER:GROUP",
+            "pass --owner app:app, --owner 1000:1000, --owner app or --owner :app",
+        )
+    return text
+
+
 DEFAULT_CACHE = Path("~/.cache/sops-deploy").expanduser()
 FILES_MODE = 0o400  # the default mode of each file of a `files` target
 
@@ -182,6 +209,8 @@ class Target:
     post_command: str | None = None
     backup: int = 5
     line: int | None = None
+    owner: str | None = None  # --owner USER:GROUP; None: the login user (or what we set)
+    validate_command: str | None = None  # run on the temp file (`%s`) before the swap
 
     @property
     def label(self) -> str:
@@ -254,6 +283,11 @@ class Settings:
     rollback_on_failure: bool = True
     post_command_timeout: float = 300.0
     lock_timeout: float = 60.0
+    become: bool = False  # write through `sudo -n sftp-server` (and run commands under sudo)
+    become_sftp_server: str | None = None  # its path on the server; None: found there
+    owner: str | None = None
+    validate_command: str | None = None
+    canary: int = 0  # deploy the first N hosts first, the rest only when they succeed
     export_env: tuple[str, ...] = ()  # keys (or '*') to export to $GITHUB_ENV
     targets: tuple[Target, ...] = ()  # from `targets:`; empty: one, from remote_path/format
     tools: ToolPlaces = field(default_factory=lambda: ToolPlaces(DEFAULT_CACHE))
@@ -275,6 +309,8 @@ class Settings:
                 self.file_mode,
                 self.post_command,
                 self.backup,
+                owner=self.owner,
+                validate_command=self.validate_command,
             ),
         )
 

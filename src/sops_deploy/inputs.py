@@ -19,16 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sops_deploy.config import (
-    check_format,
-    check_glob,
-    check_host_text,
-    check_post_command,
-    check_remote_path,
-    parse_host,
-    parse_mode,
-    split_list,
-)
+from sops_deploy import config as checks
+from sops_deploy.config import check_glob, check_remote_path, parse_host, parse_mode, split_list
 from sops_deploy.defaults import DEFAULT_CONFIG, DEFAULT_FILE, ENV_PREFIX, FORMATS
 from sops_deploy.errors import UsageError
 
@@ -78,8 +70,9 @@ _OPTIONS = [
     Option("public_keys", "--public-keys", ("PUBLIC_KEYS",), "public-keys", "list", (),
            metavar="K1,K2",
            help="keys whose values are not secrets: shown, never masked (README Masking)"),
-    Option("format", "--format", ("FORMAT",), "format", default="compose", check=check_format,
-           metavar="FMT", help=f"{' | '.join(FORMATS)}: who reads the .env (default compose)"),
+    Option("format", "--format", ("FORMAT",), "format", default="compose",
+           check=checks.check_format, metavar="FMT",
+           help=f"{' | '.join(FORMATS)}: who reads the .env (default compose)"),
     Option("allow_empty", "--allow-empty", ("ALLOW_EMPTY",), "allow-empty", "bool", False,
            help="deploy even a source with no key (writes an empty file)"),
     Option("age_key_file", "--age-key-file", ("AGE_KEY_FILE",), metavar="PATH",
@@ -88,7 +81,7 @@ _OPTIONS = [
            metavar="K1,K2|*",
            help="on GitHub: export these keys' values (masked) to $GITHUB_ENV for later steps"),
     # --- target -----------------------------------------------------------------------
-    Option("hosts", "--host", ("HOST",), "hosts", "list", (), check=check_host_text,
+    Option("hosts", "--host", ("HOST",), "hosts", "list", (), check=checks.check_host_text,
            metavar="[USER@]HOST[:PORT]", help="server to write to (repeatable)"),
     Option("user", "--user", ("USER",), "user", help="SSH user for hosts that do not name one"),
     Option("port", "--port", ("PORT",), "port", "int", minimum=1, maximum=65535, example="22",
@@ -134,7 +127,7 @@ _OPTIONS = [
     Option("backup", "--backup", ("BACKUP",), "backup", "int", 5, minimum=0, example="5",
            metavar="N", help="keep the newest N backups (default 5; 0: none)"),
     Option("post_command", "--post-command", ("POST_COMMAND",), "post-command",
-           check=check_post_command, metavar="CMD",
+           check=checks.check_post_command, metavar="CMD",
            help="run CMD in the file's directory after a change"),
     Option("post_command_timeout", "--post-command-timeout", ("POST_COMMAND_TIMEOUT",),
            kind="number", default=300.0, minimum=0, check=lambda s: s or 300.0, metavar="S",
@@ -144,6 +137,17 @@ _OPTIONS = [
            help="restore the previous file if the post-command fails (default on)"),
     Option("lock_timeout", "--lock-timeout", ("LOCK_TIMEOUT",), "lock-timeout", "number", 60.0,
            minimum=0, example="60", metavar="S", help="wait for a concurrent deploy (default 60)"),
+    # --- server operations (docs/server-operations.md) -------------------------------
+    Option("become", "--become", ("BECOME",), "become", "bool", False,
+           help="write root-owned paths through `sudo -n` (sftp-server and commands)"),
+    Option("become_sftp_server", "--become-sftp-server", ("BECOME_SFTP_SERVER",),
+           "become-sftp-server", metavar="PATH", help="sftp-server path for --become"),
+    Option("owner", "--owner", ("OWNER",), "owner", check=checks.check_owner, metavar="USER:GROUP",
+           help="owner of the written file (names or ids; needs root or --become)"),
+    Option("validate_command", "--validate-command", ("VALIDATE_COMMAND",), "validate-command",
+           check=checks.check_validate_command, metavar="CMD", help="check temp file %%s first"),
+    Option("canary", "--canary", ("CANARY",), "canary", "int", 0, minimum=0, example="1",
+           metavar="N", help="deploy the first N hosts first; the rest only if they succeed"),
     # --- github-sync (YAML: the environment's `github:` section) ------------------------
     Option("repo", "--repo", ("REPO",), "github.repo", late_env=("GITHUB_REPOSITORY",),
            metavar="OWNER/REPO", help="the repository (default GITHUB_REPOSITORY)"),
@@ -228,6 +232,8 @@ TARGET_FIELDS: dict[str, Option] = {
     "file-mode": OPTIONS["file_mode"],
     "post-command": OPTIONS["post_command"],
     "backup": OPTIONS["backup"],
+    "owner": OPTIONS["owner"],
+    "validate-command": OPTIONS["validate_command"],
 }
 
 # Which options each command has. The parsers are built from these groups, and only a
@@ -238,7 +244,8 @@ TARGET = (
     "insecure_any_host_key", "jump_host", "file_mode", "timeout", "retries", "parallel",
     "fail_fast", "follow_symlinks", "ssh_config",
 )  # fmt: skip
-SAFETY = ("backup", "post_command", "post_command_timeout", "rollback_on_failure", "lock_timeout")
+SAFETY = ("backup", "post_command", "post_command_timeout", "rollback_on_failure", "lock_timeout",
+          "become", "become_sftp_server", "owner", "validate_command", "canary")  # fmt: skip
 CONFIG = ("config", "environment")
 TOOLS = ("tool", "source", "mirror", "sops_version", "age_version", "sops_sha256",
          "age_sha256", "allow_unverified")  # fmt: skip
