@@ -5,11 +5,13 @@ planted the file there). See docs/server-operations.md."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import secrets
 import shutil
+import signal
 import stat
 import tempfile
 import time
@@ -19,10 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from sops_deploy.deploy import NOT_ATTEMPTED_NOTE, HostResult, Plan
+from sops_deploy.config import HostSpec, Settings
+from sops_deploy.deploy import NOT_ATTEMPTED_NOTE, HostResult, Plan, apply_host
 from sops_deploy.errors import RemoteError
 from sops_deploy.report import Reporter
 from tests.accounts import Account, can_create_accounts, chroot_for, sudoers, unix_account
+from tests.proxy import Fault, Proxy
 from tests.sshd import Sshd, make_sshd
 from tests.support import CliResult, FleetHost, target_flags
 
@@ -71,17 +75,46 @@ def etc_app(root_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
+def stall_program(root_dir: Path) -> Path:
+    """A root-owned stand-in for sftp-server that never answers (sudo may run it)."""
+    program = root_dir / "stalling-sftp-server"
+    program.write_text("#!/bin/sh\nsleep 30\n")
+    program.chmod(0o755)
+    return program
+
+
+def end_processes_running(program: Path) -> None:
+    """Kill, by pid, the processes whose command line names `program`, and their children."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if str(program).encode() in (entry / "cmdline").read_bytes():
+                    pids.add(int(entry.name))
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if ppid in pids:
+                    pids.add(int(entry.name))
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
 def logins(
-    tmp_path_factory: pytest.TempPathFactory, sshd_server: Sshd
+    tmp_path_factory: pytest.TempPathFactory, sshd_server: Sshd, stall_program: Path
 ) -> Iterator[dict[str, Login]]:
     """Two non-root accounts on one sshd: `sudo` may run sftp-server and /bin/sh as root
-    without a password (NOPASSWD, exactly those two); `asks` has a rule that wants one."""
+    without a password (NOPASSWD, exactly those, and the stalling stand-in); `asks` has a
+    rule that wants one."""
     pub = sshd_server.client_key.with_suffix(".pub").read_text()
     with (
         unix_account(pub) as ok,
         unix_account(pub) as asks,
         sudoers(
-            f"{ok.name} ALL=(root) NOPASSWD: {SFTP_SERVER}, /bin/sh",
+            f"{ok.name} ALL=(root) NOPASSWD: {SFTP_SERVER}, /bin/sh, {stall_program}",
             f"{asks.name} ALL=(root) {SFTP_SERVER}, /bin/sh",
         ),
     ):
@@ -263,6 +296,84 @@ def test_become_refuses_a_symlink_planted_at_the_lock_name(
     assert "is a symlink" in result.stderr
     assert victim.read_text() == "victim\n"
     assert (etc_app / ".env").read_text() == "OPS_KEY=old-value-0\n"
+
+
+def become_settings(login: Login, port: int, remote: Path, **kw: object) -> Settings:
+    """In-process settings for `login` through `port` (a proxy), pinned, with --become."""
+    base: dict[str, object] = {
+        "command": "deploy",
+        "hosts": (HostSpec("127.0.0.1", port, login.account.name),),
+        "remote_path": str(remote),
+        "ssh_key": login.sshd.client_key.read_text(),
+        "fingerprints": (login.sshd.fingerprint,),
+        "retries": 0,
+        "timeout": 5.0,
+        "become": True,
+    }
+    base.update(kw)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+def test_become_cut_anywhere_leaves_the_old_or_new_file_whole_and_roots(
+    logins: dict[str, Login], etc_app: Path
+) -> None:
+    """Cutting a --become deploy's connection at 8 points: the file is always the old or
+    the new one, whole, 0600, root's; the next deploy cleans up and succeeds."""
+    target = etc_app / ".env"
+    old, new = (
+        target.read_bytes(),
+        b"".join(b"K%03d=v-%03d-%s\n" % (i, i, b"x" * 60) for i in range(3000)),
+    )
+    proxy = Proxy(logins["sudo"].sshd.port)
+    try:
+        settings = become_settings(logins["sudo"], proxy.port, target)
+        plan = Plan({}, new, "dotenv")
+        warnings: list[str] = []
+        assert (
+            apply_host(settings, plan, settings.hosts[0], "deploy", warnings.append).status
+            == "changed"
+        )
+        total = proxy.upstream_bytes[-1]
+        failed = 0
+        for i in range(1, 9):
+            target.write_bytes(old)
+            proxy.faults.append(Fault(cut_after=total * i // 9))
+            result = apply_host(settings, plan, settings.hosts[0], "deploy", warnings.append)
+            failed += result.status == "failed"
+            assert target.read_bytes() in (old, new)
+            st = target.stat()
+            assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o600)
+            again = apply_host(settings, plan, settings.hosts[0], "deploy", warnings.append)
+            assert again.status in ("changed", "unchanged"), again.error
+            assert target.read_bytes() == new
+            assert ours(etc_app) == []
+        assert failed >= 6
+    finally:
+        proxy.close()
+
+
+def test_become_with_a_stalled_sftp_server_fails_within_the_timeout(
+    logins: dict[str, Login], etc_app: Path, stall_program: Path
+) -> None:
+    """sudo starts a program that never speaks SFTP: the host fails after --timeout,
+    naming the step; the file is untouched."""
+    login = logins["sudo"]
+    settings = become_settings(
+        login, login.sshd.port, etc_app / ".env", timeout=3.0, become_sftp_server=str(stall_program)
+    )
+    before = (etc_app / ".env").read_bytes()
+    started = time.monotonic()
+    try:
+        result = apply_host(
+            settings, Plan({}, b"A=1\n", "dotenv"), settings.hosts[0], "deploy", print
+        )
+    finally:
+        end_processes_running(stall_program)
+    assert time.monotonic() - started < 10
+    assert result.status == "failed"
+    assert result.error is not None
+    assert "timed out after 3s while starting sftp-server under sudo" in result.error.message
+    assert (etc_app / ".env").read_bytes() == before
 
 
 # --- --owner -----------------------------------------------------------------------------
