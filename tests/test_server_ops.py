@@ -23,7 +23,7 @@ import pytest
 
 from sops_deploy.config import HostSpec, Settings
 from sops_deploy.deploy import NOT_ATTEMPTED_NOTE, HostResult, Plan, apply_host
-from sops_deploy.errors import RemoteError
+from sops_deploy.errors import RemoteError, UsageError
 from sops_deploy.report import Reporter
 from tests.accounts import Account, can_create_accounts, chroot_for, sudoers, unix_account
 from tests.proxy import Fault, Proxy
@@ -628,3 +628,90 @@ def test_canary_success_deploys_the_canary_first_then_the_rest(
     assert result.returncode == 0, result.output
     times = [h.path().stat().st_mtime_ns for h in three]
     assert times[0] < min(times[1:]), times
+
+
+# --- one option table: flag, SOPS_DEPLOY_*, sops-deploy.yaml (defaults and per target) --
+
+OPS_CONFIG = """\
+version: 1
+defaults:
+  become: true
+  canary: 1
+environments:
+  production:
+    hosts: [web1.example.com, web2.example.com, web3.example.com]
+    become-sftp-server: /usr/libexec/openssh/sftp-server
+    owner: app:app
+    targets:
+      - remote-path: /etc/app/.env
+        validate-command: grep -q ^DB_URL= %s
+      - remote-path: /etc/worker/.env
+        owner: "1001:"
+        keys: [WORKER_*]
+"""
+
+
+def ops_settings(tmp_path: Path, *argv: str, env: dict[str, str] | None = None) -> Settings:
+    from sops_deploy.cli import build_parser, options_for
+
+    config = tmp_path / "sops-deploy.yaml"
+    config.write_text(OPS_CONFIG)
+    args = build_parser().parse_args(["deploy", "--config", str(config), *argv])
+    built = options_for(args.command, vars(args), env or {})
+    assert isinstance(built, Settings)
+    return built
+
+
+def test_server_operations_from_yaml_defaults_environment_and_targets(tmp_path: Path) -> None:
+    s = ops_settings(tmp_path, "--env", "production")
+    assert (s.become, s.become_sftp_server, s.canary) == (
+        True,
+        "/usr/libexec/openssh/sftp-server",
+        1,
+    )
+    app, worker = s.outputs()
+    assert (app.owner, app.validate_command) == ("app:app", "grep -q ^DB_URL= %s")
+    assert (worker.owner, worker.validate_command) == ("1001:", None)
+
+
+def test_flags_and_variables_override_the_yaml(tmp_path: Path) -> None:
+    s = ops_settings(
+        tmp_path, "--env", "production", "--canary", "2", "--become-sftp-server", "",
+        env={"SOPS_DEPLOY_BECOME": "false"},
+    )  # fmt: skip
+    assert (s.canary, s.become) == (2, False)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expect"),
+    [
+        pytest.param(["--canary", "-1"], "must not be negative", id="negative-canary"),
+        pytest.param(["--owner", "a b"], "is not USER:GROUP", id="owner-with-space"),
+        pytest.param(["--validate-command", "  "], "is empty", id="blank-validate"),
+    ],
+)
+def test_bad_server_operation_values_are_refused_naming_the_flag(
+    tmp_path: Path, argv: list[str], expect: str
+) -> None:
+    with pytest.raises(UsageError, match=expect):
+        ops_settings(tmp_path, "--env", "production", *argv)
+
+
+def test_become_sftp_server_without_become_is_refused_and_with_it_accepted(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(UsageError, match="only used with --become"):
+        ops_settings(tmp_path, "--env", "production", env={"SOPS_DEPLOY_BECOME": "false"})
+    assert ops_settings(tmp_path, "--env", "production").become_sftp_server
+
+
+def test_owner_on_a_files_target_is_refused(tmp_path: Path) -> None:
+    config = OPS_CONFIG.replace("        keys: [WORKER_*]\n", "        format: files\n")
+    (tmp_path / "sops-deploy.yaml").write_text(config)
+    from sops_deploy.cli import build_parser, options_for
+
+    args = build_parser().parse_args(
+        ["deploy", "--config", str(tmp_path / "sops-deploy.yaml"), "--env", "production"]
+    )
+    with pytest.raises(UsageError, match="`files` directory"):
+        options_for(args.command, vars(args), {})

@@ -126,6 +126,11 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         follow_symlinks=v["follow_symlinks"],
         **safety,
     )
+    if built.become_sftp_server and not built.become:
+        raise UsageError(
+            "--become-sftp-server is only used with --become",
+            "add --become, or drop --become-sftp-server",
+        )
     for t in built.outputs():
         if t.format == "files" and (t.owner or t.validate_command):
             raise UsageError(
