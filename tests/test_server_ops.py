@@ -715,3 +715,17 @@ def test_owner_on_a_files_target_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(UsageError, match="`files` directory"):
         options_for(args.command, vars(args), {})
+
+
+def test_owner_warning_is_a_workflow_warning_naming_the_owner_input(tmp_path: Path) -> None:
+    """In the action the owner warning is a `::warning` and names the `owner:` input."""
+    out, err = io.StringIO(), io.StringIO()
+    env = {"GITHUB_ACTIONS": "true", "SOPS_DEPLOY_INTERFACE": "action"}
+    reporter = Reporter(out=out, err=err, env=env)
+    reporter.warn("web1: /srv/app/.env belonged to 1001:1001; pass --owner 1001:1001 to keep it")
+    line = out.getvalue().strip()
+    assert line.startswith("::warning")
+    assert "`owner:` 1001:1001" in line
+    cli_reporter = Reporter(out=io.StringIO(), err=(cli_err := io.StringIO()), env={})
+    cli_reporter.warn("pass --owner 1001:1001")
+    assert "--owner 1001:1001" in cli_err.getvalue()
