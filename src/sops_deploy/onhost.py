@@ -239,6 +239,9 @@ def _deliver(
         result.error = delivery.error
         if delivery.status == "unchanged" and target.post_command:
             result.note = "unchanged: the post-command runs only when the file changes"
+        was, now = delivery.before.owner if delivery.before else None, delivery.owner
+        if delivery.status == "changed" and was and now and was != now and not result.reason:
+            result.note = f"owner: {was[0]}:{was[1]} → {now[0]}:{now[1]}"
 
 
 def _record(result: HostResult, changes: Changes) -> None:
