@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from sops_deploy.config import HostSpec, Settings
-from sops_deploy.deploy import NOT_ATTEMPTED_NOTE, HostResult, Plan, apply_host
+from sops_deploy.deploy.rollout import NOT_ATTEMPTED_NOTE, HostResult, Plan, apply_host
 from sops_deploy.errors import RemoteError, UsageError
-from sops_deploy.report import Reporter
+from sops_deploy.inputs.settings import HostSpec, Settings
+from sops_deploy.output.reporter import Reporter
 from tests.accounts import Account, can_create_accounts, chroot_for, sudoers, unix_account
 from tests.proxy import Fault, Proxy
 from tests.sshd import Sshd, make_sshd

@@ -19,10 +19,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sops_deploy import config as checks
-from sops_deploy.config import check_glob, check_remote_path, parse_host, parse_mode, split_list
 from sops_deploy.defaults import DEFAULT_CONFIG, DEFAULT_FILE, ENV_PREFIX, FORMATS
 from sops_deploy.errors import UsageError
+from sops_deploy.inputs import settings as checks
+from sops_deploy.inputs.settings import check_glob, parse_host, parse_mode, split_list
 
 # The kinds of value an option holds (argparse type, how a SOPS_DEPLOY_* text and a YAML
 # node are read): text, a repeatable list split on commas and newlines, a whole number, a
@@ -87,7 +87,7 @@ _OPTIONS = [
     Option("port", "--port", ("PORT",), "port", "int", minimum=1, maximum=65535, example="22",
            help="SSH port for hosts that do not name one"),
     Option("remote_path", "--remote-path", ("REMOTE_PATH",), "remote-path", default="",
-           check=check_remote_path, metavar="PATH", help="the .env path on the server"),
+           check=checks.check_remote_path, metavar="PATH", help="the .env path on the server"),
     Option("ssh_key_file", "--ssh-key-file", ("SSH_KEY_FILE",), "ssh-key-file", path=True,
            metavar="PATH",
            help="private key file (default: SSH_PRIVATE_KEY from the environment)"),
