@@ -261,6 +261,44 @@ def test_become_is_refused_for_a_chrooted_sftp_only_account(
     assert (root / "srv" / "app" / ".env").stat().st_uid == account.uid
 
 
+def test_check_with_become_reads_a_root_only_file(
+    cli: Cli, encrypt: Callable[..., Path], logins: dict[str, Login], etc_app: Path
+) -> None:
+    """`check --become` compares a file the login user cannot read: drift (exit 3), then,
+    after the deploy, in sync (exit 0); without --become it names --become."""
+    enc = str(encrypt(SECRET_ENV))
+    flags = logins["sudo"].flags(etc_app / ".env")
+    assert cli("check", "--file", enc, *flags, "--become").returncode == 3
+    denied = cli("check", "--file", enc, *flags)
+    assert denied.returncode == 1, denied.output
+    assert "--become" in denied.stderr
+    assert cli("deploy", "--file", enc, *flags, "--become").returncode == 0
+    again = cli("check", "--file", enc, *flags, "--become")
+    assert again.returncode == 0, again.output
+
+
+def test_owner_by_name_on_an_sftp_only_account_asks_for_numeric_ids(
+    cli: Cli, encrypt: Callable[..., Path], sftp_only: tuple[Sshd, Account, Path], tmp_path: Path
+) -> None:
+    """An SFTP-only account cannot look names up: --owner by name is refused (nothing
+    written); its own numeric uid (the nearest valid input) deploys."""
+    server, account, root = sftp_only
+    app = root / "srv" / "app"
+    for p in app.iterdir():
+        p.unlink()
+    known = tmp_path / "known"
+    known.write_text(server.known_hosts_line + "\n")
+    flags = target_flags(f"{account.name}@127.0.0.1:{server.port}", "/srv/app/.env", known)
+    enc = str(encrypt(SECRET_ENV))
+    named = cli("deploy", "--file", enc, *flags, "--owner", account.name, "--timeout", "5")
+    assert named.returncode == 1, named.output
+    assert "give numeric ids" in named.stderr
+    assert not (app / ".env").exists()
+    numeric = cli("deploy", "--file", enc, *flags, "--owner", f"{account.uid}:{account.gid}")
+    assert numeric.returncode == 0, numeric.output
+    assert (app / ".env").stat().st_uid == account.uid
+
+
 def test_become_post_command_failure_rolls_back_the_root_owned_file(
     cli: Cli, encrypt: Callable[..., Path], logins: dict[str, Login], etc_app: Path
 ) -> None:
@@ -729,3 +767,19 @@ def test_owner_warning_is_a_workflow_warning_naming_the_owner_input(tmp_path: Pa
     cli_reporter = Reporter(out=io.StringIO(), err=(cli_err := io.StringIO()), env={})
     cli_reporter.warn("pass --owner 1001:1001")
     assert "--owner 1001:1001" in cli_err.getvalue()
+
+
+def test_each_server_operation_input_reaches_the_code_through_env() -> None:
+    """action.yml passes each new input as its SOPS_DEPLOY_* variable (env: only), and the
+    option table reads that variable."""
+    import yaml
+
+    from sops_deploy.inputs.table import OPTIONS
+
+    action = yaml.safe_load((Path(__file__).parents[1] / "action.yml").read_text())
+    run_env = next(s["env"] for s in action["runs"]["steps"] if s.get("id") == "run")
+    for attr in ("become", "become_sftp_server", "owner", "validate_command", "canary"):
+        name = attr.replace("_", "-")
+        assert name in action["inputs"]
+        variable = OPTIONS[attr].env_names()[0]
+        assert run_env[variable] == "${{ inputs." + name + " }}"

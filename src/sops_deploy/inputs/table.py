@@ -242,10 +242,10 @@ SOURCE = ("files", "required", "schema", "public_keys", "format", "allow_empty",
 TARGET = (
     "hosts", "user", "port", "remote_path", "ssh_key_file", "known_hosts", "fingerprints",
     "insecure_any_host_key", "jump_host", "file_mode", "timeout", "retries", "parallel",
-    "fail_fast", "follow_symlinks", "ssh_config",
+    "fail_fast", "follow_symlinks", "ssh_config", "become", "become_sftp_server",
 )  # fmt: skip
 SAFETY = ("backup", "post_command", "post_command_timeout", "rollback_on_failure", "lock_timeout",
-          "become", "become_sftp_server", "owner", "validate_command", "canary")  # fmt: skip
+          "owner", "validate_command", "canary")  # fmt: skip
 CONFIG = ("config", "environment")
 TOOLS = ("tool", "source", "mirror", "sops_version", "age_version", "sops_sha256",
          "age_sha256", "allow_unverified")  # fmt: skip
