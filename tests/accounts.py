@@ -59,6 +59,7 @@ def unix_account(client_pub: str, *, login_shell: str = "/bin/bash") -> Iterator
     base.chmod(0o755)
     name = f"sdt{secrets.token_hex(4)}"
     home = base / "home"
+    created = boot_ticks() - 1
     subprocess.run(
         [
             "useradd",
@@ -88,31 +89,39 @@ def unix_account(client_pub: str, *, login_shell: str = "/bin/bash") -> Iterator
         yield account
     finally:
         with contextlib.suppress(KeyError):
-            end_processes(pwd.getpwnam(name).pw_uid)
+            end_processes(pwd.getpwnam(name).pw_uid, created)
         # -f: an sshd child of this user may still be exiting
         subprocess.run(["userdel", "-f", name], check=False, capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 
 
-def processes_of(uid: int) -> list[int]:
-    """The pids of the processes running as `uid` (real uid), from /proc."""
+def boot_ticks() -> int:
+    """Now, in the clock ticks since boot that /proc/PID/stat's start time uses."""
+    return int(float(Path("/proc/uptime").read_text().split()[0]) * os.sysconf("SC_CLK_TCK"))
+
+
+def processes_of(uid: int, since: int = 0) -> list[int]:
+    """The pids of the processes running as `uid` (real uid) started at or after `since`
+    (boot ticks): a uid is reused after userdel, and an older process is not ours."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            started = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[19])
             for line in (entry / "status").read_text().splitlines():
                 if line.startswith("Uid:"):
-                    if int(line.split()[1]) == uid:
+                    if int(line.split()[1]) == uid and started >= since:
                         found.append(int(entry.name))
                     break
     return found
 
 
-def end_processes(uid: int) -> None:
-    """Kill, by pid, every process of the test account `uid` (before it is deleted)."""
+def end_processes(uid: int, since: int = 0) -> None:
+    """Kill, by pid, every process of the test account `uid` started since it was created
+    (before the account is deleted)."""
     for _ in range(50):
-        pids = processes_of(uid)
+        pids = processes_of(uid, since)
         if not pids:
             return
         for pid in pids:
