@@ -23,7 +23,14 @@ from sops_deploy.errors import RemoteError, SopsDeployError, UsageError
 from sops_deploy.inputs import runinfo
 from sops_deploy.inputs.runinfo import RunInfo
 from sops_deploy.inputs.settings import HostSpec, Settings
-from sops_deploy.plan.build import Plan, build_plan, decrypt_all, parse_plaintext
+from sops_deploy.plan.build import (
+    Plan,
+    build_plan,
+    decrypt_all,
+    parse_plaintext,
+    secret_texts,
+    validation_hint,
+)
 
 if TYPE_CHECKING:
     from sops_deploy.remote.connection import Connection
@@ -41,6 +48,8 @@ __all__ = [
     "decrypt_all",
     "open_host",
     "parse_plaintext",
+    "secret_texts",
+    "validation_hint",
 ]
 
 

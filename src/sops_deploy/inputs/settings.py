@@ -8,6 +8,7 @@ turn one text into one checked value (a host, a file mode, a remote path) and ra
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -146,6 +147,19 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
+INTERPOLATE = ("auto", "on", "off")
+
+
+def check_interpolate(mode: str) -> str:
+    if mode not in INTERPOLATE:
+        raise UsageError(
+            f"--interpolate {mode!r} is not one of {', '.join(INTERPOLATE)}",
+            "auto (default) expands ${NAME} naming a key defined above it in the same file; "
+            "off keeps every $ as written",
+        )
+    return mode
+
+
 def check_glob(pattern: str) -> str:
     """One shell-style key pattern of a target's `keys:` (`DB_*`, `APP_[AB]`, `TOKEN`)."""
     if not pattern.strip() or any(c in pattern for c in "\x00\n\r/"):
@@ -163,33 +177,6 @@ def check_post_command(command: str) -> str:
             "pass a shell command such as 'docker compose up -d'",
         )
     return command
-
-
-def check_validate_command(command: str) -> str:
-    """A --validate-command: one shell command naming the temp file as `%s`."""
-    if "\x00" in command or not command.strip():
-        raise UsageError(
-            "--validate-command is empty or contains a NUL character",
-            "pass a command that checks the new file, e.g. 'grep -q ^DB_URL= %s'",
-        )
-    if "%s" not in command:
-        raise UsageError(
-            "--validate-command does not name the new file: it has no %s",
-            "write %s where the path of the new file goes, e.g. 'grep -q ^DB_URL= %s'",
-        )
-    return command
-
-
-def check_owner(text: str) -> str:
-    """A --owner USER:GROUP (names or numeric ids, either part may be left out)."""
-    user, _, group = text.partition(":")
-    good = re.compile(r"^(?:[0-9]+|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$")
-    if not (user or group) or any(p and not good.match(p) for p in (user, group)):
-        raise UsageError(
-            f"--owner {text!r} is not USER:GROUP",
-            "pass --owner app:app, --owner 1000:1000, --owner app or --owner :app",
-        )
-    return text
 
 
 DEFAULT_CACHE = Path("~/.cache/sops-deploy").expanduser()
@@ -260,6 +247,7 @@ class Settings:
     public_keys: tuple[str, ...] = ()  # keys whose values are shown, not masked
     format: str = "compose"
     allow_empty: bool = False  # a source with no key may deploy (an empty file)
+    interpolate: str = "auto"  # ${NAME} of the file's own keys: auto | on | off
     age: AgeKeySource = field(default_factory=AgeKeySource)
     hosts: tuple[HostSpec, ...] = ()
     user: str | None = None
@@ -313,6 +301,17 @@ class Settings:
                 validate_command=self.validate_command,
             ),
         )
+
+    def public_texts(self) -> list[str]:
+        """Paths and names the user passed (files, schema, remote paths, hosts, user, jump
+        host): no secrets, so never masked inside messages (`redact.Redactor.keep`)."""
+        paths = [*self.files, self.schema or "", self.remote_path]
+        paths += [t.remote_path for t in self.targets]
+        # a path's directory too: the lock, backups and audit log sit beside the file
+        texts = [*paths, *(posixpath.dirname(p) for p in paths), self.user or ""]
+        for host in (*self.hosts, *((self.jump_host,) if self.jump_host else ())):
+            texts += [str(host), host.host]
+        return [t for t in texts if len(t) > 1]
 
     def secret_texts(self) -> list[str]:
         """Key material that must be masked before anything prints."""
