@@ -264,19 +264,16 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "hosts": ("json", "hosts", "user", "port", *CONFIG),
     "tools": TOOLS,
     "init": ("from_env", "pin_host", "remote_path", "ssh_key_file", "ssh_recipient",
-             "action_ref", "force",
-             "yes", "delete_plaintext", "timeout", "format"),
+             "action_ref", "force", "yes", "delete_plaintext", "timeout", "format"),
     "rotate": ("key", "generate", "value_stdin", "data_key", "length", "charset", "files",
                "age_key_file"),
     "recipients": ("action", "recipient", "sops_config", "age_key_file"),
     "doctor": (*SOURCE, "sops_config", *DOCTOR_HOSTS, *CONFIG),
     "github-sync": (*SOURCE, *CONFIG, *GITHUB_SYNC),
 }  # fmt: skip
-# Per-command defaults that differ from the table's; format None: nobody named the reader
-# (init asks, maintain/reader.py; doctor flags it).
+# Per-command defaults differing from the table's (format None: no reader named yet).
 COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {
-    "init": {"remote_path": "~/app/.env", "format": None}, "doctor": {"format": None}
-}  # fmt: skip
+    "init": {"remote_path": "~/app/.env", "format": None}, "doctor": {"format": None}}  # fmt: skip
 USES_CONFIG_FILE = ("deploy", "check", "diff", "validate", "hosts", "doctor", "github-sync")
 
 FileValues = Callable[[str, "str | None"], Mapping[str, Any]]
