@@ -250,11 +250,11 @@ def options_for(command: str, flags: Mapping[str, Any], environ: Mapping[str, st
 
 def _run(command: str, flags: Mapping[str, Any], environ: Mapping[str, str], r: Reporter) -> None:
     from sops_deploy.config import Settings
-    from sops_deploy.environment import SECRET_ENV
+    from sops_deploy.environment import secret_texts
 
     if command not in ("tools", "hosts"):
-        # Key material is masked before anything else can print.
-        r.mask_keys(environ[k] for k in SECRET_ENV if environ.get(k, "").strip())
+        # Key material and backend credentials are masked before anything else can print.
+        r.mask_keys(secret_texts(environ))
     opts = options_for(command, flags, environ)
     if isinstance(opts, Settings):
         r.mask_keys(opts.secret_texts())

@@ -1,0 +1,384 @@
+"""Every sops key backend, through the CLI, against real servers: AWS KMS and STS (moto
+server, also the web identity / OIDC path), Vault transit (OpenBao), GnuPG — alone, age
+and KMS together, and with missing or wrong credentials (exit 5, the message names the
+backend and key, and no credential appears in any output)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sops_deploy import backends, environment
+from tests import stores
+from tests.support import AgeIdentity, CliResult, assert_no_secrets
+
+Cli = Callable[..., CliResult]
+PLAIN = "DATABASE_URL=postgres://app:Kms-Secret-Pw7@db/app\nAPI_TOKEN=tok_kms_4e3d2c1b0a\n"
+ROLE = "arn:aws:iam::123456789012:role/deploy"
+OIDC_JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOm8vcjpyZWYifQ.c2lnbmF0dXJlLXRlc3Q"
+
+
+@dataclass
+class Backends:
+    """The servers and a throwaway GnuPG home, with helpers that encrypt for them."""
+
+    sops: str
+    moto: stores.Moto
+    bao: stores.OpenBao
+    tmp: Path
+
+    def aws(self, **extra: str) -> dict[str, str]:
+        return {**self.moto.env(), **extra}
+
+    def kms_key(self) -> str:
+        import boto3
+
+        client = boto3.client(
+            "kms",
+            endpoint_url=self.moto.endpoint,
+            region_name=stores.AWS_REGION,
+            aws_access_key_id=stores.AWS_KEY_ID,
+            aws_secret_access_key=stores.AWS_SECRET_KEY,
+        )
+        return str(client.create_key()["KeyMetadata"]["Arn"])
+
+    def transit_key(self, name: str = "sops") -> str:
+        mounts = self.bao.api("GET", "sys/mounts")["data"]
+        if "transit/" not in mounts:
+            self.bao.enable("transit", "transit")
+        self.bao.api("POST", f"transit/keys/{name}")
+        return f"{self.bao.addr}/v1/transit/keys/{name}"
+
+    def encrypt(self, flags: list[str], env: dict[str, str], name: str = "s.env.encrypted") -> Path:
+        out = self.tmp / name
+        proc = subprocess.run(
+            [
+                self.sops,
+                "encrypt",
+                "--input-type",
+                "dotenv",
+                "--output-type",
+                "dotenv",
+                *flags,
+                "/dev/stdin",
+            ],
+            input=PLAIN.encode(),
+            env={**_clean(), **env},
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr.decode()
+        out.write_bytes(proc.stdout)
+        return out
+
+
+def _clean() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not backends.is_backend(k)}
+
+
+@pytest.fixture
+def be(
+    sops_bin: str,
+    moto: stores.Moto,
+    openbao: stores.OpenBao,
+    tmp_path: Path,
+    secret_values: set[str],
+) -> Backends:
+    """The backends for one test; every credential is a secret the guard looks for."""
+    pytest.importorskip("boto3")
+    secret_values.update(
+        {stores.AWS_KEY_ID, stores.AWS_SECRET_KEY, openbao.token, OIDC_JWT, "Kms-Secret-Pw7"}
+    )
+    secret_values.add("tok_kms_4e3d2c1b0a")
+    return Backends(sops_bin, moto, openbao, tmp_path)
+
+
+NO_AGE = {"AGE_KEY": ""}
+
+
+def test_kms_alone_decrypts_with_aws_credentials_and_no_age_key(be: Backends, cli: Cli) -> None:
+    """A KMS-only file validates with the AWS credentials and no AGE_KEY at all."""
+    enc = be.encrypt(["--kms", be.kms_key()], be.aws())
+    result = cli("validate", "--file", str(enc), env={**NO_AGE, **be.aws()})
+    assert result.returncode == 0, result.output
+
+
+def test_kms_through_web_identity_oidc(be: Backends, cli: Cli, tmp_path: Path) -> None:
+    """GitHub's OIDC path: AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE, no static keys;
+    sops's STS client assumes the role at moto (AWS_ENDPOINT_URL_STS)."""
+    enc = be.encrypt(["--kms", be.kms_key()], be.aws())
+    token = tmp_path / "oidc-token"
+    token.write_text(OIDC_JWT)
+    env = {**NO_AGE, **be.aws(AWS_ROLE_ARN=ROLE, AWS_WEB_IDENTITY_TOKEN_FILE=str(token))}
+    env["AWS_ACCESS_KEY_ID"] = env["AWS_SECRET_ACCESS_KEY"] = ""
+    result = cli("validate", "--file", str(enc), env=env)
+    assert result.returncode == 0, result.output
+
+
+def test_kms_with_temporary_credentials_as_configure_aws_credentials_exports_them(
+    be: Backends, cli: Cli, secret_values: set[str]
+) -> None:
+    """AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN from an assumed role."""
+    import boto3
+
+    enc = be.encrypt(["--kms", be.kms_key()], be.aws())
+    sts = boto3.client(
+        "sts",
+        endpoint_url=be.moto.endpoint,
+        region_name=stores.AWS_REGION,
+        aws_access_key_id=stores.AWS_KEY_ID,
+        aws_secret_access_key=stores.AWS_SECRET_KEY,
+    )
+    creds = sts.assume_role(RoleArn=ROLE, RoleSessionName="gha")["Credentials"]
+    temp = {
+        "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": creds["SessionToken"],
+    }
+    secret_values.update(temp.values())
+    result = cli("validate", "--file", str(enc), env={**NO_AGE, **be.aws(**temp)})
+    assert result.returncode == 0, result.output
+
+
+def test_secret_credentials_are_masked_first_on_github(
+    be: Backends, base_env: dict[str, str], secret_values: set[str], tmp_path: Path
+) -> None:
+    """On a runner every secret row of the table is registered with ::add-mask:: before
+    any other line, and appears nowhere else; the non-secret ones are not masked."""
+    import sys
+
+    enc = be.encrypt(["--kms", be.kms_key()], be.aws())
+    env = {
+        **base_env,
+        **NO_AGE,
+        **be.aws(AWS_SESSION_TOKEN="FwoGZXIvYXdzEBYaDtemp-session"),
+        "GITHUB_ACTIONS": "true",
+    }
+    secret_values.add("FwoGZXIvYXdzEBYaDtemp-session")
+    proc = subprocess.run(
+        [sys.executable, "-m", "sops_deploy", "validate", "--file", str(enc)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    masks = [ln.removeprefix("::add-mask::") for ln in lines if ln.startswith("::add-mask::")]
+    assert lines[: len(masks)] == [f"::add-mask::{m}" for m in masks], "a mask came late"
+    for value in (stores.AWS_KEY_ID, stores.AWS_SECRET_KEY, "FwoGZXIvYXdzEBYaDtemp-session"):
+        assert value in masks
+    assert stores.AWS_REGION not in masks
+    assert be.moto.endpoint not in masks
+    rest = "\n".join(lines[len(masks) :]) + proc.stderr
+    assert_no_secrets(rest, secret_values)
+
+
+def test_age_and_kms_in_one_file_decrypt_with_either(
+    be: Backends, cli: Cli, age_id: AgeIdentity
+) -> None:
+    """A file for an age recipient and a KMS key opens with the age key alone and with the
+    AWS credentials alone."""
+    enc = be.encrypt(["--age", age_id.public, "--kms", be.kms_key()], be.aws())
+    assert cli("validate", "--file", str(enc), env={**NO_AGE, **be.aws()}).returncode == 0
+    assert cli("validate", "--file", str(enc)).returncode == 0  # AGE_KEY, no AWS_*
+    neither = cli("validate", "--file", str(enc), env={**NO_AGE, **_no_aws(be)})
+    assert neither.returncode == 5
+    assert "age age1" in neither.stderr
+    assert "AGE_KEY not set" in neither.stderr
+    assert "no AWS credentials in the environment" in neither.stderr
+
+
+def _no_aws(be: Backends) -> dict[str, str]:
+    """moto's environment minus the keys: nothing to sign a request with."""
+    return be.aws(AWS_ACCESS_KEY_ID="", AWS_SECRET_ACCESS_KEY="")
+
+
+def test_kms_without_credentials_names_the_key_and_the_fix(be: Backends, cli: Cli) -> None:
+    """Missing AWS credentials: exit 5 naming aws_kms and its ARN; the CLI fix names the
+    variables, the action's fix configure-aws-credentials and id-token: write."""
+    arn = be.kms_key()
+    enc = be.encrypt(["--kms", arn], be.aws())
+    result = cli("validate", "--file", str(enc), env={**NO_AGE, **_no_aws(be)})
+    assert result.returncode == 5
+    assert f"aws_kms {arn}: no AWS credentials in the environment" in result.stderr
+    assert "AWS_ACCESS_KEY_ID" in result.stderr
+    assert "AWS_WEB_IDENTITY_TOKEN_FILE" in result.stderr
+    assert "It is encrypted for" not in result.stderr
+    action = cli(
+        "validate",
+        "--file",
+        str(enc),
+        env={**NO_AGE, **_no_aws(be), "SOPS_DEPLOY_INTERFACE": "action"},
+    )
+    assert action.returncode == 5
+    assert "aws-actions/configure-aws-credentials" in action.stderr
+    assert "role-to-assume" in action.stderr
+    assert "id-token: write" in action.stderr
+
+
+@pytest.fixture
+def strict_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stores.Moto]:
+    """A moto server that checks credentials after its first two requests (create the key,
+    encrypt for it): every later request must come from an IAM user it knows (none)."""
+    server = stores.start_moto(
+        tmp_path_factory.mktemp("moto-auth"), {"INITIAL_NO_AUTH_ACTION_COUNT": "2"}
+    )
+    yield server
+    server.stop()
+
+
+def test_kms_with_wrong_credentials_says_they_were_rejected(
+    be: Backends, cli: Cli, strict_moto: stores.Moto
+) -> None:
+    """Credentials the server does not know: exit 5, aws_kms ARN, rejected, no credential."""
+    strict = Backends(be.sops, strict_moto, be.bao, be.tmp)
+    arn = strict.kms_key()
+    enc = strict.encrypt(["--kms", arn], strict.aws())
+    result = cli("validate", "--file", str(enc), env={**NO_AGE, **strict.aws()})
+    assert result.returncode == 5
+    assert f"aws_kms {arn}: the credentials were rejected" in result.stderr
+    assert "StatusCode" not in result.stderr  # sops's own text stays out
+
+
+def test_vault_transit_alone(be: Backends, cli: Cli) -> None:
+    """A transit-only file validates with VAULT_TOKEN and no AGE_KEY."""
+    enc = be.encrypt(["--hc-vault-transit", be.transit_key()], be.bao.env())
+    assert cli("validate", "--file", str(enc), env={**NO_AGE, **be.bao.env()}).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        pytest.param("", "VAULT_TOKEN not set", id="missing-token"),
+        pytest.param("s.wrong-token-4711", "permission denied (token rejected", id="wrong-token"),
+        pytest.param("weak", "permission denied (token rejected", id="token-without-policy"),
+    ],
+)
+def test_vault_transit_failures_name_the_key(
+    be: Backends, cli: Cli, secret_values: set[str], token: str, reason: str
+) -> None:
+    """Exit 5 naming `hc_vault transit URL` and why; the token never shows."""
+    url = be.transit_key("deploy")
+    enc = be.encrypt(["--hc-vault-transit", url], be.bao.env())
+    if token == "weak":
+        token = be.bao.create_token(["default"])
+    secret_values.add(token) if token else None
+    result = cli(
+        "validate", "--file", str(enc), env={**NO_AGE, **be.bao.env(), "VAULT_TOKEN": token}
+    )
+    assert result.returncode == 5
+    assert f"hc_vault transit {url}: {reason}" in result.stderr
+    assert "update` on transit/decrypt/deploy" in result.stderr
+    # the nearest valid input: the root token opens it
+    assert cli("validate", "--file", str(enc), env={**NO_AGE, **be.bao.env()}).returncode == 0
+
+
+@pytest.fixture
+def gnupg(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A fresh GnuPG home with one passphrase-less key: (GNUPGHOME, fingerprint)."""
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    env = {**_clean(), "GNUPGHOME": str(home)}
+    subprocess.run(
+        [
+            "gpg",
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "sops-deploy test <t@example.invalid>",
+            "ed25519",
+            "cert,sign",
+            "never",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    listing = subprocess.run(
+        ["gpg", "--batch", "--with-colons", "--list-keys"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    fpr = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
+    subprocess.run(
+        ["gpg", "--batch", "--passphrase", "", "--quick-add-key", fpr, "cv25519", "encr", "never"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    yield home, fpr
+    subprocess.run(
+        ["gpgconf", "--kill", "all"], env=env, capture_output=True, check=False, timeout=30
+    )
+
+
+def test_pgp_alone_and_without_the_secret_key(
+    be: Backends, cli: Cli, gnupg: tuple[Path, str], tmp_path: Path
+) -> None:
+    """A PGP-only file opens with the GNUPGHOME that holds the key; an empty keyring fails
+    with exit 5 naming `pgp FINGERPRINT`."""
+    home, fpr = gnupg
+    enc = be.encrypt(["--pgp", fpr], {"GNUPGHOME": str(home)})
+    ok = cli("validate", "--file", str(enc), env={**NO_AGE, "GNUPGHOME": str(home)})
+    assert ok.returncode == 0, ok.output
+    empty = tmp_path / "empty-gnupg"
+    empty.mkdir(mode=0o700)
+    result = cli("validate", "--file", str(enc), env={**NO_AGE, "GNUPGHOME": str(empty)})
+    assert result.returncode == 5
+    assert f"pgp {fpr}: " in result.stderr
+    assert "gpg --import" in result.stderr
+    subprocess.run(
+        ["gpgconf", "--kill", "all"],
+        env={**_clean(), "GNUPGHOME": str(empty)},
+        capture_output=True,
+        check=False,
+        timeout=30,
+    )
+
+
+def test_backend_credentials_reach_sops_and_no_other_child() -> None:
+    """The table decides: sops's environment has every backend variable; the one for
+    `Match exec`, git and the tools has none, and no secret of the table."""
+    environ = {
+        "PATH": "/usr/bin",
+        "HOME": "/home/u",
+        "AWS_SECRET_ACCESS_KEY": "aws-secret-value",
+        "AWS_ENDPOINT_URL_KMS": "http://127.0.0.1:1",
+        "VAULT_TOKEN": "vault-token-value",
+        "GNUPGHOME": "/g",
+        "AZURE_CLIENT_SECRET": "azure-secret",
+        "GOOGLE_OAUTH_ACCESS_TOKEN": "ya29.token",
+        "AGE_KEY": "AGE-SECRET-KEY-1X",
+    }
+    others = environment.child_environ(environ)
+    assert others == {"PATH": "/usr/bin", "HOME": "/home/u"}
+    sops_env = environment.age_source(environ, None).child_env()
+    for name in environ:
+        if name != "AGE_KEY":
+            assert sops_env[name] == environ[name]
+    assert sops_env["SOPS_AGE_KEY"] == "AGE-SECRET-KEY-1X"
+    secrets = set(environment.secret_texts(environ))
+    assert secrets == {
+        "aws-secret-value",
+        "vault-token-value",
+        "azure-secret",
+        "ya29.token",
+        "AGE-SECRET-KEY-1X",
+    }
+    ssh = environment.ssh_setup(environ, "none", "u")
+    assert not set(ssh.env) & {"AWS_SECRET_ACCESS_KEY", "VAULT_TOKEN", "GNUPGHOME"}
