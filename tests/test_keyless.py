@@ -15,6 +15,7 @@ import pytest
 
 from sops_deploy import backends, environment
 from tests import stores
+from tests.sshd import free_port
 from tests.support import AgeIdentity, CliResult, assert_no_secrets
 
 Cli = Callable[..., CliResult]
@@ -382,3 +383,45 @@ def test_backend_credentials_reach_sops_and_no_other_child() -> None:
     }
     ssh = environment.ssh_setup(environ, "none", "u")
     assert not set(ssh.env) & {"AWS_SECRET_ACCESS_KEY", "VAULT_TOKEN", "GNUPGHOME"}
+
+
+def test_doctor_lists_each_key_group_and_whether_it_is_usable(
+    be: Backends, cli: Cli, age_id: AgeIdentity, gnupg: tuple[Path, str]
+) -> None:
+    """doctor names every non-age key of the file: usable here (credentials present, server
+    answers) or why not, with the fix; the file decrypts through a usable one."""
+    home, fpr = gnupg
+    arn, url = be.kms_key(), be.transit_key("doctor")
+    flags = ["--age", age_id.public, "--kms", arn, "--hc-vault-transit", url, "--pgp", fpr]
+    enc = be.encrypt(flags, {**be.aws(), **be.bao.env(), "GNUPGHOME": str(home)})
+    env = {**NO_AGE, **be.aws(), **be.bao.env(), "GNUPGHOME": str(home)}
+    good = cli("doctor", "--file", str(enc), "--timeout", "5", env=env)
+    assert (
+        f"✓ {enc} key aws_kms {arn}: credentials present, {be.moto.endpoint} answers" in good.stdout
+    )
+    assert f"✓ {enc} key hc_vault transit {url}: credentials present, {be.bao.addr} answers" in (
+        good.stdout
+    )
+    assert f"✓ {enc} key pgp {fpr}: secret key in the keyring at {home}" in good.stdout
+    assert f"✓ {enc} decrypts with the aws_kms/hc_vault/pgp credentials" in good.stdout
+    assert "✓ age key: none given" in good.stdout
+    down = f"http://127.0.0.1:{free_port()}"
+    empty = home.parent / "empty-gnupg"
+    empty.mkdir(mode=0o700)
+    bad = {
+        **NO_AGE,
+        **_no_aws(be),
+        "VAULT_TOKEN": "",
+        "GNUPGHOME": str(empty),
+        "AWS_ACCESS_KEY_ID": stores.AWS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": stores.AWS_SECRET_KEY,
+        "AWS_ENDPOINT_URL": down,
+    }
+    result = cli("doctor", "--file", str(enc), "--timeout", "2", env=bad)
+    assert result.returncode == 1
+    assert f"✗ {enc} key aws_kms {arn}: credentials present, but {down}: not reachable" in (
+        result.stdout
+    )
+    assert f"✗ {enc} key hc_vault transit {url}: VAULT_TOKEN not set" in result.stdout
+    assert f"✗ {enc} key pgp {fpr}: no secret key for it in the keyring at {empty}" in result.stdout
+    assert "fix: export VAULT_TOKEN" in result.stdout

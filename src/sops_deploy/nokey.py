@@ -148,15 +148,17 @@ def explain(enc: EncryptedFile, key: AgeKeySource, stderr: str) -> tuple[str, st
         if any(m.kind == k for g in enc.groups for m in g)
     ]
     fixes = [
-        AGE_FIX.format(file=enc.path) if k == AGE else _fix(k, key.interface, enc) for k in kinds
+        AGE_FIX.format(file=enc.path) if k == AGE else fix_for(k, key.interface, enc.groups)
+        for k in kinds
     ]
     return " | ".join(parts), " — or ".join(fixes)
 
 
-def _fix(kind: str, interface: str, enc: EncryptedFile) -> str:
+def fix_for(kind: str, interface: str, groups: tuple[tuple[MasterKey, ...], ...]) -> str:
+    """The fix for a key of `kind` (not age) in the words of `interface` (action or cli)."""
     text = _FIXES[kind]["action" if interface == "action" else "cli"]
     if kind == VAULT:
-        key = next((m for g in enc.groups for m in g if m.kind == VAULT), None)
+        key = next((m for g in groups for m in g if m.kind == VAULT), None)
         if key is not None and "/v1/" in key.ident:
             engine, _, name = key.ident.split("/v1/", 1)[1].partition("/keys/")
             text = text.replace("TRANSIT/decrypt/KEY", f"{engine}/decrypt/{name}")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sops_deploy import __version__, agekey, deploy, sops, tools
 from sops_deploy.config import HostSpec, Settings
 from sops_deploy.errors import ChecksFailed, SopsDeployError, ValidationError
-from sops_deploy.maintain import sopsconfig
+from sops_deploy.maintain import keyaccess, sopsconfig
 from sops_deploy.report import Reporter
 
 if TYPE_CHECKING:
@@ -71,6 +71,8 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
         yield Check("age key", True, "from SOPS_AGE_KEY_CMD (sops runs it)")
     elif not age.given and _ssh_opens_all(settings):
         yield Check("age key", True, f"none needed: {age.ssh_source} opens every file")
+    elif not age.given and _other_backends_for_all(settings):
+        yield Check("age key", True, "none given; every file has other key groups (below)")
     elif not age.given:
         yield Check(
             "age key",
@@ -104,8 +106,12 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
         except SopsDeployError as exc:
             yield _failed(f"{path}: {age.ssh_source}", exc)
             ssh = None
-        yield from _recipient_checks(enc, [] if ssh else mine, rules, config)
-        if sops_bin is None or not (age.given or age.key_cmd or ssh):
+        if enc.recipients or not enc.groups:
+            yield from _recipient_checks(enc, [] if ssh else mine, rules, config)
+        yield from _key_group_checks(enc, settings)
+        backend_env = {**age.base, **age.backend}
+        elsewhere = keyaccess.usable_elsewhere(enc.groups, backend_env)
+        if sops_bin is None or not (age.given or age.key_cmd or ssh or elsewhere):
             continue
         who = _identity(enc, mine, ssh, age)
         try:
@@ -143,6 +149,23 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
         yield _host_check(settings, spec, reporter.warn)
 
 
+def _other_backends_for_all(settings: Settings) -> bool:
+    """Whether every file has a non-age master key (then no age key is needed)."""
+    try:
+        groups = [sops.inspect(path).groups for path in settings.files]
+    except SopsDeployError:
+        return False
+    return bool(groups) and all(any(m.kind != "age" for g in gs for m in g) for gs in groups)
+
+
+def _key_group_checks(enc: sops.EncryptedFile, settings: Settings) -> Iterator[Check]:
+    """One line per non-age master key: usable here, or why not and the fix."""
+    age = settings.age
+    env = {**age.base, **age.backend}
+    for found in keyaccess.check(enc.groups, env, age.interface, settings.timeout):
+        yield Check(f"{enc.path} key {found.key.label}", found.ok, found.detail, found.fix)
+
+
 def _ssh_opens_all(settings: Settings) -> bool:
     """Whether the SSH key is a recipient of every file (then no age key is needed)."""
     if not (settings.age.ssh_key or settings.age.ssh_key_file):
@@ -168,6 +191,9 @@ def _identity(
         return f"{age.ssh_source} ({ssh.label})"
     if age.key_cmd:
         return "SOPS_AGE_KEY_CMD"
+    if not age.given:
+        kinds = sorted({m.label.split(" ", 1)[0] for g in enc.groups for m in g if m.kind != "age"})
+        return "the " + "/".join(kinds) + " credentials"
     return "the age key"
 
 
