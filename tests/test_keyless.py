@@ -5,102 +5,20 @@ backend and key, and no credential appears in any output)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from sops_deploy import backends, environment
-from tests import stores
+from sops_deploy import environment
+from tests import keyless, stores
+from tests.keyless import NO_AGE, OIDC_JWT, ROLE, Backends, clean_env, no_aws
 from tests.sshd import free_port
 from tests.support import AgeIdentity, CliResult, assert_no_secrets
 
 Cli = Callable[..., CliResult]
-PLAIN = "DATABASE_URL=postgres://app:Kms-Secret-Pw7@db/app\nAPI_TOKEN=tok_kms_4e3d2c1b0a\n"
-ROLE = "arn:aws:iam::123456789012:role/deploy"
-OIDC_JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOm8vcjpyZWYifQ.c2lnbmF0dXJlLXRlc3Q"
-
-
-@dataclass
-class Backends:
-    """The servers and a throwaway GnuPG home, with helpers that encrypt for them."""
-
-    sops: str
-    moto: stores.Moto
-    bao: stores.OpenBao
-    tmp: Path
-
-    def aws(self, **extra: str) -> dict[str, str]:
-        return {**self.moto.env(), **extra}
-
-    def kms_key(self) -> str:
-        import boto3
-
-        client = boto3.client(
-            "kms",
-            endpoint_url=self.moto.endpoint,
-            region_name=stores.AWS_REGION,
-            aws_access_key_id=stores.AWS_KEY_ID,
-            aws_secret_access_key=stores.AWS_SECRET_KEY,
-        )
-        return str(client.create_key()["KeyMetadata"]["Arn"])
-
-    def transit_key(self, name: str = "sops") -> str:
-        mounts = self.bao.api("GET", "sys/mounts")["data"]
-        if "transit/" not in mounts:
-            self.bao.enable("transit", "transit")
-        self.bao.api("POST", f"transit/keys/{name}")
-        return f"{self.bao.addr}/v1/transit/keys/{name}"
-
-    def encrypt(self, flags: list[str], env: dict[str, str], name: str = "s.env.encrypted") -> Path:
-        out = self.tmp / name
-        proc = subprocess.run(
-            [
-                self.sops,
-                "encrypt",
-                "--input-type",
-                "dotenv",
-                "--output-type",
-                "dotenv",
-                *flags,
-                "/dev/stdin",
-            ],
-            input=PLAIN.encode(),
-            env={**_clean(), **env},
-            capture_output=True,
-            check=False,
-            timeout=60,
-        )
-        assert proc.returncode == 0, proc.stderr.decode()
-        out.write_bytes(proc.stdout)
-        return out
-
-
-def _clean() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not backends.is_backend(k)}
-
-
-@pytest.fixture
-def be(
-    sops_bin: str,
-    moto: stores.Moto,
-    openbao: stores.OpenBao,
-    tmp_path: Path,
-    secret_values: set[str],
-) -> Backends:
-    """The backends for one test; every credential is a secret the guard looks for."""
-    pytest.importorskip("boto3")
-    secret_values.update(
-        {stores.AWS_KEY_ID, stores.AWS_SECRET_KEY, openbao.token, OIDC_JWT, "Kms-Secret-Pw7"}
-    )
-    secret_values.add("tok_kms_4e3d2c1b0a")
-    return Backends(sops_bin, moto, openbao, tmp_path)
-
-
-NO_AGE = {"AGE_KEY": ""}
+be, gnupg = keyless.be, keyless.gnupg  # the fixtures
 
 
 def test_kms_alone_decrypts_with_aws_credentials_and_no_age_key(be: Backends, cli: Cli) -> None:
@@ -191,16 +109,11 @@ def test_age_and_kms_in_one_file_decrypt_with_either(
     enc = be.encrypt(["--age", age_id.public, "--kms", be.kms_key()], be.aws())
     assert cli("validate", "--file", str(enc), env={**NO_AGE, **be.aws()}).returncode == 0
     assert cli("validate", "--file", str(enc)).returncode == 0  # AGE_KEY, no AWS_*
-    neither = cli("validate", "--file", str(enc), env={**NO_AGE, **_no_aws(be)})
+    neither = cli("validate", "--file", str(enc), env={**NO_AGE, **no_aws(be)})
     assert neither.returncode == 5
     assert "age age1" in neither.stderr
     assert "AGE_KEY not set" in neither.stderr
     assert "no AWS credentials in the environment" in neither.stderr
-
-
-def _no_aws(be: Backends) -> dict[str, str]:
-    """moto's environment minus the keys: nothing to sign a request with."""
-    return be.aws(AWS_ACCESS_KEY_ID="", AWS_SECRET_ACCESS_KEY="")
 
 
 def test_kms_without_credentials_names_the_key_and_the_fix(be: Backends, cli: Cli) -> None:
@@ -208,7 +121,7 @@ def test_kms_without_credentials_names_the_key_and_the_fix(be: Backends, cli: Cl
     variables, the action's fix configure-aws-credentials and id-token: write."""
     arn = be.kms_key()
     enc = be.encrypt(["--kms", arn], be.aws())
-    result = cli("validate", "--file", str(enc), env={**NO_AGE, **_no_aws(be)})
+    result = cli("validate", "--file", str(enc), env={**NO_AGE, **no_aws(be)})
     assert result.returncode == 5
     assert f"aws_kms {arn}: no AWS credentials in the environment" in result.stderr
     assert "AWS_ACCESS_KEY_ID" in result.stderr
@@ -218,7 +131,7 @@ def test_kms_without_credentials_names_the_key_and_the_fix(be: Backends, cli: Cl
         "validate",
         "--file",
         str(enc),
-        env={**NO_AGE, **_no_aws(be), "SOPS_DEPLOY_INTERFACE": "action"},
+        env={**NO_AGE, **no_aws(be), "SOPS_DEPLOY_INTERFACE": "action"},
     )
     assert action.returncode == 5
     assert "aws-actions/configure-aws-credentials" in action.stderr
@@ -283,51 +196,6 @@ def test_vault_transit_failures_name_the_key(
     assert cli("validate", "--file", str(enc), env={**NO_AGE, **be.bao.env()}).returncode == 0
 
 
-@pytest.fixture
-def gnupg(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """A fresh GnuPG home with one passphrase-less key: (GNUPGHOME, fingerprint)."""
-    home = tmp_path / "gnupg"
-    home.mkdir(mode=0o700)
-    env = {**_clean(), "GNUPGHOME": str(home)}
-    subprocess.run(
-        [
-            "gpg",
-            "--batch",
-            "--passphrase",
-            "",
-            "--quick-gen-key",
-            "sops-deploy test <t@example.invalid>",
-            "ed25519",
-            "cert,sign",
-            "never",
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    listing = subprocess.run(
-        ["gpg", "--batch", "--with-colons", "--list-keys"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    ).stdout
-    fpr = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
-    subprocess.run(
-        ["gpg", "--batch", "--passphrase", "", "--quick-add-key", fpr, "cv25519", "encr", "never"],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    yield home, fpr
-    subprocess.run(
-        ["gpgconf", "--kill", "all"], env=env, capture_output=True, check=False, timeout=30
-    )
-
-
 def test_pgp_alone_and_without_the_secret_key(
     be: Backends, cli: Cli, gnupg: tuple[Path, str], tmp_path: Path
 ) -> None:
@@ -345,7 +213,7 @@ def test_pgp_alone_and_without_the_secret_key(
     assert "gpg --import" in result.stderr
     subprocess.run(
         ["gpgconf", "--kill", "all"],
-        env={**_clean(), "GNUPGHOME": str(empty)},
+        env={**clean_env(), "GNUPGHOME": str(empty)},
         capture_output=True,
         check=False,
         timeout=30,
@@ -410,7 +278,7 @@ def test_doctor_lists_each_key_group_and_whether_it_is_usable(
     empty.mkdir(mode=0o700)
     bad = {
         **NO_AGE,
-        **_no_aws(be),
+        **no_aws(be),
         "VAULT_TOKEN": "",
         "GNUPGHOME": str(empty),
         "AWS_ACCESS_KEY_ID": stores.AWS_KEY_ID,
