@@ -293,3 +293,14 @@ def test_doctor_lists_each_key_group_and_whether_it_is_usable(
     assert f"✗ {enc} key hc_vault transit {url}: VAULT_TOKEN not set" in result.stdout
     assert f"✗ {enc} key pgp {fpr}: no secret key for it in the keyring at {empty}" in result.stdout
     assert "fix: export VAULT_TOKEN" in result.stdout
+
+
+def test_docs_show_the_backend_table_as_the_code_has_it() -> None:
+    """docs/keyless.md lists exactly the table that decides what reaches sops."""
+    from sops_deploy import backends
+    from tests.support import REPO
+
+    text = (REPO / "docs" / "keyless.md").read_text()
+    start = text.index("<!-- backends table")
+    body = text[text.index("\n", start) + 1 : text.index("<!-- end backends table -->")]
+    assert body.strip() == backends.markdown_table()

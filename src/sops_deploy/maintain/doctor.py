@@ -108,12 +108,14 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
             ssh = None
         if enc.recipients or not enc.groups:
             yield from _recipient_checks(enc, [] if ssh else mine, rules, config)
-        yield from _key_group_checks(enc, settings)
-        backend_env = {**age.base, **age.backend}
-        elsewhere = keyaccess.usable_elsewhere(enc.groups, backend_env)
-        if sops_bin is None or not (age.given or age.key_cmd or ssh or elsewhere):
+        env = {**age.base, **age.backend}
+        access = list(keyaccess.check(enc.groups, env, age.interface, settings.timeout))
+        for acc in access:
+            yield Check(f"{path} key {acc.key.label}", acc.ok, acc.detail, acc.fix)
+        usable = sorted({a.key.label.split(" ", 1)[0] for a in access if a.ok})
+        if sops_bin is None or not (age.given or age.key_cmd or ssh or usable):
             continue
-        who = _identity(enc, mine, ssh, age)
+        who = _identity(enc, mine, ssh, age, usable)
         try:
             decrypted.append((enc, sops.decrypt(sops_bin, enc, age)))
             yield Check(f"{path} decrypts with {who}", True)
@@ -158,14 +160,6 @@ def _other_backends_for_all(settings: Settings) -> bool:
     return bool(groups) and all(any(m.kind != "age" for g in gs for m in g) for gs in groups)
 
 
-def _key_group_checks(enc: sops.EncryptedFile, settings: Settings) -> Iterator[Check]:
-    """One line per non-age master key: usable here, or why not and the fix."""
-    age = settings.age
-    env = {**age.base, **age.backend}
-    for found in keyaccess.check(enc.groups, env, age.interface, settings.timeout):
-        yield Check(f"{enc.path} key {found.key.label}", found.ok, found.detail, found.fix)
-
-
 def _ssh_opens_all(settings: Settings) -> bool:
     """Whether the SSH key is a recipient of every file (then no age key is needed)."""
     if not (settings.age.ssh_key or settings.age.ssh_key_file):
@@ -180,7 +174,11 @@ def _ssh_opens_all(settings: Settings) -> bool:
 
 
 def _identity(
-    enc: sops.EncryptedFile, mine: list[str], ssh: SshIdentity | None, age: sops.AgeKeySource
+    enc: sops.EncryptedFile,
+    mine: list[str],
+    ssh: SshIdentity | None,
+    age: sops.AgeKeySource,
+    usable: list[str],
 ) -> str:
     """Which identity opens `enc`: the age key whose recipient it lists, the SSH key, or
     sops's key command."""
@@ -191,9 +189,8 @@ def _identity(
         return f"{age.ssh_source} ({ssh.label})"
     if age.key_cmd:
         return "SOPS_AGE_KEY_CMD"
-    if not age.given:
-        kinds = sorted({m.label.split(" ", 1)[0] for g in enc.groups for m in g if m.kind != "age"})
-        return "the " + "/".join(kinds) + " credentials"
+    if not age.given and usable:
+        return "the " + "/".join(usable) + " credentials"
     return "the age key"
 
 
@@ -268,7 +265,8 @@ def _recipient_checks(
                 "(or `sops-deploy recipients add|remove age1…`), then commit",
             )
             return
-    yield Check(name, True, f"{len(enc.recipients)} recipient(s), your key among them")
+    among = ", your key among them" if mine else ""
+    yield Check(name, True, f"{len(enc.recipients)} age recipient(s){among}")
 
 
 def _host_check(settings: Settings, spec: HostSpec, warn: Callable[[str], None]) -> Check:

@@ -32,16 +32,6 @@ class Access:
     fix: str = ""
 
 
-def usable_elsewhere(groups: tuple[tuple[MasterKey, ...], ...], env: Mapping[str, str]) -> bool:
-    """Whether some non-age key has its credentials present (then decrypting is worth a try)."""
-    home = Path(env["HOME"]) if env.get("HOME") else None
-    return any(
-        m.kind != AGE and (m.kind == PGP or keygroups.missing(m.kind, env, home) is None)
-        for g in groups
-        for m in g
-    )
-
-
 def check(
     groups: tuple[tuple[MasterKey, ...], ...],
     env: Mapping[str, str],
