@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sops_deploy import backends
+from sops_deploy.sops import backends
 from tests import stores
 
 PLAIN = "DATABASE_URL=postgres://app:Kms-Secret-Pw7@db/app\nAPI_TOKEN=tok_kms_4e3d2c1b0a\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sops_deploy import environment
+from sops_deploy.inputs import environment
 from tests import keyless, stores
 from tests.keyless import NO_AGE, OIDC_JWT, ROLE, Backends, clean_env, no_aws
 from tests.sshd import free_port
@@ -297,7 +297,7 @@ def test_doctor_lists_each_key_group_and_whether_it_is_usable(
 
 def test_docs_show_the_backend_table_as_the_code_has_it() -> None:
     """docs/keyless.md lists exactly the table that decides what reaches sops."""
-    from sops_deploy import backends
+    from sops_deploy.sops import backends
     from tests.support import REPO
 
     text = (REPO / "docs" / "keyless.md").read_text()

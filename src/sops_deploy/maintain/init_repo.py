@@ -18,11 +18,12 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from sops_deploy import agekey, envfile, sops, tools
-from sops_deploy.config import InitOptions
+from sops_deploy import envfile
 from sops_deploy.errors import Problem, UsageError, ValidationError
+from sops_deploy.inputs.settings import InitOptions
 from sops_deploy.maintain import keyless, sopscmd, sopsconfig
-from sops_deploy.report import Reporter
+from sops_deploy.output.reporter import Reporter
+from sops_deploy.sops import agekey, runner, tools
 
 KEY_FILE = "secrets/age-key.txt"
 ENCRYPTED = "secrets/.env.encrypted"
@@ -183,7 +184,7 @@ def _encrypt(
     sops_bin: str,
     opts: InitOptions,
     plaintext: dict[str, str],
-    key: sops.AgeKeySource,
+    key: runner.AgeKeySource,
     config: Path,
     reporter: Reporter,
 ) -> None:
@@ -194,9 +195,9 @@ def _encrypt(
     target.parent.mkdir(parents=True, exist_ok=True)  # no age key made it: keyless
     target.write_bytes(data)
     # Prove the round trip before anyone deletes the plaintext: same keys, same values.
-    enc = sops.inspect(str(target))
+    enc = runner.inspect(str(target))
     entries, problems = envfile.parse_dotenv(
-        sops.decrypt(sops_bin, enc, key).decode("utf-8"), str(target)
+        runner.decrypt(sops_bin, enc, key).decode("utf-8"), str(target)
     )
     if problems or {e.key: e.value for e in entries} != plaintext:
         target.unlink()

@@ -18,8 +18,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sops_deploy import keygroups, nokey
-from sops_deploy.keygroups import AGE, AWS, AZURE, GCP, PGP, VAULT, MasterKey
+from sops_deploy.sops import keygroups, nokey
+from sops_deploy.sops.keygroups import AGE, AWS, AZURE, GCP, PGP, VAULT, MasterKey
 
 
 @dataclass(frozen=True)

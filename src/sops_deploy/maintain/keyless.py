@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sops_deploy import sops
-from sops_deploy.config import InitOptions
+from sops_deploy.inputs.settings import InitOptions
+from sops_deploy.sops import runner
 
 AWS_STEP = """\
       # Keyless: GitHub's OIDC token becomes short-lived AWS credentials for a role that
@@ -41,13 +41,13 @@ def by_kind(opts: InitOptions, public: str | None) -> tuple[list[str], dict[str,
     return ages, others
 
 
-def key_source(opts: InitOptions, key_file: Path | None) -> sops.AgeKeySource:
+def key_source(opts: InitOptions, key_file: Path | None) -> runner.AgeKeySource:
     """What sops encrypts and decrypts with in init: the age key init made (and the
     backend credentials), or without one the environment's identity and credentials."""
     backend = opts.age.backend if opts.age is not None else {}
     if key_file is not None or opts.age is None:
         file = str(key_file) if key_file is not None else None
-        return sops.AgeKeySource(file=file, base=opts.tools.env, backend=backend)
+        return runner.AgeKeySource(file=file, base=opts.tools.env, backend=backend)
     return opts.age
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 
-from sops_deploy import agekey
 from sops_deploy.errors import UsageError
+from sops_deploy.sops import agekey
 
 # .sops.yaml key → (what it holds, how one looks)
 KINDS: dict[str, tuple[str, re.Pattern[str]]] = {
