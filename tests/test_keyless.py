@@ -304,3 +304,34 @@ def test_docs_show_the_backend_table_as_the_code_has_it() -> None:
     start = text.index("<!-- backends table")
     body = text[text.index("\n", start) + 1 : text.index("<!-- end backends table -->")]
     assert body.strip() == backends.markdown_table()
+
+
+@pytest.mark.parametrize(
+    ("env", "lacking"),
+    [
+        pytest.param({"RUNNER_ENVIRONMENT": "github-hosted"}, True, id="hosted-runner"),
+        pytest.param({"AWS_EC2_METADATA_DISABLED": "true"}, True, id="metadata-off"),
+        pytest.param(
+            {"RUNNER_ENVIRONMENT": "self-hosted"}, False, id="self-hosted-may-have-a-role"
+        ),
+        pytest.param(
+            {"AWS_EC2_METADATA_DISABLED": "true", "AWS_PROFILE": "ci"}, False, id="profile"
+        ),
+        pytest.param(
+            {
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "AWS_ROLE_ARN": ROLE,
+                "AWS_WEB_IDENTITY_TOKEN_FILE": "/t",
+            },
+            False,
+            id="web-identity",
+        ),
+    ],
+)
+def test_what_counts_as_aws_credentials(env: dict[str, str], lacking: bool, tmp_path: Path) -> None:
+    """No AWS credentials only when nothing could provide them: keys, profile, web
+    identity, files, or (off GitHub's hosted runners) instance metadata."""
+    from sops_deploy.sops import keygroups
+
+    found = keygroups.missing(keygroups.AWS, env, tmp_path)
+    assert (found == "no AWS credentials in the environment") is lacking

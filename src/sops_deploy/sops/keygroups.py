@@ -202,9 +202,9 @@ def missing(kind: str, env: Mapping[str, str], home: Path | None) -> str | None:
         if home is not None:
             files += [str(home / ".aws" / "credentials"), str(home / ".aws" / "config")]
         has_file = any(f and _nonempty(Path(f)) for f in files)
-        metadata = env.get("AWS_EC2_METADATA_DISABLED", "").lower() != "true" and not env.get(
-            "GITHUB_ACTIONS"
-        )
+        # instance metadata may hold a role, except on GitHub's hosted runners
+        hosted = env.get("RUNNER_ENVIRONMENT") == "github-hosted"
+        metadata = env.get("AWS_EC2_METADATA_DISABLED", "").lower() != "true" and not hosted
         if keys or oidc or has_file or env.get("AWS_PROFILE") or metadata:
             return None
         return "no AWS credentials in the environment"
