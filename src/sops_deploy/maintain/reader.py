@@ -102,5 +102,6 @@ def write(root: Path, text: str, reporter: Reporter, fmt: str | None) -> None:
                 "(under `defaults:` or the environment)"
             )
         return
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     reporter.info(f"✓ wrote {DEFAULT_CONFIG}" + (f" (format: {fmt})" if fmt else ""))
