@@ -36,7 +36,7 @@ from sops_deploy.errors import UsageError
 # node are read): text, a repeatable list split on commas and newlines, a whole number, a
 # number, a boolean, an octal file mode; `targets` is sops-deploy.yaml's list of outputs
 # per host, each a mapping of the `TARGET_FIELDS` below (read by `configfile`).
-KINDS = ("str", "list", "int", "number", "bool", "mode", "targets")
+KINDS = ("str", "list", "int", "number", "bool", "mode", "targets", "sync")
 
 
 @dataclass(frozen=True)
@@ -159,6 +159,12 @@ _OPTIONS = [
            help="exit 3 when GitHub differs"),
     Option("prune", "--prune", ("PRUNE",), "github.prune", "bool", False,
            help="delete names this tool created that left the file"),
+    # --- vault-sync / aws-sync (YAML: the environment's `sync:` section) ---------------
+    Option("store_path", "--path", ("VAULT_PATH",), metavar="MOUNT/PATH", help="KV v2 secret"),
+    Option("store_name", "--name", ("AWS_SECRET_NAME",), metavar="NAME", help="AWS secret"),
+    Option("kms_key_id", "--kms-key-id", ("KMS_KEY_ID",), metavar="KEY", help="its KMS key"),
+    Option("adopt", "--adopt", ("ADOPT",), kind="bool", default=False, help="take over a secret"),
+    Option("sync", None, yaml="sync", kind="sync", help="sops-deploy.yaml's store secrets"),
     # --- config file ------------------------------------------------------------------
     Option("config", "--config", ("CONFIG",), metavar="PATH",
            help=f"sops-deploy.yaml with named environments (default {DEFAULT_CONFIG} if present)"),
@@ -246,6 +252,7 @@ DOCTOR_HOSTS = ("hosts", "user", "port", "remote_path", "ssh_key_file", "known_h
                 "fingerprints", "timeout", "ssh_config")  # fmt: skip
 GITHUB_SYNC = ("repo", "github_environment", "dependabot", "keys", "prefix", "dry_run",
                "check", "prune")  # fmt: skip
+STORE_SYNC = ("keys", "prefix", "dry_run", "check", "adopt", "timeout", "sync")
 COMMANDS: dict[str, tuple[str, ...]] = {
     "deploy": (*TARGET, *SOURCE, *CONFIG, "targets", "dry_run", *SAFETY, "export_env"),
     "check": (*TARGET, *SOURCE, *CONFIG, "targets"),
@@ -261,10 +268,12 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "recipients": ("action", "recipient", "sops_config", "age_key_file"),
     "doctor": (*SOURCE, "sops_config", *DOCTOR_HOSTS, *CONFIG),
     "github-sync": (*SOURCE, *CONFIG, *GITHUB_SYNC),
+    "vault-sync": (*SOURCE, *CONFIG, *STORE_SYNC, "store_path"),
+    "aws-sync": (*SOURCE, *CONFIG, *STORE_SYNC, "store_name", "kms_key_id", "retries"),
 }  # fmt: skip
 # Per-command defaults that differ from the table's.
 COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {"init": {"remote_path": "~/app/.env"}}
-USES_CONFIG_FILE = ("deploy", "check", "diff", "validate", "hosts", "doctor", "github-sync")
+USES_CONFIG_FILE = (*COMMANDS.keys() - {"tools", "init", "rotate", "recipients"},)
 
 FileValues = Callable[[str, "str | None"], Mapping[str, Any]]
 
@@ -379,7 +388,8 @@ def resolve(
             from_file = file_values(path, chosen)
     defaults = COMMAND_DEFAULTS.get(command, {})
     for option in pending:
-        if option.attr in from_file:
+        github_only = (option.yaml or "").startswith("github.") and command != "github-sync"
+        if option.attr in from_file and not github_only:  # `sync:` entries have their own
             out[option.attr] = from_file[option.attr]  # checked with its line when loaded
             continue
         late = next((environ[n] for n in option.late_env if environ.get(n, "")), None)

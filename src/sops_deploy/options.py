@@ -259,12 +259,21 @@ def github_sync(v: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
     )
 
 
+def store_sync(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
+    """A `stores.command.StoreSyncRequest` (VAULT_* read here, at the front door)."""
+    from sops_deploy.stores import command as store_command
+
+    return store_command.request(command, v, environ, settings(command, v, environ))
+
+
 def build(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
     """The typed options of `command` (see the dataclasses in `config.py`)."""
     if command in (*REMOTE, "validate"):
         return settings(command, v, environ)
     if command == "hosts":
         return hosts(v)
+    if command in ("vault-sync", "aws-sync"):
+        return store_sync(command, v, environ)
     builders = {
         "tools": tools,
         "init": init,

@@ -140,7 +140,9 @@ def cmd_github_sync(request: SyncRequest, reporter: Reporter) -> None:
     scope = opts.scope
     client = Client(request.token, request.api_base, perms=scope.permissions)
 
-    decrypted, secrets, publicity = _decrypt(settings, reporter, tools.find_sops(settings.tools))
+    decrypted, secrets, publicity = load_checked(
+        settings, reporter, tools.find_sops(settings.tools)
+    )
     chosen = select(secrets, opts.keys)
     problems = names.name_problems(opts.prefix, chosen)
     if problems:
@@ -181,7 +183,7 @@ def cmd_github_sync(request: SyncRequest, reporter: Reporter) -> None:
         raise DriftFound(f"{len(drift)} name(s) on GitHub differ from the file")
 
 
-def _decrypt(
+def load_checked(
     settings: Settings, reporter: Reporter, sops_bin: str
 ) -> tuple[list[tuple[EncryptedFile, bytes]], Secrets, Publicity]:
     """Decrypt, parse, lint and schema-check every file (as `validate` does); values masked."""
