@@ -118,7 +118,7 @@ def base_env(age_id: AgeIdentity, sshd_server: Sshd) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("SOPS_", "AGE_", "SSH_", "GITHUB_"))
+        if not k.startswith(("SOPS_", "AGE_", "SSH_", "GITHUB_", "AWS_", "VAULT_"))
     }
     env["AGE_KEY"] = f"# test identity\n{age_id.secret}\n"
     env["SSH_PRIVATE_KEY"] = sshd_server.client_key.read_text()

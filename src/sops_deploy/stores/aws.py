@@ -54,7 +54,12 @@ def client(access: AwsAccess) -> Any:
         retries={"max_attempts": access.retries + 1, "mode": "standard"},
     )
     try:
-        return boto3.session.Session().client("secretsmanager", config=config)
+        session = boto3.session.Session()
+        if not session.region_name:  # an endpoint URL alone would let botocore sign for ""
+            raise UsageError("no AWS region: set AWS_REGION", "e.g. AWS_REGION=eu-west-1")
+        return session.client("secretsmanager", config=config)
+    except UsageError:
+        raise
     except Exception as exc:  # NoRegionError and friends: botocore's own classes
         raise _error(exc, "the Secrets Manager client") from None
 
@@ -65,6 +70,10 @@ def _error(exc: BaseException, what: str) -> StoreError | UsageError:
 
     if isinstance(exc, be.NoRegionError):
         return UsageError("no AWS region: set AWS_REGION", "e.g. AWS_REGION=eu-west-1")
+    if isinstance(exc, be.ProfileNotFound):
+        return UsageError(
+            f"AWS profile not found: {exc}", "set AWS_PROFILE to a profile of ~/.aws/config"
+        )
     if isinstance(exc, (be.NoCredentialsError, be.PartialCredentialsError)):
         return StoreError(f"no AWS credentials found for {what}", CREDENTIAL_HINT)
     if isinstance(exc, (be.ConnectTimeoutError, be.ReadTimeoutError)):
@@ -78,8 +87,7 @@ def _error(exc: BaseException, what: str) -> StoreError | UsageError:
             "check AWS_REGION, AWS_ENDPOINT_URL and that the endpoint is reachable from here",
         )
     if isinstance(exc, be.ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        said = exc.response.get("Error", {}).get("Message", "")[:300]
+        code, said = _code_message(exc.response)
         if code in CREDENTIAL_CODES:
             return StoreError(f"AWS refused the credentials ({code}: {said})", CREDENTIAL_HINT)
         if code == "AccessDeniedException":
@@ -92,6 +100,19 @@ def _error(exc: BaseException, what: str) -> StoreError | UsageError:
     if isinstance(exc, be.BotoCoreError):
         return StoreError(f"AWS request for {what} failed: {type(exc).__name__}", "")
     raise exc
+
+
+def _code_message(response: Any) -> tuple[str, str]:
+    """The error's code and message; an XML body (some endpoints answer an auth failure
+    in the query protocol's form) is read for its own <Code> and <Message>."""
+    import re
+
+    error = response.get("Error", {})
+    code, said = str(error.get("Code", "")), str(error.get("Message", ""))
+    inner = re.search(r"<Code>([\w.]+)</Code>.*?<Message>(.*?)</Message>", said, re.S)
+    if inner:
+        code, said = inner.group(1), inner.group(2)
+    return code, said[:300]
 
 
 class AwsSecret:
@@ -118,7 +139,7 @@ class AwsSecret:
         try:
             return getattr(self.sm, op)(**kw)
         except (ClientError, BotoCoreError) as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code", "")
             if code == "ResourceNotFoundException":
                 return None
             raise _error(exc, f"{op} {self.name}") from None
@@ -138,7 +159,10 @@ class AwsSecret:
             except ValueError:
                 parsed = None  # not JSON: every key differs, the sync replaces it
             values = parsed if isinstance(parsed, dict) else {"": object()}
-        return Current(True, owned, values, tags.get(SOURCE, ""))
+        outdated = ""
+        if self.kms_key_id and not same_key(described.get("KmsKeyId"), self.kms_key_id):
+            outdated = "its KMS key is not --kms-key-id"
+        return Current(True, owned, values, tags.get(SOURCE, ""), outdated)
 
     def write(self, values: dict[str, str], current: Current, source: str) -> int:
         before = self.writes
@@ -155,7 +179,7 @@ class AwsSecret:
         have = {t["Key"]: t["Value"] for t in self._described.get("Tags", [])}
         if any(have.get(t["Key"]) != t["Value"] for t in tags):
             self._call("tag_resource", SecretId=arn, Tags=tags)
-        if self.kms_key_id and not same_key(self._described.get("KmsKeyId"), self.kms_key_id):
+        if current.outdated:
             self._call("update_secret", SecretId=arn, KmsKeyId=self.kms_key_id, SecretString=text)
         elif dict(current.values) != values:
             self._call("put_secret_value", SecretId=arn, SecretString=text)

@@ -45,6 +45,7 @@ class Current:
     owned: bool = False
     values: Mapping[str, object] = field(default_factory=dict, repr=False)
     source: str = ""  # the source recorded with the secret
+    outdated: str = ""  # a setting of the secret that differs (its KMS key), named
 
 
 class Store(Protocol):
@@ -107,9 +108,11 @@ def run(
             reporter.warn(f"{refusal.message}; a sync needs --adopt")
     changes = compare(wanted, current.values if current.exists else {})
     stale = not current.exists or not current.owned or current.source != source
+    if current.outdated:
+        reporter.info(f"{store.describe()}: {current.outdated}")
     writes = 0
     reporter.info(f"{store.command} {opts.mode}: {len(wanted)} key(s) → {store.describe()}")
-    if opts.mode == "sync" and (changes or stale):
+    if opts.mode == "sync" and (changes or stale or current.outdated):
         writes = store.write(wanted, current, source)
     outcome = Outcome(store.describe(), tuple(changes), writes)
     report(reporter, store.command, opts.mode, [outcome], len(wanted))
