@@ -29,6 +29,11 @@ PLAIN = (
 )
 
 
+def sorted_plain(plain: str) -> str:
+    """The same lines in key order: what a store hands back (Vault's KV maps are sorted)."""
+    return "".join(sorted(plain.splitlines(keepends=True)))
+
+
 def values_of(plain: str) -> dict[str, str]:
     """The exact values a reader of the dotenv text sees (python-dotenv, no interpolation)."""
     parsed = dotenv_values(stream=io.StringIO(plain), interpolate=False)

@@ -58,6 +58,7 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         "tools": tool_places(environ),
         "run": run,
         "ci": in_ci(environ),
+        "stores": _stores(v, environ),
     }
     if command == "validate":
         return Settings(**common, targets=targets(v))
@@ -121,6 +122,15 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         follow_symlinks=v["follow_symlinks"],
         **safety,
     )
+
+
+def _stores(v: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
+    """Access to the stores that `vault://` / `aws-sm://` sources name (VAULT_* read here)."""
+    if not any(f.startswith(("vault://", "aws-sm://")) for f in v["files"]):
+        return None
+    from sops_deploy.stores import source
+
+    return source.access(v["files"], environ, v.get("timeout", 20.0), v.get("retries", 2))
 
 
 def targets(v: Mapping[str, Any]) -> tuple[Target, ...]:

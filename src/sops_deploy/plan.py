@@ -45,13 +45,13 @@ class Plan:
 
 
 def decrypt_all(settings: Settings, sops_bin: str) -> list[tuple[sops.EncryptedFile, bytes]]:
-    """Decrypt every source file (in memory), in order."""
+    """Decrypt every source file (in memory), in order; a `vault://` or `aws-sm://` source
+    is read from its store instead, as the plaintext of a JSON file (`stores/source.py`)."""
     if not settings.files:
         raise UsageError("no encrypted file given", "pass --file secrets/.env.encrypted")
-    return [
-        (enc, sops.decrypt(sops_bin, enc, settings.age))
-        for enc in (sops.inspect(path) for path in settings.files)
-    ]
+    from sops_deploy.stores.source import read_all  # files and vault:// / aws-sm://
+
+    return read_all(settings, sops_bin)
 
 
 def build_plan(

@@ -126,7 +126,9 @@ def wanted(
 
 def source_id(settings: Settings, prefix: str) -> str:
     """Which files (relative to here) and prefix a name came from: the owner for --prune."""
-    files = ",".join(os.path.relpath(f).replace(os.sep, "/") for f in settings.files)
+    files = ",".join(
+        f if "://" in f else os.path.relpath(f).replace(os.sep, "/") for f in settings.files
+    )
     return f"{files}|{prefix}" if prefix else files
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sops_deploy.errors import StoreError, UsageError
-from sops_deploy.stores.sync import MANAGED_BY, MANAGER, SOURCE, Current
+from sops_deploy.stores.model import MANAGED_BY, MANAGER, SOURCE, Current
 
 INSTALL_HINT = "install the AWS extra: pip install 'sops-deploy[aws]'"
 CREDENTIAL_CODES = {
@@ -131,7 +131,8 @@ class AwsSecret:
     def describe(self) -> str:
         return f"aws-sm {self.name}"
 
-    def _call(self, op: str, **kw: Any) -> Any:
+    def call(self, op: str, **kw: Any) -> Any:
+        """One request; None when the secret does not exist; every failure a StoreError."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         if op not in ("describe_secret", "get_secret_value"):
@@ -145,13 +146,13 @@ class AwsSecret:
             raise _error(exc, f"{op} {self.name}") from None
 
     def read(self) -> Current:
-        described = self._call("describe_secret", SecretId=self.name)
+        described = self.call("describe_secret", SecretId=self.name)
         if described is None:
             return Current(False)
         self._described = described
         tags = {t["Key"]: t["Value"] for t in described.get("Tags", [])}
         owned = tags.get(MANAGED_BY) == MANAGER
-        got = self._call("get_secret_value", SecretId=self.name)
+        got = self.call("get_secret_value", SecretId=self.name)
         values: dict[str, object] = {}
         if got is not None and "SecretString" in got:
             try:
@@ -173,16 +174,16 @@ class AwsSecret:
             if self.kms_key_id:
                 kw["KmsKeyId"] = self.kms_key_id
             kw["Description"] = "managed by sops-deploy aws-sync"
-            self._call("create_secret", **kw)
+            self.call("create_secret", **kw)
             return self.writes - before
         arn = self._described.get("ARN", self.name)
         have = {t["Key"]: t["Value"] for t in self._described.get("Tags", [])}
         if any(have.get(t["Key"]) != t["Value"] for t in tags):
-            self._call("tag_resource", SecretId=arn, Tags=tags)
+            self.call("tag_resource", SecretId=arn, Tags=tags)
         if current.outdated:
-            self._call("update_secret", SecretId=arn, KmsKeyId=self.kms_key_id, SecretString=text)
+            self.call("update_secret", SecretId=arn, KmsKeyId=self.kms_key_id, SecretString=text)
         elif dict(current.values) != values:
-            self._call("put_secret_value", SecretId=arn, SecretString=text)
+            self.call("put_secret_value", SecretId=arn, SecretString=text)
         return self.writes - before
 
 

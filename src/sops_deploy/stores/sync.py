@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from sops_deploy.errors import DriftFound, StoreError
 from sops_deploy.report import Reporter
-
-MANAGED_BY = "managed-by"
-MANAGER = "sops-deploy"
-SOURCE = "sops-deploy-source"
+from sops_deploy.stores.model import MANAGED_BY, MANAGER, Current
 
 
 @dataclass(frozen=True)
@@ -35,17 +32,6 @@ class SyncOptions:
     @property
     def mode(self) -> str:
         return "check" if self.check else "dry run" if self.dry_run else "sync"
-
-
-@dataclass(frozen=True)
-class Current:
-    """What the store holds: nothing, or a map and whether sops-deploy made it."""
-
-    exists: bool
-    owned: bool = False
-    values: Mapping[str, object] = field(default_factory=dict, repr=False)
-    source: str = ""  # the source recorded with the secret
-    outdated: str = ""  # a setting of the secret that differs (its KMS key), named
 
 
 class Store(Protocol):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sops_deploy.errors import StoreError, UsageError
-from sops_deploy.stores.sync import MANAGED_BY, MANAGER, SOURCE, Current
+from sops_deploy.stores.model import MANAGED_BY, MANAGER, SOURCE, Current
 
 REFUSED_HINT = (
     "set VAULT_TOKEN to a valid token (`bao login` / `vault login`, or the auth method of "
