@@ -194,3 +194,30 @@ def test_an_endpoint_that_is_down_or_silent_fails_within_the_timeout(
     assert hung.returncode == 1
     assert "did not answer" in hung.output
     assert elapsed < 20
+
+
+def test_the_environments_sync_section_lists_the_secrets(
+    aws_sync: Callable[..., CliResult], encrypt: Callable[..., Path], sm: Any, tmp_path: Path
+) -> None:
+    enc = encrypt(PLAIN)
+    kms = boto3.client("kms").create_key()["KeyMetadata"]["KeyId"]
+    (tmp_path / "sops-deploy.yaml").write_text(
+        "environments:\n"
+        "  prod:\n"
+        f"    files: [{enc.name}]\n"
+        "    github: {repo: octo-org/app, keys: [NOT_FOR_AWS]}\n"
+        "    sync:\n"
+        "      aws-secrets-manager:\n"
+        f"        - {{name: prod/all, kms-key-id: {kms}}}\n"
+        "        - {name: prod/db, keys: [DATABASE_URL], prefix: APP_}\n"
+    )
+    r = aws_sync("--config", "sops-deploy.yaml", "--env", "prod")
+    assert r.returncode == 0, r.output
+    want = values_of(PLAIN)
+    assert current(sm, "prod/all") == want  # the github: section's keys are not aws-sync's
+    assert sm.describe_secret(SecretId="prod/all")["KmsKeyId"].endswith(kms)
+    assert current(sm, "prod/db") == {"APP_DATABASE_URL": want["DATABASE_URL"]}
+    one = aws_sync("--config", "sops-deploy.yaml", "--env", "prod", "--name", "prod/only")
+    assert one.returncode == 0, one.output
+    assert current(sm, "prod/only") == want
+    assert "aws-sm prod/all" not in one.stdout

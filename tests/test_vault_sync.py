@@ -245,3 +245,45 @@ def test_the_environments_sync_section_lists_the_secrets(
     assert bad.returncode == 2
     assert "sops-deploy.yaml:5" in bad.output
     assert "no `path`" in bad.output
+
+
+def test_nested_mounts_namespaces_and_a_kv_v1_mount(
+    vault_sync: Callable[..., CliResult], encrypt: Callable[..., Path], openbao: OpenBao
+) -> None:
+    enc = str(encrypt(PLAIN))
+    mount = f"team-{uuid.uuid4().hex[:6]}/kv"
+    openbao.enable("kv-v2", mount)
+    nested = vault_sync("--file", enc, "--path", f"{mount}/apps/web")
+    assert nested.returncode == 0, nested.output
+    assert openbao.api("GET", f"{mount}/data/apps/web")["data"]["data"] == values_of(PLAIN)
+    v1 = f"old-{uuid.uuid4().hex[:6]}"
+    openbao.enable("kv", v1)
+    refused = vault_sync("--file", enc, "--path", f"{v1}/apps/web")
+    assert refused.returncode == 2
+    assert "is not KV version 2" in refused.output
+    bare = vault_sync("--file", enc, "--path", mount)
+    assert bare.returncode == 2
+    assert "names the mount, not a secret" in bare.output
+    nothing = vault_sync("--file", enc, "--path", "nowhere-mounted/apps/web")
+    assert nothing.returncode == 1
+    assert "shows this token no secrets engine there" in nothing.output
+
+    namespace = f"ns{uuid.uuid4().hex[:6]}"
+    openbao.api("POST", f"sys/namespaces/{namespace}")
+    status, answer = http(
+        "POST",
+        f"{openbao.addr}/v1/sys/mounts/secret",
+        {"type": "kv", "options": {"version": "2"}},
+        {"X-Vault-Token": openbao.token, "X-Vault-Namespace": namespace},
+    )
+    assert status in (200, 204), answer
+    inside = vault_sync("--file", enc, "--path", "secret/apps/web",
+                        extra={"VAULT_NAMESPACE": namespace})  # fmt: skip
+    assert inside.returncode == 0, inside.output
+    status, answer = http(
+        "GET",
+        f"{openbao.addr}/v1/secret/data/apps/web",
+        headers={"X-Vault-Token": openbao.token, "X-Vault-Namespace": namespace},
+    )
+    assert status == 200
+    assert answer["data"]["data"] == values_of(PLAIN)

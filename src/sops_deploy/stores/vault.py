@@ -64,12 +64,13 @@ class Client:
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """(status, JSON body); 404 is returned, every other failure raises."""
-        status, answer = self._send(method, path, body)
+        status, answer = self.send(method, path, body)
         if status == 404 or 200 <= status < 300:
             return status, answer
-        raise self._refused(method, path, status, answer)
+        raise self.refused(method, path, status, answer)
 
-    def _send(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+    def send(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """One request: (status, JSON body); only an unreachable server raises."""
         a = self.access
         headers = {"X-Vault-Token": a.token, "X-Vault-Request": "true"}
         if a.namespace:
@@ -103,11 +104,11 @@ class Client:
             "(raise --timeout for a slow network)",
         )
 
-    def _refused(self, method: str, path: str, status: int, answer: Any) -> StoreError:
+    def refused(self, method: str, path: str, status: int, answer: Any) -> StoreError:
         errors = answer.get("errors") if isinstance(answer, dict) else None
         said = "; ".join(str(e) for e in errors)[:300] if errors else f"HTTP {status}"
         if status in (401, 403):
-            if self._token_invalid():
+            if self.token_invalid():
                 return StoreError(
                     f"Vault at {self.access.addr} refused the token: it is wrong or expired "
                     f"({said})",
@@ -124,9 +125,9 @@ class Client:
             )
         return StoreError(f"Vault answered {method} {path} with HTTP {status}: {said}", "")
 
-    def _token_invalid(self) -> bool:
+    def token_invalid(self) -> bool:
         """True when the token itself is refused (lookup-self needs no policy)."""
-        status, _ = self._send("GET", "auth/token/lookup-self", None)
+        status, _ = self.send("GET", "auth/token/lookup-self", None)
         return status in (401, 403)
 
 
@@ -162,7 +163,18 @@ class VaultSecret:
         return self._mount
 
     def _find_mount(self) -> tuple[str, str]:
-        status, answer = self.client.request("GET", f"sys/internal/ui/mounts/{self.full_path}")
+        path = f"sys/internal/ui/mounts/{self.full_path}"
+        status, answer = self.client.send("GET", path)
+        if status == 403 and not self.client.token_invalid():
+            # Vault answers 403 both for "nothing mounted" and "not for this token"
+            raise StoreError(
+                f"--path {self.full_path}: Vault shows this token no secrets engine there "
+                "(nothing is mounted, or the token's policy does not allow the path)",
+                "name the KV v2 mount first (--path MOUNT/PATH, e.g. secret/apps/web); "
+                + REFUSED_HINT,
+            )
+        if status != 404 and not 200 <= status < 300:
+            raise self.client.refused("GET", path, status, answer)
         data = answer.get("data", {}) if isinstance(answer, dict) else {}
         mount = str(data.get("path") or "").strip("/")
         if status == 404 or not mount:
