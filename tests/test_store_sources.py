@@ -130,3 +130,29 @@ def test_an_aws_source_makes_the_same_plan_as_the_encrypted_file(
     gone = cli("validate", "--file", "aws-sm://prod/none", env=moto.env())
     assert gone.returncode == 1
     assert "no such secret" in gone.output
+
+
+def test_a_store_feeds_another_store_without_sops(
+    cli: Callable[..., CliResult],
+    encrypt: Callable[..., Path],
+    moto: Moto,
+    openbao: OpenBao,
+    monkeypatch: pytest.MonkeyPatch,
+    secret_values: set[str],
+) -> None:
+    """aws-sm:// → vault-sync: no encrypted file, so no sops is needed (a missing one is fine)."""
+    boto3: Any = pytest.importorskip("boto3")
+    for name, value in moto.env().items():
+        monkeypatch.setenv(name, value)
+    encrypt(PLAIN)  # registers PLAIN's values with the output guard
+    secret_values.add(openbao.token)
+    boto3.client("secretsmanager").create_secret(
+        Name="prod/copy", SecretString=json.dumps(values_of(PLAIN))
+    )
+    path = f"apps/copy-{uuid.uuid4().hex[:6]}"
+    env = {**moto.env(), **openbao.env(), "SOPS_DEPLOY_SOPS": "/nonexistent/sops"}
+    r = cli("vault-sync", "--file", "aws-sm://prod/copy", "--path", f"secret/{path}", env=env)
+    assert r.returncode == 0, r.output
+    assert openbao.api("GET", f"secret/data/{path}")["data"]["data"] == values_of(PLAIN)
+    custom = openbao.api("GET", f"secret/metadata/{path}")["data"]["custom_metadata"]
+    assert custom["sops-deploy-source"] == "aws-sm://prod/copy"

@@ -69,7 +69,6 @@ def request(
 
 
 def cmd_store_sync(req: StoreSyncRequest, reporter: Reporter) -> None:
-    from sops_deploy import tools
     from sops_deploy.github.command import load_checked, select, source_id
     from sops_deploy.stores import sync
 
@@ -79,7 +78,7 @@ def cmd_store_sync(req: StoreSyncRequest, reporter: Reporter) -> None:
     settings = req.settings
     if settings.format == "raw":
         raise UsageError("--format raw has no keys to sync", "use a dotenv, yaml or json file")
-    _, secrets, _ = load_checked(settings, reporter, tools.find_sops(settings.tools))
+    _, secrets, _ = load_checked(settings, reporter, "")  # sops found when a file needs it
     source = source_id(settings, "")
     outcomes = []
     for target in req.targets:
