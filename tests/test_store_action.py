@@ -66,7 +66,8 @@ def test_action_vault_sync_writes_then_writes_nothing_then_check_finds_drift(
     openbao.api("POST", f"secret/data/{rest}", {"data": {"APP_MODE": "ui-edit-act-1"}})
     check = act_store({**inputs, "check": "true"})
     assert check.returncode != 0
-    assert "remove  DATABASE_URL" in check.output
+    assert "update  APP_MODE" in check.output, check.output[-4000:]
+    assert check.outputs()["changed-keys"].endswith(",APP_MODE")
 
 
 @pytest.mark.act
