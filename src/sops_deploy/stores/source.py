@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sops_deploy.errors import StoreError, UsageError
-from sops_deploy.sops import EncryptedFile
+from sops_deploy.sops.runner import EncryptedFile
 
 if TYPE_CHECKING:
-    from sops_deploy.config import Settings
+    from sops_deploy.inputs.settings import Settings
 
 VAULT_SCHEME, AWS_SCHEME = "vault://", "aws-sm://"
 
@@ -99,14 +99,14 @@ def _aws(url: str, name: str, access: Any) -> Any:
 def read_all(settings: Settings, sops_bin: str = "") -> list[tuple[EncryptedFile, bytes]]:
     """Every source of `settings.files`, in order: encrypted files decrypted by sops (each
     inspected first, so a missing file fails before any decryption), store secrets read."""
-    from sops_deploy import sops, tools
+    from sops_deploy.sops import runner, tools
 
-    found = [path if is_store(path) else sops.inspect(path) for path in settings.files]
+    found = [path if is_store(path) else runner.inspect(path) for path in settings.files]
     out = []
     for item in found:
         if isinstance(item, str):
             out.append(read(item, settings.stores))
             continue
         sops_bin = sops_bin or tools.find_sops(settings.tools)
-        out.append((item, sops.decrypt(sops_bin, item, settings.age)))
+        out.append((item, runner.decrypt(sops_bin, item, settings.age)))
     return out

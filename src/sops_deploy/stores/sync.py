@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sops_deploy.errors import DriftFound, StoreError
-from sops_deploy.report import Reporter
+from sops_deploy.output.reporter import Reporter
 from sops_deploy.stores.model import MANAGED_BY, MANAGER, Current
 
 

@@ -21,8 +21,8 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from sops_deploy.config import check_glob
 from sops_deploy.errors import UsageError
+from sops_deploy.inputs.settings import check_glob
 
 KINDS = {"vault": "path", "aws-secrets-manager": "name"}  # kind → the field naming the secret
 FIELDS = {

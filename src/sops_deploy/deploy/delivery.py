@@ -1,0 +1,267 @@
+"""One target on one connected host: look (before the plan is ready), then compare
+(`check`, `diff`, `--dry-run`) or deliver — a file through `remote.transaction`, a
+`files` directory through `remote.filesdir` — and the `HostResult` that tells it, by key
+name only. `deploy.py` opens the connection and walks the targets; this module decides
+nothing about which targets or hosts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sops_deploy import envfile
+from sops_deploy.errors import SopsDeployError
+from sops_deploy.inputs.runinfo import RunInfo
+from sops_deploy.inputs.settings import Settings, Target
+from sops_deploy.plan.targets import TargetPlan
+
+if TYPE_CHECKING:
+    from sops_deploy.remote.atomic import FileState
+    from sops_deploy.remote.audit import Changes
+    from sops_deploy.remote.connection import Connection
+    from sops_deploy.remote.postcommand import CommandRun
+
+UNPARSEABLE = "(server file does not parse as dotenv)"
+
+
+@dataclass
+class HostResult:
+    """The outcome for one target on one host. Key names only; never a value."""
+
+    host: str
+    status: str  # changed | unchanged | would-change | in-sync | drift | failed | skipped
+    path: str = ""
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    mode_before: int | None = None
+    mode_after: int | None = None
+    error: SopsDeployError | None = None
+    seconds: float = 0.0
+    backup: str | None = None
+    commands: list[CommandRun] = field(default_factory=list)
+    rolled_back: bool = False
+    note: str = ""  # why a host was skipped
+    target: str = ""  # the target's label when sops-deploy.yaml lists `targets:`
+    format: str = ""
+
+    @property
+    def reason(self) -> str:
+        """One line for the result table: the error, the skip, or what differs. No values."""
+        if self.error is not None:
+            return self.error.message
+        if self.note:
+            return self.note
+        parts = [
+            f"{label}: {_names(keys)}"
+            for label, keys in (
+                ("added", self.added),
+                ("removed", self.removed),
+                ("changed", self.changed),
+            )
+            if keys
+        ]
+        if self.mode_drift and self.mode_before is not None and self.mode_after is not None:
+            parts.append(f"mode: {self.mode_before:04o} (want {self.mode_after:04o})")
+        return "; ".join(parts)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+    @property
+    def mode_drift(self) -> bool:
+        return self.mode_before is not None and self.mode_before != self.mode_after
+
+
+def _names(keys: list[str], shown: int = 10) -> str:
+    """Key names for one table cell: the first `shown`, then how many more."""
+    if len(keys) <= shown:
+        return ", ".join(keys)
+    return f"{', '.join(keys[:shown])} … and {len(keys) - shown} more"
+
+
+def look(
+    conn: Connection, settings: Settings, target: Target, mode: str, result: HostResult
+) -> FileState | None:
+    """What can be known before the plan: the path, and that it is usable (a file target
+    in a compare mode is read now)."""
+    from sops_deploy.remote import atomic, filesdir
+
+    result.path = conn.resolve(target.remote_path)
+    if target.format == "files":
+        filesdir.check_directory(conn, result.path)
+        return None
+    writing = mode == "deploy" and not settings.dry_run
+    # A directory or symlink fails now; when writing, the file is read under the lock.
+    state = atomic.current(
+        conn, result.path, follow_symlinks=settings.follow_symlinks, read=not writing
+    )
+    if writing:
+        return None  # the transaction locks the path as given, then follows it
+    result.path = state.path
+    return state
+
+
+def act(
+    conn: Connection,
+    settings: Settings,
+    plan: TargetPlan,
+    current: FileState | None,
+    mode: str,
+    result: HostResult,
+    run: RunInfo,
+    warn: Callable[[str], None],
+) -> None:
+    """Compare with, or deliver, one target (after `look`)."""
+    writing = mode == "deploy" and not settings.dry_run
+    if plan.target.format == "files":
+        if writing:
+            _deliver_files(conn, settings, plan, result, run, warn)
+        else:
+            _compare_files(conn, plan, mode, result)
+    elif writing:
+        _deliver(settings, plan, conn, result, run, warn)
+    elif current is not None:
+        _compare(plan, current, mode, result)
+
+
+def _status(result: HostResult, mode: str, same: bool) -> None:
+    if mode in ("check", "diff"):
+        result.status = "in-sync" if same else "drift"
+    else:
+        result.status = "unchanged" if same else "would-change"
+
+
+def _compare(plan: TargetPlan, current: FileState, mode: str, result: HostResult) -> None:
+    _record(result, diff(plan, current.content))
+    result.mode_before, result.mode_after = current.mode, plan.target.file_mode
+    same_mode = current.mode == plan.target.file_mode
+    if mode in ("check", "diff"):
+        keys_same = not (result.added or result.removed or result.changed)
+        _status(result, mode, keys_same and same_mode)
+    else:
+        _status(result, mode, current.content == plan.content and same_mode)
+
+
+def _compare_files(conn: Connection, plan: TargetPlan, mode: str, result: HostResult) -> None:
+    from sops_deploy.remote import filesdir
+
+    state = filesdir.read_state(conn, result.path, list(plan.files))
+    changes = state.changes(plan.files, plan.target.file_mode)
+    _record(result, changes)
+    wrong = state.mode_drift(plan.files, plan.target.file_mode)
+    result.mode_after = plan.target.file_mode
+    result.mode_before = plan.target.file_mode if wrong is None else wrong
+    _status(result, mode, not (changes.added or changes.removed or changes.changed))
+
+
+def _deliver_files(
+    conn: Connection,
+    settings: Settings,
+    plan: TargetPlan,
+    result: HostResult,
+    run: RunInfo,
+    warn: Callable[[str], None],
+) -> None:
+    from sops_deploy.remote import filesdir
+
+    target = plan.target
+    delivery = filesdir.DirDelivery(result.path)
+    try:
+        filesdir.deliver(
+            conn,
+            delivery,
+            plan.files,
+            target.file_mode,
+            post_command=target.post_command,
+            post_command_timeout=settings.post_command_timeout,
+            rollback_on_failure=settings.rollback_on_failure,
+            lock_timeout=settings.lock_timeout,
+            run=run,
+            warn=warn,
+        )
+    finally:
+        result.status = delivery.status
+        if delivery.before is not None:
+            _record(result, delivery.changes)
+            wrong = delivery.before.mode_drift(plan.files, target.file_mode)
+            result.mode_after = target.file_mode
+            result.mode_before = target.file_mode if wrong is None else wrong
+        result.commands, result.rolled_back = delivery.commands, delivery.rolled_back
+        result.error = delivery.error
+
+
+def _deliver(
+    settings: Settings,
+    plan: TargetPlan,
+    conn: Connection,
+    result: HostResult,
+    run: RunInfo,
+    warn: Callable[[str], None],
+) -> None:
+    """Lock, back up, write, post-command (and rollback), audit: `remote.transaction`."""
+    from sops_deploy.remote import transaction
+
+    target = plan.target
+    policy = transaction.Policy(
+        file_mode=target.file_mode,
+        keep_backups=target.backup,
+        post_command=target.post_command,
+        post_command_timeout=settings.post_command_timeout,
+        rollback_on_failure=settings.rollback_on_failure,
+        lock_timeout=settings.lock_timeout,
+        follow_symlinks=settings.follow_symlinks,
+    )
+    delivery = transaction.Delivery(result.path)
+    try:
+        transaction.deliver(
+            conn,
+            delivery,
+            plan.content,
+            policy,
+            run=run,
+            changes=lambda old: diff(plan, old),
+            warn=warn,
+        )
+    finally:
+        result.path, result.status = delivery.path, delivery.status
+        if delivery.before is not None:
+            _record(result, delivery.changes)
+            result.mode_before, result.mode_after = delivery.before.mode, target.file_mode
+        result.backup, result.commands = delivery.backup, delivery.commands
+        result.rolled_back = delivery.rolled_back
+        result.error = delivery.error
+
+
+def _record(result: HostResult, changes: Changes) -> None:
+    result.added, result.removed = changes.added, changes.removed
+    result.changed, result.unchanged = changes.changed, changes.unchanged
+
+
+def diff(plan: TargetPlan, old: bytes | None) -> Changes:
+    """Key names added / removed / changed in one file; linear in the file size."""
+    from sops_deploy.remote.audit import Changes
+
+    fmt = plan.target.format
+    if fmt == "raw":
+        new_values = envfile.read_values(plan.content, fmt) or {}
+    else:
+        # build_plan proved that the reader gets exactly these values back from content.
+        new_values = dict(plan.values())
+    if old == plan.content:
+        return Changes(unchanged=len(new_values))
+    parsed_old = envfile.read_values(old, fmt) if old is not None else {}
+    if parsed_old is None and fmt != "raw":
+        # A hand-edited file that no longer parses: its keys cannot be compared one by one.
+        return Changes(changed=[UNPARSEABLE])
+    old_values = parsed_old or {}
+    added = [k for k in new_values if k not in old_values]
+    removed = [k for k in old_values if k not in new_values]
+    changed = [k for k in new_values if k in old_values and old_values[k] != new_values[k]]
+    if fmt == "raw" and not (added or removed or changed):
+        changed = ["(file content)"]
+    return Changes(added, removed, changed, len(new_values) - len(added) - len(changed))

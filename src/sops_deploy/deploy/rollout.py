@@ -1,0 +1,283 @@
+"""Orchestration of server targets: the plan (built once by `plan.py`, re-exported here)
+→ per host → per target → results, hosts in parallel.
+
+A `Rollout` connects every host while the plan is being built (as `sops -d | ssh` does)
+and reads what compare modes need; nothing is locked or created on a server until the
+plan is valid, and a plan that fails leaves every server untouched. Each host gets one
+connection for all its targets; the work on one target is `onhost`'s; nothing here
+parses flags, prints or reads the environment (`RunInfo` comes from the caller).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from sops_deploy.deploy import delivery
+from sops_deploy.deploy.delivery import UNPARSEABLE, HostResult
+from sops_deploy.errors import RemoteError, SopsDeployError, UsageError
+from sops_deploy.inputs import runinfo
+from sops_deploy.inputs.runinfo import RunInfo
+from sops_deploy.inputs.settings import HostSpec, Settings
+from sops_deploy.plan.build import (
+    Plan,
+    build_plan,
+    decrypt_all,
+    parse_plaintext,
+    secret_texts,
+    validation_hint,
+)
+
+if TYPE_CHECKING:
+    from sops_deploy.remote.connection import Connection
+
+
+__all__ = [
+    "UNPARSEABLE",
+    "HostResult",
+    "Plan",
+    "PlanAbandoned",
+    "Rollout",
+    "apply_all",
+    "apply_host",
+    "build_plan",
+    "decrypt_all",
+    "open_host",
+    "parse_plaintext",
+    "secret_texts",
+    "validation_hint",
+]
+
+
+# --- applying the plan ---------------------------------------------------------------------
+
+
+class PlanAbandoned(Exception):
+    """The plan failed while this host was being connected: nothing is done on it."""
+
+
+class _Gate:
+    """Hands the plan to the host threads once it is valid, or tells them it failed."""
+
+    def __init__(self, plan: Plan | None = None) -> None:
+        self.abandoned = threading.Event()  # also stops connection retries at once
+        self._ready = threading.Event()
+        self._plan = plan
+        if plan is not None:
+            self._ready.set()
+
+    def open(self, plan: Plan) -> None:
+        self._plan = plan
+        self._ready.set()
+
+    def abandon(self) -> None:
+        self.abandoned.set()
+        self._ready.set()
+
+    def plan(self) -> Plan:
+        self._ready.wait()
+        if self._plan is None:
+            raise PlanAbandoned
+        return self._plan
+
+
+def _run_of(settings: Settings) -> RunInfo:
+    """Who runs this (the front door's `settings.run`; a bare one for in-process callers)."""
+    return settings.run or runinfo.from_environ({}, {})
+
+
+def open_host(
+    settings: Settings,
+    spec: HostSpec,
+    warn: Callable[[str], None],
+    run: RunInfo | None = None,
+    cancel: threading.Event | None = None,
+) -> Connection:
+    """A connection to `spec` (through the jump host, if any), opened by `with`; connection
+    errors are retried with backoff, which `cancel` cuts short. ~/.ssh/config applies as
+    with `ssh` (`sshroute`): an alias's HostName, User, Port, IdentityFile, ProxyJump."""
+    from sops_deploy.remote import Connection, Credentials, Options, Trust
+    from sops_deploy.ssh.route import for_settings
+
+    route = for_settings(settings, spec)
+    options = Options(
+        Credentials(settings.ssh_key, settings.ssh_key_file, settings.ssh_passphrase),
+        Trust(settings.known_hosts, settings.fingerprints, settings.insecure_any_host_key),
+        default_user=settings.user or (run or _run_of(settings)).user,
+        timeout=settings.timeout,
+        retries=settings.retries,
+        jump=route.jump if route else settings.jump_host,
+        ssh=settings.ssh,
+        resolved=route.resolved if route else None,
+        jump_resolved=route.jump_resolved if route else None,
+        ci=settings.ci,
+    )
+    return Connection(route.target if route else spec, options, warn=warn, cancel=cancel)
+
+
+def apply_host(
+    settings: Settings,
+    plan: Plan,
+    spec: HostSpec,
+    mode: str,
+    warn: Callable[[str], None],
+    run: RunInfo | None = None,
+) -> HostResult:
+    """Deploy to (mode="deploy") or compare with (mode="check"/"diff") one host that has
+    one target (see `apply_targets` for every target's result)."""
+    return apply_targets(settings, plan, spec, mode, warn, run)[0]
+
+
+def apply_targets(
+    settings: Settings,
+    plan: Plan,
+    spec: HostSpec,
+    mode: str,
+    warn: Callable[[str], None],
+    run: RunInfo | None = None,
+) -> list[HostResult]:
+    """Every target of one host, over one connection: one result per target."""
+    return _host(settings, spec, mode, warn, run or _run_of(settings), _Gate(plan))
+
+
+def _host(
+    settings: Settings,
+    spec: HostSpec,
+    mode: str,
+    warn: Callable[[str], None],
+    run: RunInfo,
+    gate: _Gate,
+) -> list[HostResult]:
+    """One connection to `spec`: look at every target (while the plan is built), then act
+    on each once `gate` has the plan. One result per target; a target that fails leaves
+    the others to be tried."""
+    from sops_deploy.remote.failures import IO_ERRORS, Cancelled, lost
+
+    targets = settings.outputs()
+    listed = bool(settings.targets)
+    results = [
+        HostResult(str(spec), "failed", target=t.label if listed else "", format=t.format)
+        for t in targets
+    ]
+    started = time.monotonic()
+    try:
+        with open_host(settings, spec, warn, run, gate.abandoned) as conn:
+            seen = []
+            for target, result in zip(targets, results, strict=True):
+                try:
+                    seen.append(delivery.look(conn, settings, target, mode, result))
+                except IO_ERRORS as exc:
+                    where = result.path or target.remote_path
+                    raise lost(spec, f"working on {where}", exc) from None
+            plans = gate.plan().for_targets(targets)
+            for plan, current, result in zip(plans, seen, results, strict=True):
+                try:
+                    delivery.act(conn, settings, plan, current, mode, result, run, warn)
+                except IO_ERRORS as exc:
+                    where = result.path or plan.target.remote_path
+                    result.status, result.error = "failed", lost(spec, f"working on {where}", exc)
+                except SopsDeployError as exc:
+                    result.status, result.error = "failed", exc
+    except Cancelled:
+        raise PlanAbandoned from None
+    except SopsDeployError as exc:
+        for result in results:
+            if result.error is None and result.status == "failed":
+                result.error = exc
+    seconds = time.monotonic() - started
+    for result in results:
+        result.seconds = seconds
+    return results
+
+
+class Rollout:
+    """Every host of `settings`: connected as soon as the rollout is entered (while the
+    caller builds the plan), then `apply(plan)` acts on each, `settings.parallel` at a
+    time, and returns one result per host in host order.
+
+    Leaving without `apply` (the plan failed) abandons every host untouched: nothing was
+    locked or created, retries stop at once, connections close. `on_done` sees each
+    result as it completes. Every host is tried even when some fail; with
+    `settings.fail_fast`, hosts not yet started when one fails come back "skipped". An
+    unexpected exception in one host's thread fails that host only.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        mode: str,
+        warn: Callable[[str], None],
+        on_done: Callable[[HostResult], None] = lambda _r: None,
+        run: RunInfo | None = None,
+    ) -> None:
+        if not settings.hosts:
+            raise UsageError("no host given", "pass --host user@server (repeatable)")
+        self._settings, self._mode, self._warn, self._on_done = settings, mode, warn, on_done
+        self._run = run or _run_of(settings)
+        self._gate = _Gate()
+        self._stop = threading.Event()
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: dict[Future[list[HostResult]], int] = {}
+
+    def __enter__(self) -> Rollout:
+        hosts = self._settings.hosts
+        workers = max(1, min(self._settings.parallel, len(hosts)))
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="host")
+        self._futures = {self._pool.submit(self._one, spec): i for i, spec in enumerate(hosts)}
+        return self
+
+    def apply(self, plan: Plan) -> list[HostResult]:
+        """One result per target of each host, in host order, then target order."""
+        self._gate.open(plan)
+        results: dict[int, list[HostResult]] = {}
+        for future in as_completed(self._futures):
+            found = future.result()
+            results[self._futures[future]] = found
+            for result in found:
+                self._on_done(result)
+        return [r for i in sorted(results) for r in results[i]]
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._gate.abandon()  # hosts that already have the plan finish their work
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def _one(self, spec: HostSpec) -> list[HostResult]:
+        if self._stop.is_set():
+            return [HostResult(str(spec), "skipped", note=SKIPPED_NOTE)]
+        try:
+            results = _host(self._settings, spec, self._mode, self._warn, self._run, self._gate)
+        except PlanAbandoned:
+            return [HostResult(str(spec), "skipped", note="the secrets did not validate")]
+        except Exception as exc:  # one host's bug must not abandon the other hosts
+            result = HostResult(str(spec), "failed")
+            result.error = RemoteError(
+                f"{spec}: unexpected {type(exc).__name__}: {exc}",
+                "this is a bug in sops-deploy; please report it with the log above",
+            )
+            results = [result]
+        if any(r.failed for r in results) and self._settings.fail_fast:
+            self._stop.set()
+        return results
+
+
+def apply_all(
+    settings: Settings,
+    plan: Plan,
+    mode: str,
+    warn: Callable[[str], None],
+    on_done: Callable[[HostResult], None] = lambda _r: None,
+    run: RunInfo | None = None,
+) -> list[HostResult]:
+    """Apply a ready plan to every host (see `Rollout`); results in host order."""
+    with Rollout(settings, mode, warn, on_done, run) as rollout:
+        return rollout.apply(plan)
+
+
+SKIPPED_NOTE = "not started: another host failed and --fail-fast is set"
