@@ -9,7 +9,6 @@ Access comes from the front door (`options.py` → `Settings.stores`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sops_deploy.errors import StoreError, UsageError
@@ -21,12 +20,18 @@ if TYPE_CHECKING:
 VAULT_SCHEME, AWS_SCHEME = "vault://", "aws-sm://"
 
 
-@dataclass(frozen=True)
 class StoreAccess:
-    """The stores the sources name: Vault access (None: no vault:// source) and AWS's."""
+    """The stores the sources name: Vault access (None: no vault:// source) and AWS's.
+    A plain class: this module loads on every decrypt, so it defines no dataclass."""
 
-    vault: Any = field(default=None, repr=False)  # vault.VaultAccess
-    aws: Any = None  # aws.AwsAccess
+    __slots__ = ("aws", "vault")
+
+    def __init__(self, vault: Any = None, aws: Any = None) -> None:
+        self.vault = vault  # vault.VaultAccess (its token kept out of any repr)
+        self.aws = aws  # aws.AwsAccess
+
+    def __repr__(self) -> str:
+        return f"StoreAccess(vault={self.vault is not None}, aws={self.aws!r})"
 
     def secret_texts(self) -> list[str]:
         token = getattr(self.vault, "token", "")
