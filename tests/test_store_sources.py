@@ -156,3 +156,26 @@ def test_a_store_feeds_another_store_without_sops(
     assert openbao.api("GET", f"secret/data/{path}")["data"]["data"] == values_of(PLAIN)
     custom = openbao.api("GET", f"secret/metadata/{path}")["data"]["custom_metadata"]
     assert custom["sops-deploy-source"] == "aws-sm://prod/copy"
+
+
+def test_github_sync_from_a_vault_source(
+    cli: Callable[..., CliResult],
+    openbao: OpenBao,
+    vault_path: str,
+    secret_values: set[str],
+) -> None:
+    """The store source serves github-sync too (the same read_all), checked on GitHub's contract."""
+    from tests import github_contract
+    from tests.github_api import GitHubApi
+
+    token = "ghp_vault_source_token_9f8e7d6c"
+    secret_values.update({token, openbao.token})
+    contract = github_contract.load()
+    contract.violations.clear()
+    with GitHubApi(token, "octo-org/app", contract=contract) as github:
+        env = {**openbao.env(), "GH_TOKEN": token, "GITHUB_API_URL": github.url,
+               "GITHUB_REPOSITORY": "octo-org/app"}  # fmt: skip
+        r = cli("github-sync", "--file", f"vault://{vault_path}", "--keys", "DATABASE_URL", env=env)
+        assert r.returncode == 0, r.output
+        assert github.secret_values() == {"DATABASE_URL": values_of(PLAIN)["DATABASE_URL"]}
+    assert contract.violations == []
