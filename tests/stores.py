@@ -260,15 +260,17 @@ def aws_clean(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if not k.startswith("AWS_")}
 
 
-def start_moto(workdir: Path, extra_env: dict[str, str] | None = None) -> Moto:
-    """A fresh moto server (every AWS service in memory) on a free port; `extra_env` sets
-    moto's own switches (`INITIAL_NO_AUTH_ACTION_COUNT=0`: check credentials)."""
+def start_moto(workdir: Path, env: dict[str, str] | None = None) -> Moto:
+    """A fresh moto server (every AWS service in memory) on a free port; `env` adds moto's
+    own settings (`INITIAL_NO_AUTH_ACTION_COUNT=N`: requests after the first N must carry
+    credentials of an IAM user of this server)."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     workdir.mkdir(parents=True, exist_ok=True)
     argv = [str(moto_python()), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    env = {**_server_env(workdir), **(extra_env or {})}
-    server = _Server("moto server", argv, workdir / "moto.log", env)
+    server = _Server(
+        "moto server", argv, workdir / "moto.log", {**_server_env(workdir), **(env or {})}
+    )
 
     def ready() -> bool:
         status, _ = http("GET", f"{endpoint}/moto-api/data.json", timeout=2)

@@ -196,6 +196,8 @@ class Target:
     post_command: str | None = None
     backup: int = 5
     line: int | None = None
+    owner: str | None = None  # --owner USER:GROUP; None: the login user (or what we set)
+    validate_command: str | None = None  # run on the temp file (`%s`) before the swap
 
     @property
     def label(self) -> str:
@@ -269,6 +271,11 @@ class Settings:
     rollback_on_failure: bool = True
     post_command_timeout: float = 300.0
     lock_timeout: float = 60.0
+    become: bool = False  # write through `sudo -n sftp-server` (and run commands under sudo)
+    become_sftp_server: str | None = None  # its path on the server; None: found there
+    owner: str | None = None
+    validate_command: str | None = None
+    canary: int = 0  # deploy the first N hosts first, the rest only when they succeed
     export_env: tuple[str, ...] = ()  # keys (or '*') to export to $GITHUB_ENV
     targets: tuple[Target, ...] = ()  # from `targets:`; empty: one, from remote_path/format
     tools: ToolPlaces = field(default_factory=lambda: ToolPlaces(DEFAULT_CACHE))
@@ -291,6 +298,8 @@ class Settings:
                 self.file_mode,
                 self.post_command,
                 self.backup,
+                owner=self.owner,
+                validate_command=self.validate_command,
             ),
         )
 
@@ -342,6 +351,9 @@ class InitOptions:
     remote_path: str = "~/app/.env"  # inputs.COMMAND_DEFAULTS["init"]
     ssh_key_file: str | None = None
     ssh_recipient: str | None = None  # "ssh-ed25519 AAAA…": the deploy key also decrypts
+    # --age/--kms/--hc-vault-transit/--pgp: (.sops.yaml key, key); none: a new age key
+    keys: tuple[tuple[str, str], ...] = ()
+    age: AgeKeySource | None = None  # decrypts the round trip when init makes no age key
     action_ref: str = "OWNER/sops-deploy@v1"
     force: bool = False
     yes: bool = False

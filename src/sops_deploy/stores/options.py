@@ -25,3 +25,8 @@ ROWS: tuple[dict[str, Any], ...] = (
 )  # fmt: skip
 # The options both commands share (the last, `sync`, is sops-deploy.yaml's alone).
 STORE_SYNC = ("store_keys", "store_prefix", "dry_run", "check", "adopt", "timeout", "sync")
+# Each command's own options, after the source and config-file ones (inputs/table.py).
+COMMANDS = {
+    "vault-sync": (*STORE_SYNC, "store_path"),
+    "aws-sync": (*STORE_SYNC, "store_name", "kms_key_id", "retries"),
+}
