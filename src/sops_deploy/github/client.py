@@ -112,7 +112,7 @@ class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
     def __init__(self, api: str) -> None:
         self.api = api
 
-    def redirect_request(  # type: ignore[override]
+    def redirect_request(
         self,
         req: urllib.request.Request,
         fp: Any,
