@@ -171,6 +171,14 @@ def cmd_github_sync(request: SyncRequest, reporter: Reporter) -> None:
         opts.prune,
     )
     ops = planning.plan(facts, tagger.tag)
+    unproven = [op.name for op in ops if op.reason == planning.UNPROVEN]
+    if unproven:
+        reporter.warn(
+            f"the sync state of {scope.describe()} claims {', '.join(unproven)}, but it is not "
+            "sealed by this age identity (written before sops-deploy sealed its state, or "
+            "edited by someone who can write Variables): the claim is ignored and nothing is "
+            "pruned on its word; delete those by hand if they were created by this sync"
+        )
     mode = "check" if opts.check else "dry run" if opts.dry_run else "sync"
     reporter.info(f"github-sync {mode}: {len(want)} key(s) → {scope.describe()}")
     if not (opts.check or opts.dry_run):
