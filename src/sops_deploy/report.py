@@ -287,12 +287,24 @@ class Reporter:
         The values were masked (or left readable, by the policy) when parsed; each is
         written as a heredoc whose random delimiter is checked not to occur in the value.
         """
+        from sops_deploy import exportnames
+
+        keys = list(keys)
         wanted = list(values) if "*" in keys else list(dict.fromkeys(keys))
         missing = [k for k in wanted if k not in values]
         if missing:
             raise UsageError(
                 f"export-env names {', '.join(missing)}, not in the secrets",
                 "list only keys that the encrypted file defines, or use *",
+            )
+        dangerous = exportnames.refused(wanted, keys)
+        if dangerous:
+            raise UsageError(
+                f"export-env '*' would export {', '.join(dangerous)}, which change what "
+                "later steps run (loader, shell, interpreter or runner settings); nothing was "
+                "exported or deployed",
+                f"list each by name if that is intended (--export-env '*,{dangerous[0]}'), or "
+                "rename the key in the encrypted file, or list the keys to export instead of *",
             )
         path = self.env.get("GITHUB_ENV")
         if not path:
