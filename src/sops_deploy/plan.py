@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sops_deploy import envfile, schema, sops
 from sops_deploy.config import Settings, Target
 from sops_deploy.envfile import Entry, Secrets
 from sops_deploy.errors import Problem, UsageError, ValidationError
+from sops_deploy.readback import ReadBack
 from sops_deploy.targets import TargetPlan, plan_targets
 
 
@@ -72,7 +73,9 @@ def build_plan(
                 for line in plaintext.decode("utf-8", "replace").splitlines()
             ]
         )
-        return _raw_plan(settings, decrypted)
+        raw = _raw_plan(settings, decrypted)
+        guarded = tuple(replace(t, read_back=ReadBack(mask)) for t in raw.targets)
+        return replace(raw, targets=guarded)
     from sops_deploy import publicity
 
     public = publicity.load(
@@ -94,6 +97,10 @@ def build_plan(
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise ValidationError(problems)
+    # What a server's current file holds is masked like these values when it is read.
+    public_names = frozenset(public.marked).union(*public.clear.values())
+    read_back = ReadBack(mask, public_names)
+    plans = [replace(p, read_back=read_back) for p in plans]
     first = plans[0]
     return Plan(merged, first.content, first.target.format, tuple(problems), tuple(plans))
 
