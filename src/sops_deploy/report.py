@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, TextIO
 
-from sops_deploy import hints, summary, workflow
+from sops_deploy import hints, mdsafe, summary, workflow
 from sops_deploy.errors import Problem, SopsDeployError, UsageError, ValidationError
 from sops_deploy.redact import Redactor
 
@@ -164,8 +164,8 @@ class Reporter:
                 line=exc.line if exc.file else None,
             )
             self.append_summary(
-                f"### ❌ {exc.title}\n\n{exc.message}\n\n**How to fix:** {hint}\n"
-                + _problem_table(exc, self.fix)
+                f"### ❌ {mdsafe.text(exc.title)}\n\n{mdsafe.text(exc.message)}\n\n"
+                f"**How to fix:** {mdsafe.text(hint)}\n" + _problem_table(exc, self.fix)
             )
         self._write(self.err, f"error: {exc.message}")
         if hint:
@@ -356,7 +356,8 @@ def _problem_table(exc: SopsDeployError, fix: object) -> str:
     rows = ["| file | line | key | problem | fix |", "|---|---|---|---|---|"]
     for p in exc.problems:
         rows.append(
-            f"| `{p.file}` | {p.line or ''} | `{p.key or ''}` | {p.message} | {render(p.fix)} |"
+            f"| {mdsafe.code(p.file)} | {p.line or ''} | {mdsafe.code(p.key or '')} | "
+            f"{mdsafe.text(p.message)} | {mdsafe.text(render(p.fix))} |"
         )
     return "\n" + "\n".join(rows) + "\n"
 

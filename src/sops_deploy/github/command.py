@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sops_deploy import mdsafe
 from sops_deploy.config import Settings
 from sops_deploy.envfile import Entry, Secrets
 from sops_deploy.errors import DriftFound, UsageError, ValidationError
@@ -239,9 +240,14 @@ def _report(
     for line in lines:
         reporter.line(line)
     md = ["| action | kind | name | reason |", "|---|---|---|---|"]
-    md += [f"| {op.action} | {op.kind} | `{op.name}` | {op.reason or '–'} |" for op in ops]
+    md += [
+        f"| {op.action} | {op.kind} | {mdsafe.code(op.name)} | {mdsafe.text(op.reason) or '–'} |"
+        for op in ops
+    ]  # names come from GitHub and the state variable: inert text (mdsafe.py)
     reporter.append_summary(
-        f"### sops-deploy github-sync ({mode}): {scope.describe()}\n\n" + "\n".join(md) + "\n"
+        f"### sops-deploy github-sync ({mode}): {mdsafe.text(scope.describe())}\n\n"
+        + "\n".join(md)
+        + "\n"
     )
 
     def names_of(*actions: str) -> str:
