@@ -37,8 +37,8 @@ from pathlib import Path
 
 from bench import stages, store, table
 from bench.timing import Timing, measure, random_env, run_timed
-from sops_deploy import tools
-from sops_deploy.environment import tool_places
+from sops_deploy.inputs.environment import tool_places
+from sops_deploy.sops import tools
 from tests.sshd import Sshd, make_sshd
 from tests.support import REPO, sops_encrypt, target_flags
 

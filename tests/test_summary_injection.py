@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sops_deploy import mdsafe
+from sops_deploy.output import mdsafe
 from tests.test_action import run_on_github
 
 HOSTILE_USER = "[click me](https://evil.example/login) <img src=https://evil.example/t.png>"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sops_deploy import sops
+from sops_deploy.sops import runner
 
 TIMEOUT = 120.0
 
@@ -19,7 +19,7 @@ TIMEOUT = 120.0
 def run(
     sops_bin: str,
     args: list[str],
-    key: sops.AgeKeySource,
+    key: runner.AgeKeySource,
     *,
     what: str,
     stdin: bytes | None = None,
@@ -30,7 +30,7 @@ def run(
     env = key.child_env()
     if config is not None:
         env["SOPS_CONFIG"] = str(config.resolve())
-    proc = sops.run(
+    proc = runner.run(
         [sops_bin, *args],
         env,
         what=what,
@@ -40,7 +40,7 @@ def run(
     )
     if proc.returncode == 0:
         return proc.stdout
-    raise sops.error(
+    raise runner.error(
         proc.returncode,
         proc.stderr.decode("utf-8", "replace"),
         key,
@@ -50,7 +50,7 @@ def run(
 
 
 def encrypt_dotenv(
-    sops_bin: str, plaintext_path: Path, target: Path, key: sops.AgeKeySource, config: Path
+    sops_bin: str, plaintext_path: Path, target: Path, key: runner.AgeKeySource, config: Path
 ) -> bytes:
     """The sops-encrypted form of a plaintext dotenv file, by the rule for `target`."""
     return run(
@@ -72,7 +72,7 @@ def encrypt_dotenv(
 
 
 def set_value(
-    sops_bin: str, path: Path, stored: str, key_name: str, value: str, age: sops.AgeKeySource
+    sops_bin: str, path: Path, stored: str, key_name: str, value: str, age: runner.AgeKeySource
 ) -> None:
     """Set one key in the encrypted file in place; the value goes through stdin as JSON."""
     run(
@@ -94,7 +94,7 @@ def set_value(
     )
 
 
-def rotate_data_key(sops_bin: str, path: Path, stored: str, age: sops.AgeKeySource) -> None:
+def rotate_data_key(sops_bin: str, path: Path, stored: str, age: runner.AgeKeySource) -> None:
     """sops's own data-key rotation: new data key, every value re-encrypted, in place."""
     run(
         sops_bin,
@@ -105,7 +105,7 @@ def rotate_data_key(sops_bin: str, path: Path, stored: str, age: sops.AgeKeySour
 
 
 def update_keys(
-    sops_bin: str, path: Path, stored: str, age: sops.AgeKeySource, config: Path
+    sops_bin: str, path: Path, stored: str, age: runner.AgeKeySource, config: Path
 ) -> None:
     """`sops updatekeys -y`: re-encrypt the data key for the recipients in `config`."""
     run(

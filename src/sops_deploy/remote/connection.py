@@ -27,9 +27,8 @@ from paramiko.sftp import (
     SFTP_FLAG_WRITE,
 )
 
-from sops_deploy import knownhosts
-from sops_deploy.config import HostSpec
 from sops_deploy.errors import ConnectError, RemoteError
+from sops_deploy.inputs.settings import HostSpec
 from sops_deploy.remote import identities, listing, steps
 from sops_deploy.remote.credentials import Credentials
 from sops_deploy.remote.failures import IO_ERRORS, Cancelled, lost
@@ -39,7 +38,8 @@ from sops_deploy.remote.trust import (
     pinned_or_first,
     verify_host_key,
 )
-from sops_deploy.sshconfig import Resolved, SshSetup
+from sops_deploy.ssh import knownhosts
+from sops_deploy.ssh.sshconfig import Resolved, SshSetup
 
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 16.0

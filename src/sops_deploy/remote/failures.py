@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import paramiko
 
-from sops_deploy.config import HostSpec
 from sops_deploy.errors import RemoteError
+from sops_deploy.inputs.settings import HostSpec
 
 IO_ERRORS = (OSError, EOFError, paramiko.SSHException)
 

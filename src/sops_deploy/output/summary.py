@@ -13,10 +13,10 @@ import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sops_deploy import mdsafe
+from sops_deploy.output import mdsafe
 
 if TYPE_CHECKING:
-    from sops_deploy.deploy import HostResult, Plan
+    from sops_deploy.deploy.rollout import HostResult, Plan
 
 CELL_KEYS = 10
 MAX_DIFF_ROWS = 500

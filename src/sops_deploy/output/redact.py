@@ -149,7 +149,7 @@ class Redactor:
         Values the policy leaves readable (`is_maskable` false for every line) add nothing;
         a key whose name says secret has its value masked whatever its length.
         """
-        from sops_deploy.publicity import names_a_secret
+        from sops_deploy.plan.publicity import names_a_secret
 
         minimum = 1 if names_a_secret(key) else MIN_SECRET
         with self._lock:
