@@ -82,7 +82,7 @@ def unix_account(client_pub: str, *, login_shell: str = "/bin/bash") -> Iterator
     try:
         entry = pwd.getpwnam(name)
         uid = entry.pw_uid
-        processes.CREATED_UIDS.add(uid)
+        processes.account_created(uid)
         account = Account(name, entry.pw_uid, entry.pw_gid, base)
         home.mkdir()
         auth = base / "authorized_keys"
@@ -94,8 +94,10 @@ def unix_account(client_pub: str, *, login_shell: str = "/bin/bash") -> Iterator
         # Every process of the account (a login's shell, a blocked .bashrc, an sftp-server)
         # ends before the account does: a deleted user's processes would run on unnoticed.
         if uid is not None:
-            processes.kill_uid(uid)
+            processes.kill_uid(uid)  # the account exists, so the uid is still ours alone
         subprocess.run(["userdel", "-f", name], check=False, capture_output=True)
+        if uid is not None:
+            processes.account_deleted(uid)
         shutil.rmtree(base, ignore_errors=True)
 
 

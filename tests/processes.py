@@ -19,7 +19,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-CREATED_UIDS: set[int] = set()  # uids of accounts tests created (tests/accounts.py)
+# Accounts tests created (tests/accounts.py): uid → (created, deleted) in clock ticks since
+# boot. A uid is free again after `userdel` and another run's `useradd` may take it, so a
+# process counts as the account's only if it started while the account was ours.
+ACCOUNTS: dict[int, list[tuple[int, int | None]]] = {}
 MARKER = "SOPS_DEPLOY_TEST_SSHD"  # set by a test sshd in every session's environment
 MARKS: set[str] = set()  # the values of MARKER of the sshds tests started
 STARTED: set[tuple[int, int]] = set()  # (pid, start time) of server processes tests started
@@ -33,6 +36,29 @@ class Proc:
     start: int  # clock ticks after boot: with the pid, names one process for good
     state: str
     cmd: str
+
+
+def now() -> int:
+    """Clock ticks since boot, the unit of a process's start time in /proc."""
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return int(uptime * os.sysconf("SC_CLK_TCK"))
+
+
+def account_created(uid: int) -> None:
+    ACCOUNTS.setdefault(uid, []).append((now(), None))
+
+
+def account_deleted(uid: int) -> None:
+    spans = ACCOUNTS.get(uid, [])
+    if spans and spans[-1][1] is None:
+        spans[-1] = (spans[-1][0], now())
+
+
+def _of_our_account(p: Proc) -> bool:
+    return any(
+        start - 1 <= p.start <= (end if end is not None else p.start)
+        for start, end in ACCOUNTS.get(p.uid, [])
+    )
 
 
 def _read(pid: int) -> Proc | None:
@@ -130,5 +156,5 @@ def leftovers() -> list[Proc]:
     return [
         p
         for p in processes()
-        if p.uid in CREATED_UIDS or (p.pid, p.start) in STARTED or mark_of(p.pid) in MARKS
+        if _of_our_account(p) or (p.pid, p.start) in STARTED or mark_of(p.pid) in MARKS
     ]

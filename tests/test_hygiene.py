@@ -4,6 +4,7 @@ before the account is deleted; the session-end check (conftest.py) would name an
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,7 +55,6 @@ def test_blocked_login_of_a_deleted_account_is_ended_with_it(
         finally:
             server.stop()
         uid = account.uid
-    assert [p for p in processes.processes() if p.uid == uid] == []
     assert [p for p in processes.leftovers() if p.pid == listener] == []
     assert [p for p in processes.leftovers() if p.uid == uid] == []
 
@@ -81,6 +81,28 @@ def test_subsystem_outliving_its_connection_is_ended_with_its_sshd(
     finally:
         server.stop()
     assert [p for p in processes.processes() if processes.mark_of(p.pid) == mark] == []
+
+
+def test_a_process_of_an_account_ends_before_the_account_is_deleted(
+    sshd_server: Sshd,
+) -> None:
+    """A process running as the account outside any sshd session (no mark, not a child of
+    a test server) is ended by the account's removal, not left to run as a free uid."""
+    if not can_create_accounts():
+        pytest.skip("creating a Unix account needs root")
+    pub = sshd_server.client_key.with_suffix(".pub").read_text()
+    with unix_account(pub) as account:
+        proc = subprocess.Popen(
+            ["sleep", "100000"], user=account.uid, group=account.gid, start_new_session=True
+        )
+        uid = account.uid
+    try:
+        assert proc.wait(timeout=10) == -9  # SIGKILLed by the account's removal
+        assert [p for p in processes.leftovers() if p.uid == uid] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_the_session_check_sees_a_live_test_server(sshd_server: Sshd) -> None:
