@@ -1,13 +1,14 @@
 """Processes the tests start, found through /proc (Linux), so that none outlives its test.
 
 A test account's login (a `.bashrc` running `sleep 100000`, an sftp-server) keeps
-running as that uid after sshd lets go of it, and after `userdel`; a per-connection sshd
-child outlives the listener it was forked from. `kill_uid` ends every process of a uid
-(by pid, SIGKILL) and waits until they are gone; `kill_tree` does the same for a process
-and its descendants; `kill_marked` the processes of a test sshd's sessions, which carry
-its mark (`SetEnv`) in their environment even once reparented. Every uid a test creates,
-every process tree and every mark of a test server is registered here, and `leftovers`
-(the session-end check in conftest.py) names whatever of them is still alive.
+running as that uid after sshd lets go of it, and after `userdel` (tests/accounts.py
+ends them first); a per-connection sshd child outlives the listener it was forked from.
+`kill_tree` ends a process's descendants (by pid, SIGKILL, waiting until they are gone),
+`kill_marked` the processes of a test sshd's sessions, which carry its mark (`SetEnv`)
+in their environment even once reparented. Every account a test creates (with the time
+span it was ours: a freed uid is reused), every process tree and every mark of a test
+server is registered here, and `leftovers` (the session-end check in conftest.py) names
+whatever of them is still alive.
 """
 
 from __future__ import annotations
@@ -112,11 +113,6 @@ def end(procs: list[Proc], timeout: float = 10.0) -> list[Proc]:
         time.sleep(0.05)
         left = _alive(left)
     return left
-
-
-def kill_uid(uid: int) -> list[Proc]:
-    """End every process running as `uid`; returns any that would not die."""
-    return end([p for p in processes() if p.uid == uid])
 
 
 def register_tree(pid: int) -> None:
