@@ -12,7 +12,8 @@ It authenticates the test client key with a real host key and then serves files 
 - `endless-list`: listing any directory never ends: every READDIR answer brings 16 new
   names (200 characters each), never EOF (`sent` counts them); `slow-list`: the same with
   short names, one answer every 20 ms (neither the entry nor the byte bound is reached
-  before --timeout);
+  before --timeout); `endless-list-later`: the first listing is honest (the debris
+  clean-up), every later one endless (the backup listing);
 - `symlinks`: every name that does not exist yet is reported by lstat as a symlink
   (where the tool's lock, temp, backup and audit files should be created).
 
@@ -137,7 +138,9 @@ class HostileSFTP(paramiko.SFTPServerInterface):
         return self.hostile.attributes(self._local(path), follow=False)
 
     def list_folder(self, path: str) -> list[paramiko.SFTPAttributes] | int:
-        if {"endless-list", "slow-list"} & self.hostile.tricks:
+        self.hostile.listings += 1
+        later = "endless-list-later" in self.hostile.tricks and self.hostile.listings > 1
+        if later or {"endless-list", "slow-list"} & self.hostile.tricks:
             return _Endless(self.hostile)
         local = self._local(path)
         try:
@@ -235,6 +238,7 @@ class HostileServer:
         self.client_key = client_key
         self.tricks = tricks
         self.sent = 0  # names sent by `endless-list`
+        self.listings = 0  # directories opened for listing
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self._transports: list[paramiko.Transport] = []

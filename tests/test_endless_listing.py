@@ -23,6 +23,9 @@ RSS_LIMIT_KIB = 160 * 1024  # the CLI with paramiko, sops and one SSH connection
         pytest.param("endless-list", "dotenv", "/app/.env", "MiB of names", id="file-bytes"),
         pytest.param("endless-list", "files", "/app", "MiB of names", id="files-dir-bytes"),
         pytest.param("slow-list", "dotenv", "/app/.env", "not complete after 5s", id="time"),
+        pytest.param(
+            "endless-list-later", "dotenv", "/app/.env", "MiB of names", id="backup-listing"
+        ),
     ],
 )
 def test_endless_listing_fails_the_host_within_the_timeout_in_little_memory(
@@ -36,6 +39,7 @@ def test_endless_listing_fails_the_host_within_the_timeout_in_little_memory(
     bound: str,
 ) -> None:
     server, args = hostile(trick)
+    (server.root / "app" / ".env").write_text("OLD_KEY=old-value-1\n")  # so there is a backup
     args[args.index("--remote-path") + 1] = remote
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -67,6 +71,10 @@ def test_endless_listing_fails_the_host_within_the_timeout_in_little_memory(
     if rss is not None:
         assert rss < RSS_LIMIT_KIB, f"peak RSS {rss} KiB"
     assert not list((server.root / "app").glob("*.lock"))  # the lock was released
+    if trick == "endless-list-later":
+        assert server.listings >= 2  # the debris listing was honest; the backup one was not
+    if fmt == "dotenv":
+        assert (server.root / "app" / ".env").read_text() == "OLD_KEY=old-value-1\n"
 
 
 def _peak_rss_kib() -> int | None:
