@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the demo need, when they are missing:
 # openssh-server (sshd), openssh-client (ssh-keygen, ssh), sudo (the --become tests),
-# age (age, age-keygen), and the real readers the fidelity tests read back with: dash,
-# systemd (libsystemd-shared's load_env_file), nodejs and npm (Node's util.parseEnv and
-# the npm dotenv package).
+# age (age, age-keygen), gnupg (gpg: the PGP key backend), and the real readers the
+# fidelity tests read back with: dash, systemd (libsystemd-shared's load_env_file),
+# nodejs and npm (Node's util.parseEnv and the npm dotenv package).
 # As root it runs apt-get; otherwise it names the packages and stops.
 set -euo pipefail
 
@@ -16,6 +16,7 @@ command -v dash >/dev/null 2>&1 || need+=(dash)
 compgen -G '/usr/lib/*/systemd/libsystemd-shared-*.so' >/dev/null || need+=(systemd)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+command -v gpg >/dev/null 2>&1 || need+=(gnupg)
 
 if ((${#need[@]} == 0)); then
   exit 0

@@ -220,6 +220,8 @@ def init(v: Mapping[str, Any], environ: Mapping[str, str]) -> InitOptions:
         remote_path=check_remote_path(v["remote_path"]),
         ssh_key_file=v["ssh_key_file"],
         ssh_recipient=_ssh_recipient(v["ssh_recipient"]),
+        keys=_init_keys(v),
+        age=age_source(environ, None),
         action_ref=v["action_ref"],
         force=v["force"],
         yes=v["yes"],
@@ -297,6 +299,22 @@ def build(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> Any
     if command in builders:
         return builders[command](v, environ)
     return doctor(v, environ)
+
+
+def _init_keys(v: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """init's --age/--kms/--hc-vault-transit/--pgp keys, each checked to be of its kind."""
+    from sops_deploy.maintain import masterkeys
+
+    flags = (
+        ("age", "age_recipients"),
+        ("kms", "kms"),
+        ("hc_vault_transit_uri", "hc_vault_transit"),
+    )
+    return tuple(
+        (kind, masterkeys.check(kind, key))
+        for kind, name in (*flags, ("pgp", "pgp"))
+        for key in v.get(name) or ()
+    )
 
 
 def _ssh_recipient(text: str | None) -> str | None:

@@ -349,6 +349,9 @@ class InitOptions:
     remote_path: str = "~/app/.env"  # inputs.COMMAND_DEFAULTS["init"]
     ssh_key_file: str | None = None
     ssh_recipient: str | None = None  # "ssh-ed25519 AAAA…": the deploy key also decrypts
+    # --age/--kms/--hc-vault-transit/--pgp: (.sops.yaml key, key); none: a new age key
+    keys: tuple[tuple[str, str], ...] = ()
+    age: AgeKeySource | None = None  # decrypts the round trip when init makes no age key
     action_ref: str = "OWNER/sops-deploy@v1"
     force: bool = False
     yes: bool = False

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sops_deploy.defaults import DEFAULT_CONFIG, DEFAULT_FILE, ENV_PREFIX, FORMATS
+from sops_deploy.defaults import DEFAULT_CONFIG, DEFAULT_FILE, ENV_PREFIX, FORMATS, INIT_KEYS
 from sops_deploy.errors import UsageError
 from sops_deploy.inputs import serverchecks as ops
 from sops_deploy.inputs import settings as checks
@@ -196,6 +196,7 @@ _OPTIONS = [
     Option("ssh_recipient", "--ssh-recipient", metavar="PUB|LINE",
            help="also encrypt for this SSH public key (ssh-ed25519 .pub file or line): the "
            "deploy key then decrypts too, so CI needs only SSH_PRIVATE_KEY"),
+    *(Option(n, f, kind="list", default=(), metavar=m, help=h) for n, f, m, h in INIT_KEYS),
     Option("action_ref", "--action-ref", default="OWNER/sops-deploy@v1",
            metavar="OWNER/sops-deploy@v1", help="the action the workflow uses"),
     Option("force", "--force", kind="bool", default=False,
@@ -215,7 +216,7 @@ _OPTIONS = [
     Option("charset", "--charset", default="alnum",
            help="alnum (default) | hex | urlsafe | alpha | digits | symbols"),
     Option("action", None, choices=("add", "remove")),
-    Option("recipient", None, metavar="AGE1…"),
+    Option("recipient", None, metavar="KEY", help="age1… | KMS ARN | transit URI | PGP key"),
     Option("sops_config", "--sops-config", metavar="PATH",
            help=".sops.yaml (default: here or a parent)"),
 ]  # fmt: skip
@@ -263,9 +264,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "validate": (*SOURCE, *CONFIG, "targets", "export_env"),
     "hosts": ("json", "hosts", "user", "port", *CONFIG),
     "tools": TOOLS,
-    "init": ("from_env", "pin_host", "remote_path", "ssh_key_file", "ssh_recipient",
-             "action_ref", "force",
-             "yes", "delete_plaintext", "timeout"),
+    "init": ("from_env", "pin_host", "remote_path", "ssh_key_file", "ssh_recipient", "force",
+             *(k[0] for k in INIT_KEYS), "action_ref", "yes", "delete_plaintext", "timeout"),
     "rotate": ("key", "generate", "value_stdin", "data_key", "length", "charset", "files",
                "age_key_file"),
     "recipients": ("action", "recipient", "sops_config", "age_key_file"),
