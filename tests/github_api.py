@@ -17,7 +17,9 @@ It keeps GitHub's documented contract (REST API version 2022-11-28) for exactly 
 - names are upper-cased as GitHub stores them; an invalid name is 422;
 - a missing or wrong token is 401 `Bad credentials`; `read_only` makes every write 403
   `Resource not accessible by integration` (what the default GITHUB_TOKEN gets);
-  `throttle(n, retry_after)` answers the next n requests 429 with `Retry-After`.
+  `throttle(n, retry_after)` answers the next n requests 429 with `Retry-After`;
+  `redirect(location)` answers the next request 302 with `Location: location` (`{path}`
+  in it is the request's path and query), as a proxy or a hostile API base could.
 
 With a `contract` (tests/github_contract.py: GitHub's official OpenAPI description), every
 request it receives and every 2xx answer it gives is checked against GitHub's own contract;
@@ -84,6 +86,8 @@ class GitHubApi:
         self.log: list[tuple[str, str, int]] = []
         self.read_only = False
         self._throttle: list[float] = []
+        self._redirects: list[tuple[str, int]] = []
+        self.authorizations: list[str] = []  # the Authorization header of every request
         self._clock = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -125,6 +129,9 @@ class GitHubApi:
     def throttle(self, count: int, retry_after: float) -> None:
         self._throttle = [retry_after] * count
 
+    def redirect(self, location: str, code: int = 302) -> None:
+        self._redirects.append((location, code))
+
     def outside_write(self, name: str, value: str, kind: str = "actions", env: str = "") -> None:
         """Someone else sets a secret (the web UI, another tool): value and updated_at change."""
         with self._lock:
@@ -144,6 +151,10 @@ class GitHubApi:
     ) -> tuple[int, Any, dict[str, str]]:
         parts = urllib.parse.urlsplit(raw_path)
         path, query = parts.path, urllib.parse.parse_qs(parts.query)
+        self.authorizations.append(str(headers.get("Authorization", "")))
+        if self._redirects:
+            location, code = self._redirects.pop(0)
+            return code, {"message": "Moved"}, {"Location": location.format(path=raw_path)}
         if self._throttle:
             wait = self._throttle.pop(0)
             return 429, {"message": "API rate limit exceeded"}, {"Retry-After": f"{wait:g}"}
