@@ -97,7 +97,7 @@ def _read_plaintext(path: Path, reporter: Reporter) -> tuple[dict[str, str], sto
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--from {path}: cannot read it ({exc})", "save it as UTF-8") from None
     entries, problems = envfile.parse_dotenv(text, str(path))
-    reporter.mask(e.value for e in entries)
+    reporter.mask([(e.key, e.value) for e in entries])
     problems += envfile.lint(entries)
     if not entries and not problems:
         problems.append(

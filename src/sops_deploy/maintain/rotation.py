@@ -52,7 +52,7 @@ def _decrypted(
     entries, _problems = envfile.parse_dotenv(
         runner.decrypt(sops_bin, enc, age).decode("utf-8", "replace"), enc.path
     )
-    reporter.mask(e.value for e in entries)
+    reporter.mask([(e.key, e.value) for e in entries])
     return {e.key: e.value for e in entries}
 
 
@@ -87,7 +87,7 @@ def rotate_value(
         )
     if not value:
         raise UsageError(f"{key}: the new value is empty", "pass a value on stdin or --generate")
-    reporter.mask([value])
+    reporter.mask([(key, value)])
     sops_bin = tools.find_sops(places)
     enc = runner.inspect(path)
     if enc.stored_format != "dotenv":

@@ -29,7 +29,7 @@ from paramiko.sftp import (
 
 from sops_deploy.errors import ConnectError, RemoteError
 from sops_deploy.inputs.settings import HostSpec
-from sops_deploy.remote import become, identities, steps
+from sops_deploy.remote import become, identities, listing, steps
 from sops_deploy.remote.credentials import Credentials
 from sops_deploy.remote.failures import IO_ERRORS, Cancelled, lost
 from sops_deploy.remote.trust import (
@@ -315,8 +315,10 @@ class Connection:
     def lstat(self, path: str) -> paramiko.SFTPAttributes:
         return self._client.lstat(path)
 
-    def listdir(self, directory: str) -> list[str]:
-        return self._client.listdir(directory)
+    def listdir(self, directory: str, keep: Callable[[str], bool] = bool) -> list[str]:
+        """The names in `directory` that `keep` wants, bounded (listing.py)."""
+        request = self._client._request  # type: ignore[attr-defined]
+        return listing.names(request, directory, keep, seconds=self.timeout, where=str(self.spec))
 
     def chmod(self, path: str, mode: int) -> None:
         self._client.chmod(path, mode)
