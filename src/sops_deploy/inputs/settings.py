@@ -221,15 +221,13 @@ class ToolPlaces:
 
     Resolved at the front door (`environment.tool_places`): the cache root
     (`$RUNNER_TOOL_CACHE/sops-deploy`, else `$XDG_CACHE_HOME/sops-deploy`, else
-    `~/.cache/sops-deploy`), an explicit sops (`SOPS_DEPLOY_SOPS`), and the child
-    environment without key material.
+    `~/.cache/sops-deploy`), an explicit sops (`SOPS_DEPLOY_SOPS`), the child environment
+    without key material, and this user's own `records` of it (sops/toolcheck.py).
     """
 
     cache: Path
     sops: str | None = None
     env: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
-    # this user's own digests of what it installed into the cache (see toolcheck.py):
-    # `$XDG_STATE_HOME/sops-deploy/tools`, default `~/.local/state/sops-deploy/tools`
     records: Path = field(default_factory=lambda: DEFAULT_RECORDS)
 
 
