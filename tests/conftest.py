@@ -21,7 +21,7 @@ from dotenv import dotenv_values
 
 from sops_deploy.inputs.environment import tool_places
 from sops_deploy.sops import tools
-from tests import processes, stores
+from tests import github_contract, processes, stores
 from tests.hostile_sftp import Hostile, HostileServer
 from tests.sshd import Sshd, keygen, make_sshd
 from tests.support import (
@@ -273,3 +273,10 @@ def moto(moto_server: stores.Moto) -> stores.Moto:
     """The session's moto server, emptied for this test."""
     moto_server.reset()
     return moto_server
+
+
+@pytest.fixture(scope="session")
+def contract() -> github_contract.Contract:
+    """GitHub's official OpenAPI description (npm @octokit/openapi), loaded once; every
+    module whose GitHub stand-in checks requests against it shares this one."""
+    return github_contract.load()

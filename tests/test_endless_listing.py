@@ -42,8 +42,10 @@ def test_endless_listing_fails_the_host_within_the_timeout_in_little_memory(
     (server.root / "app" / ".env").write_text("OLD_KEY=old-value-1\n")  # so there is a backup
     args[args.index("--remote-path") + 1] = remote
     started = time.monotonic()
+    rss_file = tmp_path / "cli-peak-rss"
     proc = subprocess.Popen(
         [
+            sys.executable, "-c", _MEASURED, str(rss_file),
             sys.executable, "-m", "sops_deploy", "deploy",
             "--file", str(encrypt("API_TOKEN=tok_list_0a1b2c3d\n")),
             *args, "--format", fmt,
@@ -61,7 +63,7 @@ def test_endless_listing_fails_the_host_within_the_timeout_in_little_memory(
         proc.communicate()
         pytest.fail("the deploy did not end: the listing is not bounded")
     elapsed = time.monotonic() - started
-    rss = _peak_rss_kib()
+    rss = _peak_rss_kib(rss_file)
     assert proc.returncode == 1, stdout + stderr
     assert "the listing of /app is " in stderr
     assert "refused" in stderr
@@ -77,12 +79,20 @@ def test_endless_listing_fails_the_host_within_the_timeout_in_little_memory(
         assert (server.root / "app" / ".env").read_text() == "OLD_KEY=old-value-1\n"
 
 
-def _peak_rss_kib() -> int | None:
-    """The peak RSS of the finished CLI: the maximum over this process's reaped children
-    (Linux, KiB), of which the CLI is the largest by far."""
-    import resource
+# Runs the CLI as its only child and writes that child's peak RSS (the maximum over the
+# children it reaped: the CLI and the sops it ran; Linux, KiB): the pytest process's own
+# RUSAGE_CHILDREN would also count every server the session started and reaped.
+_MEASURED = (
+    "import resource, subprocess, sys; "
+    "code = subprocess.call(sys.argv[2:]); "
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
+    "sys.exit(code)"
+)
 
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+def _peak_rss_kib(path: Path) -> int | None:
+    """The CLI's peak RSS as the wrapper measured it (None off Linux)."""
+    peak = int(path.read_text()) if path.exists() else 0
     return peak if sys.platform.startswith("linux") and peak else None
 
 

@@ -28,12 +28,6 @@ PLAIN = (
 SCHEMA = "keys:\n  PUBLIC_URL: {type: url, secret: false}\n"
 
 
-@pytest.fixture(scope="session")
-def contract() -> github_contract.Contract:
-    """GitHub's official OpenAPI description (npm @octokit/openapi), loaded once."""
-    return github_contract.load()
-
-
 @pytest.fixture
 def github(contract: github_contract.Contract) -> Iterator[GitHubApi]:
     """The local API; every request github-sync makes (and every 2xx answer the server
