@@ -133,7 +133,7 @@ class Reporter:
             self._write_clean(self.out, "::endgroup::")
 
     def problems(self, problems: Iterable[Problem]) -> None:
-        from sops_deploy.envfile.source import looks_like_value
+        from sops_deploy.envfile.fragments import looks_like_value
 
         for p in problems:
             if p.key and looks_like_value(p.key):  # a fragment of a value: by line only
