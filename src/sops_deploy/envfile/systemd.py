@@ -6,7 +6,7 @@ keeps a literal line break or any other control character inside the quotes, and
 nothing. It fails the whole file on text that is not valid UTF-8 by systemd's rules, which
 refuse the Unicode non-characters U+FDD0–U+FDEF and U+xFFFE/U+xFFFF: the encoder refuses
 those values. Measured against systemd 252 (Debian 12); old releases (before about v239)
-dropped a value with a line break or a control character, so the README names 252+.
+dropped a value with a line break or a control character, so docs/formats.md names 252+.
 """
 
 from __future__ import annotations

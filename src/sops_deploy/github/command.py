@@ -93,7 +93,7 @@ def token(env: Mapping[str, str]) -> str:
         "no GitHub token: set GH_TOKEN or GITHUB_TOKEN in the environment (never a flag)",
         "in a workflow: `env: {GH_TOKEN: ${{ secrets.SYNC_TOKEN }}}` with a fine-grained "
         'token that has the "Secrets" and "Variables" repository permissions '
-        "(see README#sync-github-secrets)",
+        "(see docs/github-sync.md#sync-github-secrets)",
     )
 
 

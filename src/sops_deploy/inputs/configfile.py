@@ -16,7 +16,7 @@ file's own directory.
       production:
         files: [common.env.encrypted, production.env.encrypted]   # later overrides earlier
         hosts: [deploy@web1.example.com, deploy@web2.example.com:2222]
-        remote-path: /srv/app/.env   # or `targets:` (README: one host, several services)
+        remote-path: /srv/app/.env   # or `targets:` (docs/fleets.md)
         github: {repo: octo-org/app, keys: [DATABASE_URL, "APP_*"], prune: true}  # github-sync
 """
 

@@ -228,7 +228,7 @@ def recipients(v: Mapping[str, Any], environ: Mapping[str, str]) -> RecipientsOp
     if config is None:
         raise UsageError(
             "no .sops.yaml here or in any parent directory",
-            "run `sops-deploy init`, or pass --sops-config PATH (see README#faq-sopsyaml)",
+            "run `sops-deploy init`, or pass --sops-config PATH (see docs/faq.md#faq-sopsyaml)",
         )
     return RecipientsOptions(
         recipient=v["recipient"],

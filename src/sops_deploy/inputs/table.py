@@ -77,7 +77,8 @@ _OPTIONS = [
            help="schema file (schema.yaml or .env.example)"),
     Option("public_keys", "--public-keys", ("PUBLIC_KEYS",), "public-keys", "list", (),
            metavar="K1,K2",
-           help="keys whose values are not secrets: shown, never masked (README Masking)"),
+           help="keys whose values are not secrets: shown, never masked "
+                "(docs/action-and-masking.md)"),
     Option("format", "--format", ("FORMAT",), "format", default="compose", check=check_format,
            metavar="FMT", help=f"{' | '.join(FORMATS)}: who reads the .env (default compose)"),
     Option("allow_empty", "--allow-empty", ("ALLOW_EMPTY",), "allow-empty", "bool", False,

@@ -58,7 +58,7 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
             ".sops.yaml",
             False,
             "not found here or in any parent directory",
-            "run `sops-deploy init` (see README#faq-sopsyaml)",
+            "run `sops-deploy init` (see docs/faq.md#faq-sopsyaml)",
         )
     else:
         try:
@@ -78,7 +78,8 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
             "age key",
             False,
             "no AGE_KEY, SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD or --age-key-file",
-            'export AGE_KEY="$(cat secrets/age-key.txt)" (see README#faq-no-key-could-decrypt)',
+            'export AGE_KEY="$(cat secrets/age-key.txt)" '
+            "(see docs/faq.md#faq-no-key-could-decrypt)",
         )
     elif settings.age.text is None and not Path(settings.age.file or "").is_file():
         yield Check(
@@ -135,7 +136,7 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
                 False,
                 f"{exc.message}" + (f"; first: {first}" if first else ""),
                 "fix each problem (`sops-deploy validate` lists them all), see "
-                "README#faq-validation-failed",
+                "docs/faq.md#faq-validation-failed",
             )
         except SopsDeployError as exc:
             yield _failed("secrets valid", exc)
@@ -215,7 +216,7 @@ def _recipient_checks(
             f"your age key ({', '.join(mine)}) is not a recipient; the file is encrypted "
             f"for {', '.join(enc.recipients) or 'nobody (no age recipient)'}",
             f"on a machine that can decrypt: `sops-deploy recipients add {mine[0]}`, then "
-            "commit (see README#faq-no-key-could-decrypt)",
+            "commit (see docs/faq.md#faq-no-key-could-decrypt)",
         )
         return
     if config is not None and rules:

@@ -22,7 +22,7 @@ def fetch(spec: HostSpec, timeout: float = 20.0) -> paramiko.PKey:
         raise RemoteError(
             f"{spec}: cannot connect: {exc.strerror or exc}",
             "check the host name and port, and that sshd is running "
-            "(see README#faq-cannot-connect)",
+            "(see docs/faq.md#faq-cannot-connect)",
         ) from None
     transport = paramiko.Transport(sock)
     try:
@@ -31,7 +31,7 @@ def fetch(spec: HostSpec, timeout: float = 20.0) -> paramiko.PKey:
     except (paramiko.SSHException, EOFError, OSError) as exc:
         raise RemoteError(
             f"{spec}: SSH handshake failed: {exc or type(exc).__name__}",
-            "check that the port is an SSH server (see README#faq-cannot-connect)",
+            "check that the port is an SSH server (see docs/faq.md#faq-cannot-connect)",
         ) from None
     finally:
         transport.close()

@@ -43,7 +43,7 @@ def run_init(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool]) 
         raise UsageError(
             f"init would overwrite {', '.join(existing)}; nothing was changed",
             "pass --force to replace them (secrets/age-key.txt is never replaced: "
-            "it is reused), or move them away first (see README#faq-init-overwrite)",
+            "it is reused), or move them away first (see docs/faq.md#faq-init-overwrite)",
         )
     plaintext = _read_plaintext(opts.from_env, reporter) if opts.from_env else None
     pinned = _pin_host(opts, reporter, ask) if opts.host else None

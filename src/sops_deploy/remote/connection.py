@@ -236,7 +236,7 @@ class Connection:
             raise ConnectError(
                 f"{spec}: cannot connect to {spec.host} port {spec.port}: {exc.strerror or exc}",
                 "check the host name and port, and that sshd is running "
-                "(see README#faq-cannot-connect)",
+                "(see docs/faq.md#faq-cannot-connect)",
             ) from None
         # SSH is request/response: without this, small packets wait for delayed ACKs.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
