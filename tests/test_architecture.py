@@ -138,6 +138,42 @@ def test_every_package_says_what_it_owns() -> None:
     assert silent == []
 
 
+def calls_of(function: str) -> set[str]:
+    """The modules whose code calls `<module alias>.function(...)` or `function(...)`."""
+    return {
+        name
+        for name, path in MODULES.items()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and (
+            (isinstance(node.func, ast.Attribute) and node.func.attr == function)
+            or (isinstance(node.func, ast.Name) and node.func.id == function)
+        )
+    }
+
+
+def test_one_path_from_encrypted_files_to_secrets() -> None:
+    """Deploy, check, diff, validate, github-sync, doctor and the head start share one
+    path: `plan.decrypt.decrypt_all` runs sops over the files (doctor decrypts file by
+    file to name the one that fails; init and rotate decrypt to re-encrypt), and only
+    `plan.build.read_secrets` parses, merges and schema-checks what it returns."""
+    assert calls_of("decrypt") - {"sops_deploy.sops.runner"} == {
+        "sops_deploy.plan.decrypt",
+        "sops_deploy.maintain.doctor",
+        "sops_deploy.maintain.init_repo",
+        "sops_deploy.maintain.rotation",
+    }
+    assert calls_of("decrypt_all") == {
+        "sops_deploy.commands",
+        "sops_deploy.github.command",
+        "sops_deploy.plan.background",
+    }
+    for step in ("merge", "parse_plaintext"):
+        assert calls_of(step) == {"sops_deploy.plan.build"}, step
+    assert calls_of("read_secrets") == {"sops_deploy.plan.build", "sops_deploy.github.command"}
+    assert calls_of("build_plan") == {"sops_deploy.commands", "sops_deploy.maintain.doctor"}
+
+
 def test_only_the_front_door_reads_the_environment() -> None:
     """`os.environ` / `os.getenv` appear in cli.py only: below `cli.main` every input
     arrives resolved, and child processes get an explicit environment."""

@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from sops_deploy.deploy.rollout import HostResult, Plan, apply_host
+from sops_deploy.deploy.delivery import HostResult
+from sops_deploy.deploy.rollout import Rollout
 from sops_deploy.inputs.settings import HostSpec, Settings
+from sops_deploy.plan.build import Plan
 from tests.proxy import Fault, Proxy
 from tests.sshd import Sshd, free_port, keygen, make_sshd
 from tests.support import CliResult, assert_no_secrets
@@ -62,7 +64,9 @@ def settings_via(sshd: Sshd, port: int, remote_dir: Path, **kw: object) -> Setti
 
 def deploy(settings: Settings, content: bytes, warnings: list[str]) -> HostResult:
     plan = Plan({}, content, "dotenv")
-    return apply_host(settings, plan, settings.hosts[0], "deploy", warnings.append)
+    with Rollout(settings, "deploy", warnings.append) as rollout:
+        (result,) = rollout.apply(plan)
+    return result
 
 
 def ours(remote_dir: Path) -> list[str]:

@@ -185,34 +185,19 @@ def _decrypt(
     settings: Settings, reporter: Reporter, sops_bin: str
 ) -> tuple[list[tuple[EncryptedFile, bytes]], Secrets, Publicity]:
     """Decrypt, parse, lint and schema-check every file (as `validate` does); values masked."""
-    from sops_deploy import envfile
-    from sops_deploy.deploy import rollout
-    from sops_deploy.errors import Problem
-    from sops_deploy.plan import schema
-
     if settings.format == "raw":
         raise UsageError("--format raw has no keys to sync", "use a dotenv, yaml or json file")
-    from sops_deploy.plan import publicity
+    from sops_deploy.plan import schema
+    from sops_deploy.plan.build import read_secrets
+    from sops_deploy.plan.decrypt import decrypt_all
 
-    decrypted = rollout.decrypt_all(settings, sops_bin)
-    public = publicity.load(
-        ((enc.path, enc.stored_format) for enc, _ in decrypted),
-        settings.schema,
-        settings.public_keys,
-    )
-    problems: list[Problem] = []
-    layers = []
-    for enc, plaintext in decrypted:
-        entries, found = rollout.parse_plaintext(enc, plaintext)
-        reporter.mask([(e.key, e.value) for e in entries if not public.is_public(e.key, e.file)])
-        problems += found + envfile.lint(entries)
-        layers.append(entries)
-    merged = envfile.merge(layers)
-    problems = schema.drop_covered_warnings(problems + schema.check(merged, settings))
+    decrypted = decrypt_all(settings, sops_bin)
+    parsed = read_secrets(settings, decrypted, reporter.mask)
+    problems = schema.drop_covered_warnings(parsed.problems)
     if any(p.severity == "error" for p in problems):
         raise ValidationError(problems)
     reporter.problems(problems)
-    return decrypted, merged, public
+    return decrypted, parsed.secrets, parsed.public
 
 
 def _report(

@@ -19,6 +19,7 @@ from sops_deploy.errors import ChecksFailed, SopsDeployError, ValidationError
 from sops_deploy.inputs.settings import HostSpec, Settings
 from sops_deploy.maintain import sopsconfig
 from sops_deploy.output.reporter import Reporter
+from sops_deploy.plan.build import build_plan
 from sops_deploy.sops import agekey, runner, tools
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
             yield _failed(f"{path} decrypts", exc)
     if decrypted and len(decrypted) == len(settings.files):
         try:
-            plan = rollout.build_plan(settings, decrypted, reporter.mask)
+            plan = build_plan(settings, decrypted, reporter.mask)
             yield Check(
                 "secrets valid",
                 True,

@@ -25,7 +25,8 @@ from sops_deploy.output import hints, summary, workflow
 from sops_deploy.output.redact import Redactor
 
 if TYPE_CHECKING:
-    from sops_deploy.deploy.rollout import HostResult, Plan
+    from sops_deploy.deploy.delivery import HostResult
+    from sops_deploy.plan.build import Plan
 
 PUBLIC_FIX = (
     "if the value is not a secret, mark the key public (`secret: false` in schema.yaml, "

@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sops_deploy.deploy.rollout import HostResult, Plan
+    from sops_deploy.deploy.delivery import HostResult
+    from sops_deploy.plan.build import Plan
 
 CELL_KEYS = 10
 MAX_DIFF_ROWS = 500

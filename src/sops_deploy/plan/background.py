@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     from sops_deploy.inputs.settings import Settings
-    from sops_deploy.sops.runner import EncryptedFile
+    from sops_deploy.plan.decrypt import Decrypted
 
 T = TypeVar("T")
 
@@ -42,21 +42,17 @@ class Started(Generic[T]):
         return self._value  # type: ignore[return-value]
 
 
-Decrypted = list[tuple["EncryptedFile", bytes]]
-
-
 def decrypting(settings: Settings) -> Started[Decrypted | None]:
-    """Every source file found, inspected and decrypted by sops, in order (what
-    `plan.decrypt_all` returns); None when no file is given (`decrypt_all` says so)."""
+    """`decrypt.decrypt_all` with the sops found for `settings`; None when no file is
+    given (`decrypt_all` says so where the result is collected)."""
 
     def work() -> Decrypted | None:
-        from sops_deploy.sops import runner, tools
+        from sops_deploy.plan.decrypt import decrypt_all
+        from sops_deploy.sops import tools
 
         if not settings.files:
             return None
-        sops_bin = tools.find_sops(settings.tools)
-        files = [runner.inspect(path) for path in settings.files]
-        return [(enc, runner.decrypt(sops_bin, enc, settings.age)) for enc in files]
+        return decrypt_all(settings, tools.find_sops(settings.tools))
 
     return Started(work, "decrypt")
 

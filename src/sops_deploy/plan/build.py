@@ -1,6 +1,7 @@
-"""The plan: decrypt every source file (in memory), then parse, lint, check the schema
-and render for each target's reader (`targets.py`) — once, all problems raised together,
-before any server is touched. A `Plan` is what every host should hold.
+"""The plan: the decrypted files (`decrypt.py`) parsed, linted and checked against the
+schema into Secrets (`read_secrets`), then rendered for each target's reader
+(`targets.py`) — once, all problems raised together, before any server is touched. A
+`Plan` is what every host should hold.
 """
 
 from __future__ import annotations
@@ -8,14 +9,19 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sops_deploy import envfile
 from sops_deploy.envfile import Entry, Secrets
 from sops_deploy.errors import Problem, UsageError, ValidationError
 from sops_deploy.inputs.settings import Settings, Target
 from sops_deploy.plan import schema
+from sops_deploy.plan.decrypt import Decrypted
 from sops_deploy.plan.targets import TargetPlan, plan_targets
-from sops_deploy.sops import runner
+
+if TYPE_CHECKING:
+    from sops_deploy.plan.publicity import Publicity
+    from sops_deploy.sops.runner import EncryptedFile
 
 
 @dataclass(frozen=True)
@@ -46,19 +52,44 @@ class Plan:
         return (TargetPlan(targets[0], self.secrets, self.content),)
 
 
-def decrypt_all(settings: Settings, sops_bin: str) -> list[tuple[runner.EncryptedFile, bytes]]:
-    """Decrypt every source file (in memory), in order."""
-    if not settings.files:
-        raise UsageError("no encrypted file given", "pass --file secrets/.env.encrypted")
-    return [
-        (enc, runner.decrypt(sops_bin, enc, settings.age))
-        for enc in (runner.inspect(path) for path in settings.files)
-    ]
+@dataclass(frozen=True)
+class Parsed:
+    """The decrypted files as Secrets: merged in order, which keys are public, and every
+    problem found (parse, lint, schema) — not yet raised."""
+
+    secrets: Secrets
+    public: Publicity
+    problems: list[Problem]
+
+
+def read_secrets(
+    settings: Settings, decrypted: Decrypted, mask: Callable[[list[str | tuple[str, str]]], None]
+) -> Parsed:
+    """Parse and lint each decrypted file, merge them (later files override earlier) and
+    check the schema: the one way decrypted files become Secrets (deploy, check, diff,
+    validate, github-sync, doctor). `mask` receives every secret (key, value) as soon as
+    it is parsed, before any problem is reported; values of public keys are not masked."""
+    from sops_deploy.plan import publicity
+
+    public = publicity.load(
+        ((enc.path, enc.stored_format) for enc, _ in decrypted),
+        settings.schema,
+        settings.public_keys,
+    )
+    problems: list[Problem] = []
+    layers: list[list[Entry]] = []
+    for enc, plaintext in decrypted:
+        entries, found = parse_plaintext(enc, plaintext)
+        mask([(e.key, e.value) for e in entries if not public.is_public(e.key, e.file)])
+        problems += found + envfile.lint(entries)
+        layers.append(entries)
+    merged = envfile.merge(layers)
+    return Parsed(merged, public, problems + schema.check(merged, settings))
 
 
 def build_plan(
     settings: Settings,
-    decrypted: list[tuple[runner.EncryptedFile, bytes]],
+    decrypted: Decrypted,
     mask: Callable[[list[str | tuple[str, str]]], None],
 ) -> Plan:
     """Parse, lint, check and render the decrypted files; all problems raised together.
@@ -75,24 +106,10 @@ def build_plan(
             ]
         )
         return _raw_plan(settings, decrypted)
-    from sops_deploy.plan import publicity
-
-    public = publicity.load(
-        ((enc.path, enc.stored_format) for enc, _ in decrypted),
-        settings.schema,
-        settings.public_keys,
-    )
-    problems: list[Problem] = []
-    layers: list[list[Entry]] = []
-    for enc, plaintext in decrypted:
-        entries, found = parse_plaintext(enc, plaintext)
-        mask([(e.key, e.value) for e in entries if not public.is_public(e.key, e.file)])
-        problems += found + envfile.lint(entries)
-        layers.append(entries)
-    merged = envfile.merge(layers)
-    problems += schema.check(merged, settings)
+    parsed = read_secrets(settings, decrypted, mask)
+    merged = parsed.secrets
     plans, found = plan_targets(settings.outputs(), merged, listed=bool(settings.targets))
-    problems = schema.drop_covered_warnings(problems + found)
+    problems = schema.drop_covered_warnings(parsed.problems + found)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise ValidationError(problems)
@@ -100,9 +117,7 @@ def build_plan(
     return Plan(merged, first.content, first.target.format, tuple(problems), tuple(plans))
 
 
-def parse_plaintext(
-    enc: runner.EncryptedFile, plaintext: bytes
-) -> tuple[list[Entry], list[Problem]]:
+def parse_plaintext(enc: EncryptedFile, plaintext: bytes) -> tuple[list[Entry], list[Problem]]:
     """One decrypted file as entries: dotenv text (dotenv or binary store) or a flat map."""
     text, problems = envfile.decode(plaintext, enc.path)
     if enc.stored_format in ("yaml", "json"):
@@ -112,7 +127,7 @@ def parse_plaintext(
     return entries, problems + found
 
 
-def _raw_plan(settings: Settings, decrypted: list[tuple[runner.EncryptedFile, bytes]]) -> Plan:
+def _raw_plan(settings: Settings, decrypted: Decrypted) -> Plan:
     if len(decrypted) != 1:
         raise UsageError("--format raw deploys exactly one file", "pass a single --file")
     if settings.required or settings.schema:

@@ -1,0 +1,28 @@
+"""Every source file inspected, then decrypted by sops in memory, in order: the one way
+the encrypted files become plaintext for deploy, check, diff, validate, github-sync and
+the head start (`build.read_secrets` then makes them Secrets).
+
+It imports only `sops/`, so the head start can run it in its thread while the main thread
+loads the plan's modules.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sops_deploy.errors import UsageError
+from sops_deploy.sops import runner
+
+if TYPE_CHECKING:
+    from sops_deploy.inputs.settings import Settings
+
+Decrypted = list[tuple[runner.EncryptedFile, bytes]]
+
+
+def decrypt_all(settings: Settings, sops_bin: str) -> Decrypted:
+    """Every source file of `settings`, each inspected before any is decrypted (a file
+    that is not sops-encrypted fails before sops runs at all)."""
+    if not settings.files:
+        raise UsageError("no encrypted file given", "pass --file secrets/.env.encrypted")
+    files = [runner.inspect(path) for path in settings.files]
+    return [(enc, runner.decrypt(sops_bin, enc, settings.age)) for enc in files]
