@@ -18,10 +18,7 @@ MAX_FUNCTION_LINES = 80
 MAX_TOP_LEVEL = 8
 # Functions still over the limit, pinned at today's length so they cannot grow; split by
 # meaning in the next step of issue 24 (point "no function over 80 lines").
-LONG_FUNCTIONS = {
-    "sops_deploy.maintain.doctor.checks": 103,
-    "sops_deploy.envfile.systemd.model": 100,
-}
+LONG_FUNCTIONS = {"sops_deploy.envfile.systemd.model": 100}
 
 
 def module_name(path: Path) -> str:

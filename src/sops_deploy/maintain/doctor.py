@@ -8,7 +8,7 @@ they still can, so one run shows every problem. Exit 0 only when every check pas
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +23,7 @@ from sops_deploy.plan.build import build_plan
 from sops_deploy.sops import agekey, runner, tools
 
 if TYPE_CHECKING:
+    from sops_deploy.plan.decrypt import Decrypted
     from sops_deploy.remote import identities
     from sops_deploy.sops.sshage import SshIdentity
 
@@ -44,6 +45,19 @@ def _failed(name: str, exc: SopsDeployError) -> Check:
 def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Iterator[Check]:
     """Yield every check in order; never raises a SopsDeployError."""
     yield Check("sops-deploy", True, f"{__version__} on Python {platform.python_version()}")
+    sops_bin = yield from _sops_checks(settings)
+    rules = yield from _sops_config_checks(config)
+    mine = yield from _age_key_checks(settings)
+    decrypted = yield from _file_checks(settings, sops_bin, mine, rules, config)
+    if decrypted and len(decrypted) == len(settings.files):
+        yield _secrets_check(settings, decrypted, reporter)
+    for spec in settings.hosts:
+        yield from _ssh_checks(settings, spec)
+        yield _host_check(settings, spec, reporter.warn)
+
+
+def _sops_checks(settings: Settings) -> Generator[Check, None, str | None]:
+    """sops is found and runs; its path (None when it is not found)."""
     sops_bin: str | None = None
     try:
         sops_bin = tools.find_sops(settings.tools)
@@ -52,7 +66,11 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
         yield Check("sops", True, f"{version} at {sops_bin}")
     except SopsDeployError as exc:
         yield _failed("sops", exc)
+    return sops_bin
 
+
+def _sops_config_checks(config: Path | None) -> Generator[Check, None, list[sopsconfig.Rule]]:
+    """.sops.yaml is found and loads; its creation rules."""
     rules: list[sopsconfig.Rule] = []
     if config is None:
         yield Check(
@@ -67,7 +85,11 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
             yield Check(".sops.yaml", True, f"{config}: {len(rules)} rule(s)")
         except SopsDeployError as exc:
             yield _failed(".sops.yaml", exc)
+    return rules
 
+
+def _age_key_checks(settings: Settings) -> Generator[Check, None, list[str]]:
+    """An identity is given (or none is needed); the age key's public keys."""
     mine: list[str] = []
     age = settings.age
     if not age.given and age.key_cmd:
@@ -95,8 +117,20 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
             yield Check("age key", True, f"public key {', '.join(mine)}")
         except SopsDeployError as exc:
             yield _failed("age key", exc)
+    return mine
 
-    decrypted: list[tuple[runner.EncryptedFile, bytes]] = []
+
+def _file_checks(
+    settings: Settings,
+    sops_bin: str | None,
+    mine: list[str],
+    rules: list[sopsconfig.Rule],
+    config: Path | None,
+) -> Generator[Check, None, Decrypted]:
+    """Each file: sops metadata, recipients against .sops.yaml, decrypts with which
+    identity; the files that decrypted."""
+    age = settings.age
+    decrypted: Decrypted = []
     for path in settings.files:
         try:
             enc = runner.inspect(path)
@@ -117,34 +151,30 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
             yield Check(f"{path} decrypts with {who}", True)
         except SopsDeployError as exc:
             yield _failed(f"{path} decrypts", exc)
-    if decrypted and len(decrypted) == len(settings.files):
-        try:
-            plan = build_plan(settings, decrypted, reporter.mask)
-            yield Check(
-                "secrets valid",
-                True,
-                f"{len(plan.secrets)} keys for the {settings.format} format"
-                + (
-                    f", required {', '.join(settings.required)} present"
-                    if settings.required
-                    else ""
-                ),
-            )
-        except ValidationError as exc:
-            first = exc.problems[0] if exc.problems else None
-            yield Check(
-                "secrets valid",
-                False,
-                f"{exc.message}" + (f"; first: {first}" if first else ""),
-                "fix each problem (`sops-deploy validate` lists them all), see "
-                "docs/faq.md#faq-validation-failed",
-            )
-        except SopsDeployError as exc:
-            yield _failed("secrets valid", exc)
+    return decrypted
 
-    for spec in settings.hosts:
-        yield from _ssh_checks(settings, spec)
-        yield _host_check(settings, spec, reporter.warn)
+
+def _secrets_check(settings: Settings, decrypted: Decrypted, reporter: Reporter) -> Check:
+    """The decrypted files make a valid plan (what `validate` would say, first problem)."""
+    try:
+        plan = build_plan(settings, decrypted, reporter.mask)
+        return Check(
+            "secrets valid",
+            True,
+            f"{len(plan.secrets)} keys for the {settings.format} format"
+            + (f", required {', '.join(settings.required)} present" if settings.required else ""),
+        )
+    except ValidationError as exc:
+        first = exc.problems[0] if exc.problems else None
+        return Check(
+            "secrets valid",
+            False,
+            f"{exc.message}" + (f"; first: {first}" if first else ""),
+            "fix each problem (`sops-deploy validate` lists them all), see "
+            "docs/faq.md#faq-validation-failed",
+        )
+    except SopsDeployError as exc:
+        return _failed("secrets valid", exc)
 
 
 def _ssh_opens_all(settings: Settings) -> bool:
