@@ -258,6 +258,7 @@ def _run(command: str, flags: Mapping[str, Any], environ: Mapping[str, str], r: 
     opts = options_for(command, flags, environ)
     if isinstance(opts, Settings):
         r.mask_keys(opts.secret_texts())
+        r.keep_readable(opts.public_texts())
     if command == "github-sync":
         from sops_deploy.github.command import cmd_github_sync
 

@@ -188,14 +188,15 @@ def _decrypt(
     if settings.format == "raw":
         raise UsageError("--format raw has no keys to sync", "use a dotenv, yaml or json file")
     from sops_deploy.plan import schema
-    from sops_deploy.plan.build import read_secrets
+    from sops_deploy.plan.build import read_secrets, validation_hint
     from sops_deploy.plan.decrypt import decrypt_all
 
     decrypted = decrypt_all(settings, sops_bin)
     parsed = read_secrets(settings, decrypted, reporter.mask)
     problems = schema.drop_covered_warnings(parsed.problems)
-    if any(p.severity == "error" for p in problems):
-        raise ValidationError(problems)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise ValidationError(problems, validation_hint(decrypted, errors))
     reporter.problems(problems)
     return decrypted, parsed.secrets, parsed.public
 

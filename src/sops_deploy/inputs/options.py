@@ -53,6 +53,7 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         "public_keys": v["public_keys"],
         "format": v["format"],
         "allow_empty": v.get("allow_empty", False),
+        "interpolate": v.get("interpolate", "auto"),
         "age": age_source(environ, v["age_key_file"], v.get("ssh_key_file")),
         "export_env": v.get("export_env", ()),
         "tools": tool_places(environ),

@@ -8,6 +8,7 @@ turn one text into one checked value (a host, a file mode, a remote path) and ra
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -146,6 +147,19 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
+INTERPOLATE = ("auto", "on", "off")
+
+
+def check_interpolate(mode: str) -> str:
+    if mode not in INTERPOLATE:
+        raise UsageError(
+            f"--interpolate {mode!r} is not one of {', '.join(INTERPOLATE)}",
+            "auto (default) expands ${NAME} naming a key defined above it in the same file; "
+            "off keeps every $ as written",
+        )
+    return mode
+
+
 def check_glob(pattern: str) -> str:
     """One shell-style key pattern of a target's `keys:` (`DB_*`, `APP_[AB]`, `TOKEN`)."""
     if not pattern.strip() or any(c in pattern for c in "\x00\n\r/"):
@@ -231,6 +245,7 @@ class Settings:
     public_keys: tuple[str, ...] = ()  # keys whose values are shown, not masked
     format: str = "compose"
     allow_empty: bool = False  # a source with no key may deploy (an empty file)
+    interpolate: str = "auto"  # ${NAME} of the file's own keys: auto | on | off
     age: AgeKeySource = field(default_factory=AgeKeySource)
     hosts: tuple[HostSpec, ...] = ()
     user: str | None = None
@@ -277,6 +292,17 @@ class Settings:
                 self.backup,
             ),
         )
+
+    def public_texts(self) -> list[str]:
+        """Paths and names the user passed (files, schema, remote paths, hosts, user, jump
+        host): no secrets, so never masked inside messages (`redact.Redactor.keep`)."""
+        paths = [*self.files, self.schema or "", self.remote_path]
+        paths += [t.remote_path for t in self.targets]
+        # a path's directory too: the lock, backups and audit log sit beside the file
+        texts = [*paths, *(posixpath.dirname(p) for p in paths), self.user or ""]
+        for host in (*self.hosts, *((self.jump_host,) if self.jump_host else ())):
+            texts += [str(host), host.host]
+        return [t for t in texts if len(t) > 1]
 
     def secret_texts(self) -> list[str]:
         """Key material that must be masked before anything prints."""

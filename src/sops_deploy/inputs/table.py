@@ -25,6 +25,7 @@ from sops_deploy.inputs.settings import (
     check_format,
     check_glob,
     check_host_text,
+    check_interpolate,
     check_post_command,
     check_remote_path,
     parse_host,
@@ -81,6 +82,11 @@ _OPTIONS = [
                 "(docs/action-and-masking.md)"),
     Option("format", "--format", ("FORMAT",), "format", default="compose", check=check_format,
            metavar="FMT", help=f"{' | '.join(FORMATS)}: who reads the .env (default compose)"),
+    Option("interpolate", "--interpolate", ("INTERPOLATE",), "interpolate", default="auto",
+           check=check_interpolate, metavar="auto|on|off",
+           help="${NAME} naming a key defined above in the same dotenv file: auto (default) "
+           "expands it as Compose does; on: every value as Compose reads it, an undefined "
+           "name an error; off: every $ as written"),
     Option("allow_empty", "--allow-empty", ("ALLOW_EMPTY",), "allow-empty", "bool", False,
            help="deploy even a source with no key (writes an empty file)"),
     Option("age_key_file", "--age-key-file", ("AGE_KEY_FILE",), metavar="PATH",
@@ -233,7 +239,8 @@ TARGET_FIELDS: dict[str, Option] = {
 
 # Which options each command has. The parsers are built from these groups, and only a
 # command's own options are resolved (a bad SOPS_DEPLOY_TIMEOUT does not fail `validate`).
-SOURCE = ("files", "required", "schema", "public_keys", "format", "allow_empty", "age_key_file")
+SOURCE = ("files", "required", "schema", "public_keys", "format", "interpolate", "allow_empty",
+          "age_key_file")  # fmt: skip
 TARGET = (
     "hosts", "user", "port", "remote_path", "ssh_key_file", "known_hosts", "fingerprints",
     "insecure_any_host_key", "jump_host", "file_mode", "timeout", "retries", "parallel",

@@ -82,6 +82,11 @@ class Reporter:
             if line.strip() and not line.lstrip().startswith("#")
         )
 
+    def keep_readable(self, texts: Iterable[str]) -> None:
+        """Paths and names the user passed stay readable in every message, even where a
+        secret value is one of their words (the value stays masked everywhere else)."""
+        self.redactor.keep(list(texts))
+
     def scrub(self, text: str) -> str:
         return self.redactor.scrub(text)
 
