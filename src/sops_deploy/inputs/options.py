@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sops_deploy.defaults import FILE_MODE
 from sops_deploy.errors import UsageError
 from sops_deploy.inputs import runinfo
 from sops_deploy.inputs.environment import (
@@ -114,7 +115,7 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         fingerprints=v["fingerprints"],
         insecure_any_host_key=v["insecure_any_host_key"],
         jump_host=v["jump_host"],
-        file_mode=v["file_mode"] or (FILES_MODE if v["format"] == "files" else 0o600),
+        file_mode=v["file_mode"] or (FILES_MODE if v["format"] == "files" else FILE_MODE),
         timeout=v["timeout"],
         retries=v["retries"],
         parallel=v["parallel"] or (BASTION_PARALLEL if v["jump_host"] else DEFAULT_PARALLEL),
@@ -151,7 +152,7 @@ def targets(v: Mapping[str, Any]) -> tuple[Target, ...]:
                 f"the target {t['remote_path']} (line {entry.line})",
                 "give that target `format:` compose, dotenv, shell or files",
             )
-        default_mode = v.get("file_mode") or (FILES_MODE if fmt == "files" else 0o600)
+        default_mode = v.get("file_mode") or (FILES_MODE if fmt == "files" else FILE_MODE)
         out.append(
             Target(
                 remote_path=t["remote_path"],

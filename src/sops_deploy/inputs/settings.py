@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sops_deploy.defaults import DEFAULT_FILE, FORMATS
+from sops_deploy.defaults import (
+    BACKUPS,
+    DEFAULT_FILE,
+    FILE_MODE,
+    FORMATS,
+    LOCK_TIMEOUT,
+    POST_COMMAND_TIMEOUT,
+    TIMEOUT,
+)
 from sops_deploy.errors import UsageError
 from sops_deploy.inputs.runinfo import RunInfo
 from sops_deploy.sops.runner import AgeKeySource
@@ -192,9 +200,9 @@ class Target:
     remote_path: str
     format: str = "compose"
     keys: tuple[str, ...] = ()
-    file_mode: int = 0o600
+    file_mode: int = FILE_MODE
     post_command: str | None = None
-    backup: int = 5
+    backup: int = BACKUPS
     line: int | None = None
 
     @property
@@ -257,18 +265,18 @@ class Settings:
     fingerprints: tuple[str, ...] = ()
     insecure_any_host_key: bool = False
     jump_host: HostSpec | None = None
-    file_mode: int = 0o600
-    timeout: float = 20.0
+    file_mode: int = FILE_MODE
+    timeout: float = TIMEOUT
     retries: int = 2
     parallel: int = DEFAULT_PARALLEL
     fail_fast: bool = False
     follow_symlinks: bool = False
     dry_run: bool = False
-    backup: int = 5
+    backup: int = BACKUPS
     post_command: str | None = None
     rollback_on_failure: bool = True
-    post_command_timeout: float = 300.0
-    lock_timeout: float = 60.0
+    post_command_timeout: float = POST_COMMAND_TIMEOUT
+    lock_timeout: float = LOCK_TIMEOUT
     export_env: tuple[str, ...] = ()  # keys (or '*') to export to $GITHUB_ENV
     targets: tuple[Target, ...] = ()  # from `targets:`; empty: one, from remote_path/format
     tools: ToolPlaces = field(default_factory=lambda: ToolPlaces(DEFAULT_CACHE))
@@ -344,7 +352,7 @@ class InitOptions:
     force: bool = False
     yes: bool = False
     delete_plaintext: bool = False
-    timeout: float = 20.0
+    timeout: float = TIMEOUT
     tools: ToolPlaces = field(default_factory=lambda: ToolPlaces(DEFAULT_CACHE))
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sops_deploy import defaults
 from sops_deploy.defaults import DEFAULT_CONFIG, DEFAULT_FILE, ENV_PREFIX, FORMATS
 from sops_deploy.errors import UsageError
 from sops_deploy.inputs.settings import (
@@ -123,8 +124,8 @@ _OPTIONS = [
     Option("file_mode", "--file-mode", ("FILE_MODE",), "file-mode", "mode", None,
            check=parse_mode, metavar="0600",
            help="mode of the written file (default 0600; 0400 for format files)"),
-    Option("timeout", "--timeout", ("TIMEOUT",), "timeout", "number", 20.0, minimum=0,
-           above=True, example="20", metavar="S", help="connect/IO timeout (default 20)"),
+    Option("timeout", "--timeout", ("TIMEOUT",), "timeout", "number", defaults.TIMEOUT, above=True,
+           minimum=0, example="20", metavar="S", help="connect/IO timeout (default 20)"),
     Option("retries", "--retries", ("RETRIES",), "retries", "int", 2, minimum=0, example="2",
            metavar="N", help="connection retries (default 2)"),
     Option("parallel", "--parallel", ("PARALLEL",), "parallel", "int", None, minimum=1,
@@ -138,19 +139,20 @@ _OPTIONS = [
     # --- deploy -----------------------------------------------------------------------
     Option("dry_run", "--dry-run", ("DRY_RUN",), kind="bool", default=False,
            help="connect and compare, write nothing"),
-    Option("backup", "--backup", ("BACKUP",), "backup", "int", 5, minimum=0, example="5",
-           metavar="N", help="keep the newest N backups (default 5; 0: none)"),
+    Option("backup", "--backup", ("BACKUP",), "backup", "int", defaults.BACKUPS, minimum=0,
+           example="5", metavar="N", help="keep the newest N backups (default 5; 0: none)"),
     Option("post_command", "--post-command", ("POST_COMMAND",), "post-command",
            check=check_post_command, metavar="CMD",
            help="run CMD in the file's directory after a change"),
-    Option("post_command_timeout", "--post-command-timeout", ("POST_COMMAND_TIMEOUT",),
-           kind="number", default=300.0, minimum=0, check=lambda s: s or 300.0, metavar="S",
-           help="post-command limit (default 300)"),
+    Option("post_command_timeout", "--post-command-timeout", ("POST_COMMAND_TIMEOUT",), metavar="S",
+           kind="number", minimum=0, check=lambda s: s or defaults.POST_COMMAND_TIMEOUT,
+           default=defaults.POST_COMMAND_TIMEOUT, help="post-command limit (default 300)"),
     Option("rollback_on_failure", "--rollback-on-failure", ("ROLLBACK_ON_FAILURE",),
            "rollback-on-failure", "bool", True, negatable=True,
            help="restore the previous file if the post-command fails (default on)"),
-    Option("lock_timeout", "--lock-timeout", ("LOCK_TIMEOUT",), "lock-timeout", "number", 60.0,
-           minimum=0, example="60", metavar="S", help="wait for a concurrent deploy (default 60)"),
+    Option("lock_timeout", "--lock-timeout", ("LOCK_TIMEOUT",), "lock-timeout", "number",
+           defaults.LOCK_TIMEOUT, minimum=0, example="60", metavar="S",
+           help="wait for a concurrent deploy (default 60)"),
     # --- github-sync (YAML: the environment's `github:` section) ------------------------
     Option("repo", "--repo", ("REPO",), "github.repo", late_env=("GITHUB_REPOSITORY",),
            metavar="OWNER/REPO", help="the repository (default GITHUB_REPOSITORY)"),
@@ -385,7 +387,7 @@ def resolve(
             )
         if path is not None:
             from_file = file_values(path, chosen)
-    defaults = COMMAND_DEFAULTS.get(command, {})
+    per_command = COMMAND_DEFAULTS.get(command, {})
     for option in pending:
         if option.attr in from_file:
             out[option.attr] = from_file[option.attr]  # checked with its line when loaded
@@ -394,5 +396,5 @@ def resolve(
         if late is not None:
             out[option.attr] = finish(option, _from_env(option, option.late_env[0], late))
             continue
-        out[option.attr] = defaults.get(option.attr, option.default)  # known good
+        out[option.attr] = per_command.get(option.attr, option.default)  # known good
     return out

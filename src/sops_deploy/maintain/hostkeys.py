@@ -10,11 +10,12 @@ import socket
 
 import paramiko
 
+from sops_deploy.defaults import TIMEOUT
 from sops_deploy.errors import RemoteError
 from sops_deploy.inputs.settings import HostSpec
 
 
-def fetch(spec: HostSpec, timeout: float = 20.0) -> paramiko.PKey:
+def fetch(spec: HostSpec, timeout: float = TIMEOUT) -> paramiko.PKey:
     """The host key the server at `spec` presents in an SSH handshake (no authentication)."""
     try:
         sock = socket.create_connection((spec.host, spec.port), timeout=timeout)

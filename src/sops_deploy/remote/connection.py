@@ -27,6 +27,7 @@ from paramiko.sftp import (
     SFTP_FLAG_WRITE,
 )
 
+from sops_deploy.defaults import TIMEOUT
 from sops_deploy.errors import ConnectError, RemoteError
 from sops_deploy.inputs.settings import HostSpec
 from sops_deploy.remote import identities, steps
@@ -58,7 +59,7 @@ class Options:
     creds: Credentials
     trust: Trust
     default_user: str
-    timeout: float = 20.0
+    timeout: float = TIMEOUT
     retries: int = 0
     jump: HostSpec | None = None
     ssh: SshSetup | None = None
