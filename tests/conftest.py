@@ -22,6 +22,7 @@ from dotenv import dotenv_values
 from sops_deploy.inputs.environment import tool_places
 from sops_deploy.sops import tools
 from tests.hostile_sftp import Hostile, HostileServer
+from tests.sshagent import Agent
 from tests.sshd import Sshd, keygen, make_sshd
 from tests.support import (
     AgeIdentity,
@@ -235,3 +236,19 @@ def hostile(tmp_path: Path, sshd_server: Sshd) -> Iterator[Hostile]:
     yield start
     for server in started:
         server.close()
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[Agent]:
+    """A real ssh-agent of this test's own (empty until `add`), stopped after it."""
+    running = Agent(tmp_path)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def jump_sshd(tmp_path: Path, sshd_server: Sshd) -> Iterator[Sshd]:
+    """A second real sshd, accepting the same client key, to act as the jump host."""
+    server = make_sshd(tmp_path / "jump", client_key=sshd_server.client_key)
+    yield server
+    server.stop()

@@ -7,8 +7,6 @@ import json
 import os
 import socket
 import stat
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +21,7 @@ from sops_deploy.inputs.settings import HostSpec, Settings
 from sops_deploy.plan.build import Plan
 from tests.proxy import Fault, Proxy
 from tests.sshd import Sshd, free_port, keygen, make_sshd
-from tests.support import CliResult, assert_no_secrets
+from tests.support import CliResult, deploy_at_once
 
 Cli = Callable[..., CliResult]
 
@@ -204,21 +202,7 @@ def test_eight_concurrent_deploys_serialize_on_the_lock(
     ]
     files = [encrypt(c, name=f"c{i}.env") for i, c in enumerate(contents)]
     wait = ["--lock-timeout", "240"]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "sops_deploy", "deploy", "--file", str(f), *target_args, *wait],
-            env=base_env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for f in files
-    ]
-    outputs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outputs, strict=True):
-        assert_no_secrets(out + err, secret_values)
-        assert p.returncode == 0, err
+    deploy_at_once(files, [*target_args, *wait], base_env, tmp_path, secret_values, timeout=300)
     final = dict(dotenv_values(remote_dir / ".env", interpolate=False))
     expected = [
         {"SHARED_KEY": f"concurrent-value-{i:02d}", "RUN_KEY": f"run-{i:02d}-abcd"}
@@ -309,14 +293,6 @@ def test_post_command_output_is_masked(
     printed = [ln for ln in result.stderr.splitlines() if "| PRINTED_KEY=" in ln]
     assert printed, result.stderr
     assert "***" in printed[0]
-
-
-@pytest.fixture
-def jump_sshd(tmp_path: Path, sshd_server: Sshd) -> Iterator[Sshd]:
-    """A second real sshd, accepting the same client key, to act as the bastion."""
-    server = make_sshd(tmp_path / "jump", client_key=sshd_server.client_key)
-    yield server
-    server.stop()
 
 
 def test_jump_host_carries_the_deploy_and_is_verified(

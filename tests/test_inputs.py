@@ -172,4 +172,9 @@ def test_a_file_target_defaults_to_0600_in_every_record() -> None:
 
     resolved = built(["deploy", "--file", "x.enc", "--host", "h", "--remote-path", "/p"])
     assert resolved.file_mode == 0o600
-    assert Settings(command="deploy").file_mode == Target("/p").file_mode == Policy().file_mode == 0o600
+    assert (
+        Settings(command="deploy").file_mode
+        == Target("/p").file_mode
+        == Policy().file_mode
+        == 0o600
+    )
