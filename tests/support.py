@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.sshd import Sshd
 
@@ -132,3 +133,13 @@ def deploy_at_once(
         assert_no_secrets(out + err, secret_values)
         assert p.returncode == 0, err
     return outputs
+
+
+def deploy_one(settings: Any, plan: Any, warn: Callable[[str], None]) -> Any:
+    """A ready plan deployed, in-process, to the one host of `settings` through a
+    `Rollout` as the CLI does; that host's result (a `HostResult`)."""
+    from sops_deploy.deploy.rollout import Rollout
+
+    with Rollout(settings, "deploy", warn) as rollout:
+        (result,) = rollout.apply(plan)
+    return result

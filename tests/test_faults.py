@@ -16,12 +16,11 @@ import pytest
 from dotenv import dotenv_values
 
 from sops_deploy.deploy.delivery import HostResult
-from sops_deploy.deploy.rollout import Rollout
 from sops_deploy.inputs.settings import HostSpec, Settings
 from sops_deploy.plan.build import Plan
 from tests.proxy import Fault, Proxy
 from tests.sshd import Sshd, free_port, keygen, make_sshd
-from tests.support import CliResult, deploy_at_once
+from tests.support import CliResult, deploy_at_once, deploy_one
 
 Cli = Callable[..., CliResult]
 
@@ -62,9 +61,7 @@ def settings_via(sshd: Sshd, port: int, remote_dir: Path, **kw: object) -> Setti
 
 def deploy(settings: Settings, content: bytes, warnings: list[str]) -> HostResult:
     plan = Plan({}, content, "dotenv")
-    with Rollout(settings, "deploy", warnings.append) as rollout:
-        (result,) = rollout.apply(plan)
-    return result
+    return deploy_one(settings, plan, warnings.append)
 
 
 def ours(remote_dir: Path) -> list[str]:

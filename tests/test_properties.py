@@ -29,7 +29,7 @@ from dotenv import dotenv_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sops_deploy.envfile import KEY_RE
+from sops_deploy.envfile import KEY_RE, node
 from sops_deploy.envfile.fragments import looks_like_value
 from sops_deploy.envfile.render import DOTENV_VARIABLE
 from sops_deploy.envfile.shell import RESERVED
@@ -99,7 +99,9 @@ def documented(fmt: str, problem: Problem, key: str, value: str) -> bool:
         "shell": key in RESERVED,
         "docker": "\n" in value or value.endswith("\r"),
         "systemd": _nonchar(value),
-        "node": "\r" in value or all(q in value for q in "'\"`"),
+        "node": "\r" in value
+        or all(q in value for q in "'\"`")
+        or node.ends_in_escaping_backslash(value),
         "files": False,
     }.get(fmt, False)
 

@@ -15,3 +15,12 @@ BACKUPS = 5  # --backup: backups kept
 POST_COMMAND_TIMEOUT = 300.0  # --post-command-timeout: seconds
 LOCK_TIMEOUT = 60.0  # --lock-timeout: seconds to wait for a concurrent deploy
 FILE_MODE = 0o600  # --file-mode of a file target (a files target's files: 0400)
+
+# init's key flags (repeatable): attribute, flag, metavar, help (see docs/keyless.md).
+INIT_KEYS = (
+    ("age_recipients", "--age", "AGE1…", "encrypt for this age recipient (no age key is made)"),
+    ("kms", "--kms", "ARN", "encrypt for this AWS KMS key: CI needs no AGE_KEY (docs/keyless.md)"),
+    ("hc_vault_transit", "--hc-vault-transit", "URI", "encrypt for this Vault/OpenBao transit "
+     "key: https://VAULT/v1/transit/keys/NAME"),
+    ("pgp", "--pgp", "FINGERPRINT", "encrypt for this PGP key"),
+)  # fmt: skip

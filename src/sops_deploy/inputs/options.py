@@ -29,6 +29,7 @@ from sops_deploy.inputs.settings import (
     FILES_MODE,
     DoctorOptions,
     HostsOptions,
+    HostSpec,
     InitOptions,
     RecipientsOptions,
     RotateOptions,
@@ -41,12 +42,38 @@ from sops_deploy.inputs.settings import (
 )
 
 REMOTE = ("deploy", "check", "diff")
+Hosts = tuple[HostSpec, ...]
 
 
 def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
     """Settings for validate, deploy, check, diff (and doctor, with optional hosts)."""
     run = runinfo.from_environ(environ, child_environ(environ))
-    common: dict[str, Any] = {
+    common = _common(command, v, environ, run)
+    if command == "validate":
+        return Settings(**common, targets=targets(v))
+    if command not in (*REMOTE, "doctor"):
+        return Settings(**common)
+    common["ssh"] = ssh_setup(environ, v["ssh_config"], run.user)
+    hosts = hosts_from(v["hosts"], v["port"])
+    if command == "doctor":
+        return _doctor(common, v, environ, hosts)
+    if not hosts:
+        raise UsageError(
+            "no host given",
+            "pass --host user@server (repeatable), set the action input `host`, "
+            "or pick an environment of sops-deploy.yaml with --env NAME",
+        )
+    built = _remote(common, v, environ, hosts)
+    _check_server_operations(built)
+    return built
+
+
+def _common(
+    command: str, v: Mapping[str, Any], environ: Mapping[str, str], run: runinfo.RunInfo
+) -> dict[str, Any]:
+    """What every command that reads the secrets takes: the source, its checks, the
+    identity that decrypts it, the tools, who runs."""
+    return {
         "command": command,
         "files": v["files"],
         "required": v["required"],
@@ -61,34 +88,33 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         "run": run,
         "ci": in_ci(environ),
     }
-    if command == "validate":
-        return Settings(**common, targets=targets(v))
-    if command not in (*REMOTE, "doctor"):
-        return Settings(**common)
-    common["ssh"] = ssh_setup(environ, v["ssh_config"], run.user)
-    hosts = hosts_from(v["hosts"], v["port"])
-    if command == "doctor":
-        known = v["known_hosts"]
-        if known is None and Path("secrets/known_hosts").is_file():
-            known = "secrets/known_hosts"
-        return Settings(
-            **common,
-            hosts=hosts,
-            user=v["user"],
-            remote_path=v["remote_path"],
-            ssh_key=secret(environ, "SSH_PRIVATE_KEY"),
-            ssh_key_file=v["ssh_key_file"],
-            ssh_passphrase=secret(environ, "SSH_PRIVATE_KEY_PASSPHRASE"),
-            known_hosts=known,
-            fingerprints=v["fingerprints"],
-            timeout=v["timeout"],
-        )
-    if not hosts:
-        raise UsageError(
-            "no host given",
-            "pass --host user@server (repeatable), set the action input `host`, "
-            "or pick an environment of sops-deploy.yaml with --env NAME",
-        )
+
+
+def _doctor(
+    common: dict[str, Any], v: Mapping[str, Any], environ: Mapping[str, str], hosts: Hosts
+) -> Settings:
+    """doctor's hosts are optional, and it finds secrets/known_hosts by itself."""
+    known = v["known_hosts"]
+    if known is None and Path("secrets/known_hosts").is_file():
+        known = "secrets/known_hosts"
+    return Settings(
+        **common,
+        hosts=hosts,
+        user=v["user"],
+        remote_path=v["remote_path"],
+        ssh_key=secret(environ, "SSH_PRIVATE_KEY"),
+        ssh_key_file=v["ssh_key_file"],
+        ssh_passphrase=secret(environ, "SSH_PRIVATE_KEY_PASSPHRASE"),
+        known_hosts=known,
+        fingerprints=v["fingerprints"],
+        timeout=v["timeout"],
+    )
+
+
+def _remote(
+    common: dict[str, Any], v: Mapping[str, Any], environ: Mapping[str, str], hosts: Hosts
+) -> Settings:
+    """deploy, check and diff: the connection, the targets, the deploy's safety settings."""
     safety = {
         name: v[name]
         for name in (
@@ -98,6 +124,11 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
             "rollback_on_failure",
             "lock_timeout",
             "dry_run",
+            "become",
+            "become_sftp_server",
+            "owner",
+            "validate_command",
+            "canary",
         )
         if name in v
     }
@@ -123,6 +154,23 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         follow_symlinks=v["follow_symlinks"],
         **safety,
     )
+
+
+def _check_server_operations(built: Settings) -> None:
+    """The combinations the server operations refuse (each option is valid alone)."""
+    if built.become_sftp_server and not built.become:
+        raise UsageError(
+            "--become-sftp-server is only used with --become",
+            "add --become, or drop --become-sftp-server",
+        )
+    for t in built.outputs():
+        if t.format == "files" and (t.owner or t.validate_command):
+            raise UsageError(
+                f"--owner and --validate-command apply to one file; {t.remote_path} is a "
+                "`files` directory (one file per key)",
+                "drop --owner / --validate-command for that target (its files belong to the "
+                "login user)",
+            )
 
 
 def targets(v: Mapping[str, Any]) -> tuple[Target, ...]:
@@ -160,6 +208,8 @@ def targets(v: Mapping[str, Any]) -> tuple[Target, ...]:
                 keys=t.get("keys", ()),
                 file_mode=t.get("file_mode", default_mode),
                 post_command=t.get("post_command"),
+                owner=t.get("owner", v.get("owner")),
+                validate_command=t.get("validate_command", v.get("validate_command")),
                 backup=0 if fmt == "files" else t.get("backup", v.get("backup", 5)),
                 line=entry.line,
             )
@@ -200,6 +250,8 @@ def init(v: Mapping[str, Any], environ: Mapping[str, str]) -> InitOptions:
         remote_path=check_remote_path(v["remote_path"]),
         ssh_key_file=v["ssh_key_file"],
         ssh_recipient=_ssh_recipient(v["ssh_recipient"]),
+        keys=_init_keys(v),
+        age=age_source(environ, None),
         action_ref=v["action_ref"],
         force=v["force"],
         yes=v["yes"],
@@ -277,6 +329,22 @@ def build(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> Any
     if command in builders:
         return builders[command](v, environ)
     return doctor(v, environ)
+
+
+def _init_keys(v: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """init's --age/--kms/--hc-vault-transit/--pgp keys, each checked to be of its kind."""
+    from sops_deploy.maintain import masterkeys
+
+    flags = (
+        ("age", "age_recipients"),
+        ("kms", "kms"),
+        ("hc_vault_transit_uri", "hc_vault_transit"),
+    )
+    return tuple(
+        (kind, masterkeys.check(kind, key))
+        for kind, name in (*flags, ("pgp", "pgp"))
+        for key in v.get(name) or ()
+    )
 
 
 def _ssh_recipient(text: str | None) -> str | None:

@@ -15,15 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sops_deploy.defaults import (
-    BACKUPS,
-    DEFAULT_FILE,
-    FILE_MODE,
-    FORMATS,
-    LOCK_TIMEOUT,
-    POST_COMMAND_TIMEOUT,
-    TIMEOUT,
-)
+from sops_deploy import defaults
+from sops_deploy.defaults import DEFAULT_FILE, FORMATS
 from sops_deploy.errors import UsageError
 from sops_deploy.inputs.runinfo import RunInfo
 from sops_deploy.sops.runner import AgeKeySource
@@ -200,10 +193,12 @@ class Target:
     remote_path: str
     format: str = "compose"
     keys: tuple[str, ...] = ()
-    file_mode: int = FILE_MODE
+    file_mode: int = defaults.FILE_MODE
     post_command: str | None = None
-    backup: int = BACKUPS
+    backup: int = defaults.BACKUPS
     line: int | None = None
+    owner: str | None = None  # --owner USER:GROUP; None: the login user (or what we set)
+    validate_command: str | None = None  # run on the temp file (`%s`) before the swap
 
     @property
     def label(self) -> str:
@@ -265,18 +260,23 @@ class Settings:
     fingerprints: tuple[str, ...] = ()
     insecure_any_host_key: bool = False
     jump_host: HostSpec | None = None
-    file_mode: int = FILE_MODE
-    timeout: float = TIMEOUT
+    file_mode: int = defaults.FILE_MODE
+    timeout: float = defaults.TIMEOUT
     retries: int = 2
     parallel: int = DEFAULT_PARALLEL
     fail_fast: bool = False
     follow_symlinks: bool = False
     dry_run: bool = False
-    backup: int = BACKUPS
+    backup: int = defaults.BACKUPS
     post_command: str | None = None
     rollback_on_failure: bool = True
-    post_command_timeout: float = POST_COMMAND_TIMEOUT
-    lock_timeout: float = LOCK_TIMEOUT
+    post_command_timeout: float = defaults.POST_COMMAND_TIMEOUT
+    lock_timeout: float = defaults.LOCK_TIMEOUT
+    become: bool = False  # write through `sudo -n sftp-server` (and run commands under sudo)
+    become_sftp_server: str | None = None  # its path on the server; None: found there
+    owner: str | None = None
+    validate_command: str | None = None
+    canary: int = 0  # deploy the first N hosts first, the rest only when they succeed
     export_env: tuple[str, ...] = ()  # keys (or '*') to export to $GITHUB_ENV
     targets: tuple[Target, ...] = ()  # from `targets:`; empty: one, from remote_path/format
     tools: ToolPlaces = field(default_factory=lambda: ToolPlaces(DEFAULT_CACHE))
@@ -298,6 +298,8 @@ class Settings:
                 self.file_mode,
                 self.post_command,
                 self.backup,
+                owner=self.owner,
+                validate_command=self.validate_command,
             ),
         )
 
@@ -345,14 +347,17 @@ class InitOptions:
     root: Path
     from_env: Path | None = None
     host: HostSpec | None = None
-    remote_path: str = "~/app/.env"  # inputs.COMMAND_DEFAULTS["init"]
+    remote_path: str = "~/app/.env"  # precedence.COMMAND_DEFAULTS["init"]
     ssh_key_file: str | None = None
     ssh_recipient: str | None = None  # "ssh-ed25519 AAAA…": the deploy key also decrypts
+    # --age/--kms/--hc-vault-transit/--pgp: (.sops.yaml key, key); none: a new age key
+    keys: tuple[tuple[str, str], ...] = ()
+    age: AgeKeySource | None = None  # decrypts the round trip when init makes no age key
     action_ref: str = "OWNER/sops-deploy@v1"
     force: bool = False
     yes: bool = False
     delete_plaintext: bool = False
-    timeout: float = TIMEOUT
+    timeout: float = defaults.TIMEOUT
     tools: ToolPlaces = field(default_factory=lambda: ToolPlaces(DEFAULT_CACHE))
 
 

@@ -126,6 +126,7 @@ class Reporter:
             self.err.flush()
 
     def warn(self, text: str, title: str = "sops-deploy") -> None:
+        text = self.fix(text)  # a warning's advice names `input:` in the action
         if self.github:
             self._command("warning", text, title=title)
         else:

@@ -30,7 +30,7 @@ from paramiko.sftp import (
 from sops_deploy.defaults import TIMEOUT
 from sops_deploy.errors import ConnectError, RemoteError
 from sops_deploy.inputs.settings import HostSpec
-from sops_deploy.remote import identities, steps
+from sops_deploy.remote import become, identities, steps
 from sops_deploy.remote.credentials import Credentials
 from sops_deploy.remote.failures import IO_ERRORS, Cancelled, lost
 from sops_deploy.remote.trust import (
@@ -66,6 +66,8 @@ class Options:
     resolved: Resolved | None = None
     jump_resolved: Resolved | None = None
     ci: bool = False
+    become: bool = False  # SFTP through `sudo -n sftp-server`, commands under sudo (`become`)
+    become_sftp_server: str | None = None
 
 
 class _Transport(paramiko.Transport):
@@ -101,6 +103,7 @@ class Connection:
         self.spec = spec
         self.user = spec.user or options.default_user
         self.timeout = options.timeout
+        self.become = options.become and sftp  # a jump host is never become'd
         self._options = options
         self._warn = warn
         self._cancel = cancel if cancel is not None else threading.Event()
@@ -256,7 +259,11 @@ class Connection:
             raise
 
     def _open_sftp(self, transport: paramiko.Transport) -> None:
-        self._sftp = steps.open_sftp(transport, self.timeout, str(self.spec))
+        where, program = str(self.spec), self._options.become_sftp_server
+        if self.become:  # `sudo -n sftp-server` on an exec channel
+            self._sftp = become.open_sftp(transport, self.timeout, where, self.user, program)
+        else:
+            self._sftp = steps.open_sftp(transport, self.timeout, where)
 
     def _tunnel(self, target: HostSpec) -> paramiko.Channel:
         """A direct-tcpip channel from this (jump) host to `target`."""

@@ -11,6 +11,10 @@ from sops_deploy.errors import RemoteError
 from sops_deploy.inputs.settings import HostSpec
 
 IO_ERRORS = (OSError, EOFError, paramiko.SSHException)
+PERMISSION_HINT = (
+    "let {user} read and write that directory, or — for a root-owned path — pass --become "
+    "(the file is written through `sudo -n`; see docs/server-operations.md)"
+)
 
 
 class Cancelled(Exception):
@@ -25,6 +29,11 @@ def lost(spec: HostSpec, what: str, exc: BaseException) -> RemoteError:
         return RemoteError(
             f"{spec}: timed out while {what}",
             "the server or the network stalled; check them, or raise --timeout",
+        )
+    if isinstance(exc, PermissionError):
+        return RemoteError(
+            f"{spec}: permission denied while {what}",
+            PERMISSION_HINT.format(user=spec.user or "the login user"),
         )
     why = "the connection was lost" if isinstance(exc, EOFError) else str(exc)
     return RemoteError(
