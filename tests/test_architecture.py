@@ -147,11 +147,14 @@ def calls_of(function: str) -> set[str]:
 
 def test_one_path_from_encrypted_files_to_secrets() -> None:
     """Deploy, check, diff, validate, github-sync, doctor and the head start share one
-    path: `plan.decrypt.decrypt_all` runs sops over the files (doctor decrypts file by
-    file to name the one that fails; init and rotate decrypt to re-encrypt), and only
-    `plan.build.read_secrets` parses, merges and schema-checks what it returns."""
+    path: `plan.decrypt.decrypt_all` reads every source (sops over the files, in
+    `stores.source.read_all`, which also reads vault:// and aws-sm://; doctor decrypts
+    file by file to name the one that fails; init and rotate decrypt to re-encrypt), and
+    only `plan.build.read_secrets` parses, merges and schema-checks what it returns
+    (github-sync, vault-sync and aws-sync through `github.command.load_checked`)."""
+    assert calls_of("read_all") == {"sops_deploy.plan.decrypt"}
     assert calls_of("decrypt") - {"sops_deploy.sops.runner"} == {
-        "sops_deploy.plan.decrypt",
+        "sops_deploy.stores.source",
         "sops_deploy.maintain.doctor",
         "sops_deploy.maintain.init_repo",
         "sops_deploy.maintain.rotation",

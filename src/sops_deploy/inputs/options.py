@@ -87,6 +87,7 @@ def _common(
         "tools": tool_places(environ),
         "run": run,
         "ci": in_ci(environ),
+        "stores": _stores(v, environ),
     }
 
 
@@ -171,6 +172,15 @@ def _check_server_operations(built: Settings) -> None:
                 "drop --owner / --validate-command for that target (its files belong to the "
                 "login user)",
             )
+
+
+def _stores(v: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
+    """Access to the stores that `vault://` / `aws-sm://` sources name (VAULT_* read here)."""
+    if not any(f.startswith(("vault://", "aws-sm://")) for f in v["files"]):
+        return None
+    from sops_deploy.stores import source
+
+    return source.access(v["files"], environ, v.get("timeout", 20.0), v.get("retries", 2))
 
 
 def targets(v: Mapping[str, Any]) -> tuple[Target, ...]:
@@ -313,12 +323,21 @@ def github_sync(v: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
     )
 
 
+def store_sync(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
+    """A `stores.command.StoreSyncRequest` (VAULT_* read here, at the front door)."""
+    from sops_deploy.stores import command as store_command
+
+    return store_command.request(command, v, environ, settings(command, v, environ))
+
+
 def build(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
     """The typed options of `command` (see the dataclasses in `config.py`)."""
     if command in (*REMOTE, "validate"):
         return settings(command, v, environ)
     if command == "hosts":
         return hosts(v)
+    if command in ("vault-sync", "aws-sync"):
+        return store_sync(command, v, environ)
     builders = {
         "tools": tools,
         "init": init,

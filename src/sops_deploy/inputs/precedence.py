@@ -20,7 +20,7 @@ from sops_deploy.inputs.table import COMMANDS, OPTIONS, Option
 
 # Per-command defaults that differ from the table's.
 COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {"init": {"remote_path": "~/app/.env"}}
-USES_CONFIG_FILE = ("deploy", "check", "diff", "validate", "hosts", "doctor", "github-sync")
+USES_CONFIG_FILE = (*COMMANDS.keys() - {"tools", "init", "rotate", "recipients"},)
 
 FileValues = Callable[[str, "str | None"], Mapping[str, Any]]
 

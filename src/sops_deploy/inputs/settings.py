@@ -284,6 +284,7 @@ class Settings:
     # ssh_config, HOME and the agent socket (sshroute/sshkeys); None: none of them
     ssh: SshSetup | None = None
     ci: bool = False  # GITHUB_ACTIONS=true: hints speak of the action's inputs
+    stores: Any = field(default=None, repr=False)  # stores.source.StoreAccess for vault://…
 
     def outputs(self) -> tuple[Target, ...]:
         """Every target on each host: the listed `targets:`, else the one file of
@@ -316,7 +317,8 @@ class Settings:
 
     def secret_texts(self) -> list[str]:
         """Key material that must be masked before anything prints."""
-        return [s for s in (self.age.text, self.ssh_key, self.ssh_passphrase) if s]
+        texts = [s for s in (self.age.text, self.ssh_key, self.ssh_passphrase) if s]
+        return texts + (self.stores.secret_texts() if self.stores else [])
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ def _read_plaintext(path: Path, reporter: Reporter) -> dict[str, str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--from {path}: cannot read it ({exc})", "save it as UTF-8") from None
     entries, problems = envfile.parse_dotenv(text, str(path))
-    reporter.mask(e.value for e in entries)
+    reporter.mask([(e.key, e.value) for e in entries])
     problems += envfile.lint(entries)
     problems += [
         Problem(

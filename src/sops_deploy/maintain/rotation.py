@@ -52,7 +52,7 @@ def _decrypted(
     entries, _problems = envfile.parse_dotenv(
         runner.decrypt(sops_bin, enc, age).decode("utf-8", "replace"), enc.path
     )
-    reporter.mask(e.value for e in entries)
+    reporter.mask([(e.key, e.value) for e in entries])
     return {e.key: e.value for e in entries}
 
 
@@ -99,7 +99,7 @@ def rotate_value(
             "cannot carry faithfully",
             "rotate multi-line values with `sops edit` instead",
         )
-    reporter.mask([value])
+    reporter.mask([(key, value)])
     sops_bin = tools.find_sops(places)
     enc = runner.inspect(path)
     if enc.stored_format != "dotenv":

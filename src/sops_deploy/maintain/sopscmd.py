@@ -2,7 +2,8 @@
 
 Like `sops.decrypt`, the age key reaches sops only through the child's environment and a
 new value only through stdin (`sops set --value-stdin`), never through argv, where any
-user on the machine could read it in the process list. Failures are mapped by `sops.error`.
+user on the machine could read it in the process list. Every path follows `--`, so a
+file named `--output=x` is a file. Failures are mapped by `sops.error`.
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ def encrypt_dotenv(
             "dotenv",
             "--output-type",
             "dotenv",
-            "--filename-override",
-            str(target),
+            f"--filename-override={target}",
+            "--",
             str(plaintext_path),
         ],
         key,
@@ -83,6 +84,7 @@ def set_value(
             "--output-type",
             stored,
             "--value-stdin",
+            "--",
             str(path),
             json.dumps([key_name]),
         ],
@@ -96,7 +98,7 @@ def rotate_data_key(sops_bin: str, path: Path, stored: str, age: runner.AgeKeySo
     """sops's own data-key rotation: new data key, every value re-encrypted, in place."""
     run(
         sops_bin,
-        ["rotate", "-i", "--input-type", stored, "--output-type", stored, str(path)],
+        ["rotate", "-i", "--input-type", stored, "--output-type", stored, "--", str(path)],
         age,
         what=str(path),
     )
@@ -108,7 +110,7 @@ def update_keys(
     """`sops updatekeys -y`: re-encrypt the data key for the recipients in `config`."""
     run(
         sops_bin,
-        ["updatekeys", "-y", "--input-type", stored, str(path.relative_to(config.parent))],
+        ["updatekeys", "-y", "--input-type", stored, "--", str(path.relative_to(config.parent))],
         age,
         what=str(path),
         cwd=config.parent,

@@ -43,16 +43,15 @@ class Started(Generic[T]):
 
 
 def decrypting(settings: Settings) -> Started[Decrypted | None]:
-    """`decrypt.decrypt_all` with the sops found for `settings`; None when no file is
-    given (`decrypt_all` says so where the result is collected)."""
+    """`decrypt.decrypt_all` of `settings`; None when no file is given (`decrypt_all`
+    says so where the result is collected)."""
 
     def work() -> Decrypted | None:
         from sops_deploy.plan.decrypt import decrypt_all
-        from sops_deploy.sops import tools
 
         if not settings.files:
             return None
-        return decrypt_all(settings, tools.find_sops(settings.tools))
+        return decrypt_all(settings)  # finds sops only when a source is an encrypted file
 
     return Started(work, "decrypt")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from sops_deploy import envfile
@@ -17,6 +17,7 @@ from sops_deploy.errors import Problem, UsageError, ValidationError
 from sops_deploy.inputs.settings import Settings, Target
 from sops_deploy.plan import schema
 from sops_deploy.plan.decrypt import Decrypted
+from sops_deploy.plan.readback import ReadBack
 from sops_deploy.plan.targets import TargetPlan, plan_targets
 
 if TYPE_CHECKING:
@@ -111,7 +112,9 @@ def build_plan(
                 for line in plaintext.decode("utf-8", "replace").splitlines()
             ]
         )
-        return _raw_plan(settings, decrypted)
+        raw = _raw_plan(settings, decrypted)
+        guarded = tuple(replace(t, read_back=ReadBack(mask)) for t in raw.targets)
+        return replace(raw, targets=guarded)
     parsed = read_secrets(settings, decrypted, mask)
     merged = parsed.secrets
     plans, found = plan_targets(settings.outputs(), merged, listed=bool(settings.targets))
@@ -119,6 +122,10 @@ def build_plan(
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise ValidationError(problems, validation_hint(decrypted, errors))
+    # What a server's current file holds is masked like these values when it is read.
+    public = parsed.public
+    read_back = ReadBack(mask, frozenset(public.marked).union(*public.clear.values()))
+    plans = [replace(p, read_back=read_back) for p in plans]
     first = plans[0]
     return Plan(merged, first.content, first.target.format, tuple(problems), tuple(plans))
 

@@ -2,8 +2,8 @@
 the encrypted files become plaintext for deploy, check, diff, validate, github-sync and
 the head start (`build.read_secrets` then makes them Secrets).
 
-It imports only `sops/`, so the head start can run it in its thread while the main thread
-loads the plan's modules.
+It imports only `sops/` and `stores/source.py`, so the head start can run it in its
+thread while the main thread loads the plan's modules.
 """
 
 from __future__ import annotations
@@ -19,10 +19,13 @@ if TYPE_CHECKING:
 Decrypted = list[tuple[runner.EncryptedFile, bytes]]
 
 
-def decrypt_all(settings: Settings, sops_bin: str) -> Decrypted:
-    """Every source file of `settings`, each inspected before any is decrypted (a file
-    that is not sops-encrypted fails before sops runs at all)."""
+def decrypt_all(settings: Settings, sops_bin: str = "") -> Decrypted:
+    """Every source of `settings`, in order: encrypted files decrypted by sops (each
+    inspected before any is decrypted, so a file that is not sops-encrypted fails before
+    sops runs; no `sops_bin`: found when a file needs it), a `vault://` or `aws-sm://`
+    source read from its store as the plaintext of a JSON file (`stores/source.py`)."""
     if not settings.files:
         raise UsageError("no encrypted file given", "pass --file secrets/.env.encrypted")
-    files = [runner.inspect(path) for path in settings.files]
-    return [(enc, runner.decrypt(sops_bin, enc, settings.age)) for enc in files]
+    from sops_deploy.stores.source import read_all  # files and vault:// / aws-sm://
+
+    return read_all(settings, sops_bin)

@@ -27,10 +27,9 @@ from paramiko.sftp import (
     SFTP_FLAG_WRITE,
 )
 
-from sops_deploy.defaults import TIMEOUT
 from sops_deploy.errors import ConnectError, RemoteError
 from sops_deploy.inputs.settings import HostSpec
-from sops_deploy.remote import become, identities, steps
+from sops_deploy.remote import become, identities, listing, steps
 from sops_deploy.remote.credentials import Credentials
 from sops_deploy.remote.failures import IO_ERRORS, Cancelled, lost
 from sops_deploy.remote.trust import (
@@ -59,7 +58,7 @@ class Options:
     creds: Credentials
     trust: Trust
     default_user: str
-    timeout: float = TIMEOUT
+    timeout: float = 20.0  # defaults.TIMEOUT (a test keeps them equal)
     retries: int = 0
     jump: HostSpec | None = None
     ssh: SshSetup | None = None
@@ -316,8 +315,10 @@ class Connection:
     def lstat(self, path: str) -> paramiko.SFTPAttributes:
         return self._client.lstat(path)
 
-    def listdir(self, directory: str) -> list[str]:
-        return self._client.listdir(directory)
+    def listdir(self, directory: str, keep: Callable[[str], bool] = bool) -> list[str]:
+        """The names in `directory` that `keep` wants, bounded (listing.py)."""
+        request = self._client._request  # type: ignore[attr-defined]
+        return listing.names(request, directory, keep, seconds=self.timeout, where=str(self.spec))
 
     def chmod(self, path: str, mode: int) -> None:
         self._client.chmod(path, mode)
