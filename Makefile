@@ -95,7 +95,7 @@ clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
 
 # Speed and memory against the raw OpenSSH pipeline, measured side by side (see bench/).
-# Each writes its section of bench/results/<commit>.json and regenerates the README tables.
+# Each writes its section of bench/results/<commit>.json and regenerates the docs/performance.md tables.
 bench: setup
 	$(PY) -m bench.bench
 	$(PY) -m bench.table
@@ -107,6 +107,6 @@ bench-peers: setup
 	$(PY) -m bench.peers
 	$(PY) -m bench.table
 
-# The README performance tables from the latest bench/results/*.json.
+# The docs/performance.md tables from the latest bench/results/*.json.
 bench-table:
 	$(PY) -m bench.table

@@ -21,7 +21,7 @@ remote shell ~0.3 s; SFTP never runs a shell). That directory is also the SFTP s
 directory and holds the deployed `.env`.
 
 Writes bench/results/<commit>.json ("bench" section; bench/table.py turns it into the
-README table) and prints the tables.
+docs/performance.md tables) and prints the tables.
 """
 
 from __future__ import annotations

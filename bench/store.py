@@ -41,6 +41,7 @@ def commit_id(repo: Path = REPO) -> str:
             ".",
             ":(exclude)bench/results",
             ":(exclude)README.md",
+            ":(exclude)docs/performance.md",
         ],
         capture_output=True,
         text=True,

@@ -1,11 +1,12 @@
-"""The performance tables, rendered from bench/results/<commit>.json, and the README's copy.
+"""The performance tables, rendered from bench/results/<commit>.json, and their copy in
+docs/performance.md.
 
 Owns the Markdown of `make bench` (figures against the raw pipeline, connection stages)
 and of `make bench-peers` (the same jobs through the tools users would pick instead).
-`python bench/table.py` rewrites the README's performance tables, between the
-`<!-- bench:begin -->`/`<!-- bench:end -->` and `<!-- peers:begin -->`/`<!-- peers:end -->`
-markers, from the latest results (or `--commit C`); `--check` only says whether the README
-is current (exit 1 if not).
+`python bench/table.py` rewrites docs/performance.md's tables (`--readme` names another
+page), between the `<!-- bench:begin -->`/`<!-- bench:end -->` and
+`<!-- peers:begin -->`/`<!-- peers:end -->` markers, from the latest results (or
+`--commit C`); `--check` only says whether the page is current (exit 1 if not).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from bench import store
 from bench.stages import STAGES, STALL_MS, STALL_STAGES
 
-README = store.REPO / "README.md"
+README = store.REPO / "docs" / "performance.md"  # the page that holds the tables
 
 
 def _met(value: object) -> str:
@@ -130,7 +131,9 @@ def peers_markdown(data: dict[str, Any]) -> str:
 def _markers(text: str, name: str) -> re.Pattern[str]:
     pattern = re.compile(rf"(<!-- {name}:begin -->\n).*?(<!-- {name}:end -->)", re.S)
     if not pattern.search(text):
-        raise SystemExit(f"README.md has no <!-- {name}:begin --> … <!-- {name}:end --> markers")
+        raise SystemExit(
+            f"{README.name} has no <!-- {name}:begin --> … <!-- {name}:end --> markers"
+        )
     return pattern
 
 
@@ -169,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commit", help="use bench/results/<commit>.json, not the latest")
     parser.add_argument("--results", default=str(store.RESULTS))
     parser.add_argument("--readme", default=str(README))
-    parser.add_argument("--check", action="store_true", help="exit 1 if the README is stale")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the tables are stale")
     args = parser.parse_args(argv)
     results = Path(args.results)
     if args.commit:
@@ -182,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     old = readme.read_text()
     new = readme_with_tables(old, bench, peers)
     if args.check:
-        print("README tables are current" if new == old else "README tables are stale")
+        print(f"{readme} tables are current" if new == old else f"{readme} tables are stale")
         return 0 if new == old else 1
     readme.write_text(new)
     print(f"{readme}: tables from {bench and bench['commit']} / {peers and peers['commit']}")

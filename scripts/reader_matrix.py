@@ -8,7 +8,7 @@ value is tried alone); the row `refused by the format` counts the values the for
 declines to write.
 
     python -m scripts.reader_matrix            # the table, as Markdown, on stdout
-    python -m scripts.reader_matrix --readme   # and rewrite it into README.md
+    python -m scripts.reader_matrix --readme   # and rewrite it into docs/formats.md
     python -m scripts.reader_matrix --core     # only the readers `make test` always has
     python -m scripts.reader_matrix --detail bash   # and which values a reader changes
 
@@ -271,7 +271,7 @@ def markdown(refused: dict[str, int], table: dict[str, dict[str, str]]) -> str:
 
 
 def rows(text: str) -> dict[str, str]:
-    """Reader name → its table line, from the README's matrix (for the consistency test)."""
+    """Reader name → its table line, from docs/formats.md's matrix (for the consistency test)."""
     section = text.split(MARK_START, 1)[1].split(MARK_END, 1)[0]
     out = {}
     for line in section.splitlines():
@@ -283,7 +283,9 @@ def rows(text: str) -> dict[str, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--readme", action="store_true", help="rewrite the table in README.md")
+    parser.add_argument(
+        "--readme", action="store_true", help="rewrite the table in docs/formats.md"
+    )
     parser.add_argument("--core", action="store_true", help="only the always-present readers")
     parser.add_argument("--detail", metavar="READER", help="print the values READER changes")
     args = parser.parse_args()
@@ -291,7 +293,7 @@ def main() -> int:
     text = markdown(refused, table)
     sys.stdout.write(text)
     if args.readme:
-        readme = REPO / "README.md"
+        readme = REPO / "docs" / "formats.md"
         before, rest = readme.read_text().split(MARK_START, 1)
         _, after = rest.split(MARK_END, 1)
         readme.write_text(f"{before}{MARK_START}\n{text}{MARK_END}{after}")

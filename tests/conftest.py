@@ -23,6 +23,7 @@ from sops_deploy.inputs.environment import tool_places
 from sops_deploy.sops import tools
 from tests import github_contract, processes, stores
 from tests.hostile_sftp import Hostile, HostileServer
+from tests.sshagent import Agent
 from tests.sshd import Sshd, keygen, make_sshd
 from tests.support import (
     AgeIdentity,
@@ -250,6 +251,22 @@ def hostile(tmp_path: Path, sshd_server: Sshd) -> Iterator[Hostile]:
     yield start
     for server in started:
         server.close()
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[Agent]:
+    """A real ssh-agent of this test's own (empty until `add`), stopped after it."""
+    running = Agent(tmp_path)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def jump_sshd(tmp_path: Path, sshd_server: Sshd) -> Iterator[Sshd]:
+    """A second real sshd, accepting the same client key, to act as the jump host."""
+    server = make_sshd(tmp_path / "jump", client_key=sshd_server.client_key)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,11 @@ Importable as `tests.support` from the repository root: pytest puts the root on 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.sshd import Sshd
 
@@ -103,3 +105,41 @@ class FleetHost:
     def path(self, remote: str = "/srv/app/.env") -> Path:
         """Where a remote path of this host lies on the local filesystem."""
         return self.root / remote.lstrip("/")
+
+
+def deploy_at_once(
+    files: list[Path],
+    args: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    secret_values: set[str],
+    timeout: float,
+) -> list[tuple[str, str]]:
+    """One CLI `deploy --file F ARGS` per file, all started at once: each must succeed and
+    print no secret. Their (stdout, stderr), in file order."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "sops_deploy", "deploy", "--file", str(f), *args],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for f in files
+    ]
+    outputs = [p.communicate(timeout=timeout) for p in procs]
+    for p, (out, err) in zip(procs, outputs, strict=True):
+        assert_no_secrets(out + err, secret_values)
+        assert p.returncode == 0, err
+    return outputs
+
+
+def deploy_one(settings: Any, plan: Any, warn: Callable[[str], None]) -> Any:
+    """A ready plan deployed, in-process, to the one host of `settings` through a
+    `Rollout` as the CLI does; that host's result (a `HostResult`)."""
+    from sops_deploy.deploy.rollout import Rollout
+
+    with Rollout(settings, "deploy", warn) as rollout:
+        (result,) = rollout.apply(plan)
+    return result

@@ -159,9 +159,10 @@ def test_the_offline_act_recipe_runs_as_documented(
     }
 
 
-def test_the_readme_act_command_is_the_tested_one() -> None:
-    """The README's short act recipe uses the same flags as the tested one on the docs page."""
-    readme = (REPO / "README.md").read_text().split("**Testing the workflow locally", 1)[1]
+def test_the_documented_act_command_is_the_tested_one() -> None:
+    """The action page's short act recipe uses the same flags as the tested one in first steps."""
+    page = REPO / "docs" / "action-and-masking.md"
+    readme = page.read_text().split("**Testing the workflow locally", 1)[1]
     block = re.findall(r"```sh\n(.*?)```", readme, re.S)[0]
     tested = " ".join(doc_blocks()[1].replace("\\\n", " ").split())
     for line in block.replace("\\\n", "\n").splitlines():

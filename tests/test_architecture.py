@@ -1,6 +1,7 @@
-"""The package keeps its shape: no import cycles, modules of one concern (under ~400
-lines), and the environment read only at the front door (`cli.py`). Read from the source
-with `ast`, so a function-level import counts as much as one at the top."""
+"""The package keeps its shape (DESIGN.md, docs/architecture.md): at most eight modules at
+the top, the rest in packages by concern; no import cycles; modules under ~400 lines and
+functions under ~80; the environment read only at the front door (`cli.py`). Read from the
+source with `ast`, so a function-level import counts as much as one at the top."""
 
 from __future__ import annotations
 
@@ -13,13 +14,8 @@ from tests.support import REPO
 
 PACKAGE = REPO / "src" / "sops_deploy"
 MAX_LINES = 400
-# Outside both halves of this change (envfile/ is another's); pinned at today's size so
-# it cannot grow, until it is split by concern.
-LONG_TODAY: dict[str, int] = {}
-
-# Modules that another change is reworking: none left (the remote/ package split of
-# issue 14 point 2 has landed). Nothing may be added to it.
-NOT_YET: set[str] = set()
+MAX_FUNCTION_LINES = 80
+MAX_TOP_LEVEL = 8
 
 
 def module_name(path: Path) -> str:
@@ -92,9 +88,86 @@ def test_no_module_imports_one_that_imports_it_back() -> None:
 def test_modules_stay_small(name: str) -> None:
     """Every module stays under ~400 lines; past that, split by concern."""
     lines = len(MODULES[name].read_text(encoding="utf-8").splitlines())
-    if name in NOT_YET:
-        pytest.skip(f"{name} is being split in the remote/ package change")
-    assert lines <= LONG_TODAY.get(name, MAX_LINES), f"{name} has {lines} lines"
+    assert lines <= MAX_LINES, f"{name} has {lines} lines"
+
+
+def functions() -> dict[str, int]:
+    """Every function and method of the package (`module.name`) → its length in lines."""
+    return {
+        f"{name}.{node.name}": node.end_lineno - node.lineno + 1
+        for name, path in MODULES.items()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno
+    }
+
+
+def test_no_function_is_longer_than_eighty_lines() -> None:
+    """A function past ~80 lines does several things: split it by meaning, not by size."""
+    found = functions()
+    assert found["sops_deploy.cli.main"] > 1, "the walker found no functions"
+    long = {f: n for f, n in found.items() if n > MAX_FUNCTION_LINES}
+    assert long == {}
+
+
+def test_at_most_eight_modules_at_the_top() -> None:
+    """The top of src/sops_deploy holds the front door, the error hierarchy and shared
+    constants; everything else lives in a package named for its concern."""
+    top = sorted(
+        p.name for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py", "__main__.py")
+    )
+    assert "cli.py" in top
+    assert len(top) <= MAX_TOP_LEVEL, top
+
+
+def test_every_package_says_what_it_owns() -> None:
+    """Each package's __init__.py opens with a docstring naming what it owns."""
+    silent = [
+        name
+        for name, path in MODULES.items()
+        if path.name == "__init__.py"
+        and name != "sops_deploy"
+        and not ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert silent == []
+
+
+def calls_of(function: str) -> set[str]:
+    """The modules whose code calls `<module alias>.function(...)` or `function(...)`."""
+    return {
+        name
+        for name, path in MODULES.items()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and (
+            (isinstance(node.func, ast.Attribute) and node.func.attr == function)
+            or (isinstance(node.func, ast.Name) and node.func.id == function)
+        )
+    }
+
+
+def test_one_path_from_encrypted_files_to_secrets() -> None:
+    """Deploy, check, diff, validate, github-sync, doctor and the head start share one
+    path: `plan.decrypt.decrypt_all` reads every source (sops over the files, in
+    `stores.source.read_all`, which also reads vault:// and aws-sm://; doctor decrypts
+    file by file to name the one that fails; init and rotate decrypt to re-encrypt), and
+    only `plan.build.read_secrets` parses, merges and schema-checks what it returns
+    (github-sync, vault-sync and aws-sync through `github.command.load_checked`)."""
+    assert calls_of("read_all") == {"sops_deploy.plan.decrypt"}
+    assert calls_of("decrypt") - {"sops_deploy.sops.runner"} == {
+        "sops_deploy.stores.source",
+        "sops_deploy.maintain.doctor",
+        "sops_deploy.maintain.init_repo",
+        "sops_deploy.maintain.rotation",
+    }
+    assert calls_of("decrypt_all") == {
+        "sops_deploy.commands",
+        "sops_deploy.github.command",
+        "sops_deploy.plan.background",
+    }
+    for step in ("merge", "parse_plaintext"):
+        assert calls_of(step) == {"sops_deploy.plan.build"}, step
+    assert calls_of("read_secrets") == {"sops_deploy.plan.build", "sops_deploy.github.command"}
+    assert calls_of("build_plan") == {"sops_deploy.commands", "sops_deploy.maintain.doctor"}
 
 
 def test_only_the_front_door_reads_the_environment() -> None:
@@ -112,7 +185,7 @@ def test_only_the_front_door_reads_the_environment() -> None:
         )
     }
     assert "sops_deploy.cli" in readers, "the checker no longer sees cli.py's os.environ"
-    assert readers - NOT_YET == {"sops_deploy.cli"}
+    assert readers == {"sops_deploy.cli"}
 
 
 def test_tests_bench_and_scripts_share_helpers_without_path_edits() -> None:

@@ -126,7 +126,7 @@ def test_table_marks_targets_and_stalls(benchmod: Any) -> None:
 
 
 def test_table_rewrites_only_between_markers(benchmod: Any, tmp_path: Path) -> None:
-    """The README keeps its prose; the tables between the markers come from the results."""
+    """The page keeps its prose; the tables between the markers come from the results."""
     table = benchmod("table")
     readme = "intro\n<!-- bench:begin -->\nold table\n<!-- bench:end -->\noutro\n"
     record = {"commit": "abc1234", "bench": _bench_section()}
@@ -141,7 +141,7 @@ def test_table_rewrites_only_between_markers(benchmod: Any, tmp_path: Path) -> N
 
 
 def test_readme_tables_are_generated_from_committed_results(benchmod: Any) -> None:
-    """The README's performance tables are what bench/table.py makes of bench/results/."""
+    """docs/performance.md's tables are what bench/table.py makes of bench/results/."""
     table = benchmod("table")
     assert table.main(["--check"]) == 0
 

@@ -1,6 +1,6 @@
 """The README documents the action exactly as action.yml defines it, action.yml keeps the
-rules that make it safe (inputs through env: only, everything described), every FAQ link
-in the code has its README entry, and the release workflow moves v1 correctly."""
+rules that make it safe (inputs through env: only, everything described), every link in
+the code, the README and docs/ resolves, and the release workflow moves v1 correctly."""
 
 from __future__ import annotations
 
@@ -109,19 +109,133 @@ def test_every_input_and_output_is_described_with_a_default() -> None:
     assert ACTION["runs"]["using"] == "composite"
 
 
-def test_every_faq_link_in_the_code_has_its_readme_entry() -> None:
-    """Each `README#faq-…` an error hint points at exists as an anchor in the README."""
-    import re
-
-    readme = (REPO / "README.md").read_text()
-    anchors = set(re.findall(r'<a id="(faq-[a-z0-9-]+)"></a>', readme))
+def test_every_docs_link_in_the_code_has_its_entry() -> None:
+    """Each `docs/PAGE.md#anchor` an error hint points at exists on that page (FAQ entries
+    are `<a id="faq-…">`), and no hint still points at an anchor of the README."""
     cited = {
-        m
+        (page, anchor)
         for path in (REPO / "src").rglob("*.py")
-        for m in re.findall(r"README#(faq-[a-z0-9-]+)", path.read_text())
+        for page, anchor in re.findall(r"docs/([a-z-]+\.md)#([a-z0-9-]+)", path.read_text())
     }
-    assert len(cited) >= 8
-    assert cited <= anchors, f"missing FAQ entries: {sorted(cited - anchors)}"
+    assert len({a for _, a in cited if a.startswith("faq-")}) >= 8
+    missing = sorted((p, a) for p, a in cited if a not in anchors(REPO / "docs" / p))
+    assert missing == []
+    stale = [
+        str(path.relative_to(REPO))
+        for path in (REPO / "src").rglob("*.py")
+        if "README#" in path.read_text()
+    ]
+    assert stale == []
+
+
+# --- every relative link and anchor of the README and docs/ resolves ---------------------
+
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def _outside_fences(text: str) -> list[str]:
+    """The lines of a Markdown text that are not inside a fenced code block."""
+    out, fence = [], ""
+    for line in text.splitlines():
+        if m := re.match(r"^\s*(```+|~~~+)", line):
+            if not fence:
+                fence = m.group(1)[:3]
+            elif m.group(1).startswith(fence):
+                fence = ""
+            continue
+        if not fence:
+            out.append(line)
+    return out
+
+
+def slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: its rendered text lower-cased, every character
+    that is not a letter, digit, space, `-` or `_` dropped, spaces made hyphens."""
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link: its text
+    text = re.sub(r"<[^>]+>", "", text).replace("`", "").replace("*", "")
+    return re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    """Every anchor of a page: its headings' slugs (a repeated one gets -1, -2, …) and
+    its explicit `<a id>` / `<a name>` targets."""
+    found: set[str] = set()
+    seen: dict[str, int] = {}
+    for line in _outside_fences(page.read_text()):
+        if m := re.match(r"^#{1,6} (.*?)\s*#*\s*$", line):
+            base = slug(m.group(1))
+            found.add(base if base not in seen else f"{base}-{seen[base]}")
+            seen[base] = seen.get(base, 0) + 1
+        found.update(re.findall(r'<a (?:id|name)="([^"]+)"', line))
+    return found
+
+
+def links(page: Path) -> list[str]:
+    """The targets of a page's inline links and images, code spans and blocks left out."""
+    found = []
+    for line in _outside_fences(page.read_text()):
+        prose = re.sub(r"`[^`]*`", "", line)
+        found += re.findall(r"\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)", prose)
+    return found
+
+
+def test_the_slug_is_githubs() -> None:
+    """The link checker's own rule, on headings whose anchors GitHub is known to make."""
+    assert slug("Your SSH setup: ssh-agent, ~/.ssh/config, one secret in CI") == (
+        "your-ssh-setup-ssh-agent-sshconfig-one-secret-in-ci"
+    )
+    assert slug("One host, several services: `targets:`") == "one-host-several-services-targets"
+    assert slug("Formats: what each guarantees and refuses") == (
+        "formats-what-each-guarantees-and-refuses"
+    )
+
+
+def broken_links(page: Path, root: Path = REPO) -> list[str]:
+    """The relative links of `page` that name no file under `root`, or an `#anchor` that
+    the page they name (itself, when no path is given) does not have."""
+    broken = []
+    for target in links(page):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # https:, mailto:
+            continue
+        path, _, anchor = target.partition("#")
+        dest = (page.parent / path).resolve() if path else page
+        inside = dest.exists() and root.resolve() in (dest, *dest.parents)
+        if not inside or (anchor and dest.suffix == ".md" and anchor not in anchors(dest)):
+            broken.append(target)
+    return broken
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(REPO)) for p in PAGES])
+def test_every_relative_link_and_anchor_resolves(page: Path) -> None:
+    """Each relative link of README.md and docs/*.md names a file of the repository, and
+    each `#anchor` (on the page itself or on another page) exists there."""
+    assert broken_links(page) == []
+
+
+def test_the_link_checker_finds_a_broken_link(tmp_path: Path) -> None:
+    """The checker itself: a missing page, a missing anchor (here or there) and a link out
+    of the repository are broken; a heading's slug, an `<a id>`, code and URLs are not."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "faq.md").write_text('## FAQ\n\n<a id="faq-one"></a>\n**One.**\n')
+    page = tmp_path / "README.md"
+    page.write_text(
+        "# Top: `the` start\n\n[a](docs/faq.md#faq-one) [b](docs/faq.md#faq) [c](#top-the-start)"
+        " [d](https://example.com/x#y) `[e](nowhere.md)`\n\n```\n[f](nowhere.md)\n```\n"
+        "[g](docs/gone.md) [h](docs/faq.md#faq-two) [i](#nope) [j](../outside.md)\n"
+    )
+    (tmp_path.parent / "outside.md").write_text("# outside\n")
+    assert broken_links(page, tmp_path) == [
+        "docs/gone.md",
+        "docs/faq.md#faq-two",
+        "#nope",
+        "../outside.md",
+    ]
+    assert sum(t.startswith("docs/") for t in links(REPO / "README.md")) >= 10
+
+
+def test_the_front_page_is_short() -> None:
+    """README.md is a front page (at most 15,000 characters); the reference is in docs/."""
+    assert len(README) <= 15_000, len(README)
 
 
 def test_release_workflow_moves_v1_with_plain_git_and_minimal_permissions() -> None:

@@ -7,8 +7,6 @@ import json
 import os
 import socket
 import stat
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,11 +15,12 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from sops_deploy.deploy.rollout import HostResult, Plan, apply_host
+from sops_deploy.deploy.delivery import HostResult
 from sops_deploy.inputs.settings import HostSpec, Settings
+from sops_deploy.plan.build import Plan
 from tests.proxy import Fault, Proxy
 from tests.sshd import Sshd, free_port, keygen, make_sshd
-from tests.support import CliResult, assert_no_secrets
+from tests.support import CliResult, deploy_at_once, deploy_one
 
 Cli = Callable[..., CliResult]
 
@@ -62,7 +61,7 @@ def settings_via(sshd: Sshd, port: int, remote_dir: Path, **kw: object) -> Setti
 
 def deploy(settings: Settings, content: bytes, warnings: list[str]) -> HostResult:
     plan = Plan({}, content, "dotenv")
-    return apply_host(settings, plan, settings.hosts[0], "deploy", warnings.append)
+    return deploy_one(settings, plan, warnings.append)
 
 
 def ours(remote_dir: Path) -> list[str]:
@@ -200,21 +199,7 @@ def test_eight_concurrent_deploys_serialize_on_the_lock(
     ]
     files = [encrypt(c, name=f"c{i}.env") for i, c in enumerate(contents)]
     wait = ["--lock-timeout", "240"]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "sops_deploy", "deploy", "--file", str(f), *target_args, *wait],
-            env=base_env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for f in files
-    ]
-    outputs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outputs, strict=True):
-        assert_no_secrets(out + err, secret_values)
-        assert p.returncode == 0, err
+    deploy_at_once(files, [*target_args, *wait], base_env, tmp_path, secret_values, timeout=300)
     final = dict(dotenv_values(remote_dir / ".env", interpolate=False))
     expected = [
         {"SHARED_KEY": f"concurrent-value-{i:02d}", "RUN_KEY": f"run-{i:02d}-abcd"}
@@ -305,14 +290,6 @@ def test_post_command_output_is_masked(
     printed = [ln for ln in result.stderr.splitlines() if "| PRINTED_KEY=" in ln]
     assert printed, result.stderr
     assert "***" in printed[0]
-
-
-@pytest.fixture
-def jump_sshd(tmp_path: Path, sshd_server: Sshd) -> Iterator[Sshd]:
-    """A second real sshd, accepting the same client key, to act as the bastion."""
-    server = make_sshd(tmp_path / "jump", client_key=sshd_server.client_key)
-    yield server
-    server.stop()
 
 
 def test_jump_host_carries_the_deploy_and_is_verified(

@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from sops_deploy import envfile
-from sops_deploy.deploy import rollout
 from sops_deploy.envfile import Entry, Secrets
 from sops_deploy.envfile.render import DOTENV_VARIABLE, Unparseable
+from sops_deploy.plan import build
 from sops_deploy.sops import runner
 from tests import readers
 from tests.support import AgeIdentity
@@ -248,7 +248,7 @@ def test_sops_round_trip_equals_python_dotenv_of_the_plaintext(
     expected = dict(dotenv_values(stream=io.StringIO(plaintext), interpolate=False))
     enc = runner.inspect(str(encrypt(plaintext)))
     decrypted = runner.decrypt(sops_bin, enc, runner.AgeKeySource(file=str(age_id.path)))
-    entries, problems = rollout.parse_plaintext(enc, decrypted)
+    entries, problems = build.parse_plaintext(enc, decrypted)
     assert [p for p in problems if p.severity == "error"] == []
     secrets = envfile.merge([entries])
     assert envfile.render_problems(secrets, fmt) == []

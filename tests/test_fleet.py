@@ -19,12 +19,14 @@ import pytest
 from dotenv import dotenv_values
 
 from sops_deploy.deploy import rollout
-from sops_deploy.deploy.rollout import SKIPPED_NOTE, UNPARSEABLE, HostResult, Plan
+from sops_deploy.deploy.delivery import UNPARSEABLE, HostResult
+from sops_deploy.deploy.rollout import SKIPPED_NOTE
 from sops_deploy.errors import RemoteError
 from sops_deploy.inputs.runinfo import RunInfo
 from sops_deploy.inputs.settings import HostSpec, Settings, parse_host
 from sops_deploy.output import mdsafe
 from sops_deploy.output.reporter import Reporter
+from sops_deploy.plan.build import Plan
 from tests.sshd import Sshd, free_port
 from tests.support import CliResult, FleetHost
 
@@ -352,9 +354,8 @@ def test_a_bug_on_one_host_fails_that_host_only(
     )
     plan = Plan({}, b"FLEET_KEY=fleet-value\n", "compose")
     done: list[str] = []
-    results = rollout.apply_all(
-        settings, plan, "deploy", lambda _w: None, lambda r: done.append(r.host)
-    )
+    with rollout.Rollout(settings, "deploy", lambda _w: None, lambda r: done.append(r.host)) as r:
+        results = r.apply(plan)
     assert [r.host for r in results] == [h.sshd.host for h in fleet_hosts]
     assert sorted(done) == sorted(r.host for r in results)
     statuses = {r.host: r.status for r in results}

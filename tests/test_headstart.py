@@ -1,6 +1,7 @@
-"""Work started early in a thread (headstart.py) reaches its caller as if it had run there:
-the value, or the very exception, where `result()` is called; sops's decryption through it
-gives the plaintext of a real sops file and the same errors as `plan.decrypt_all`."""
+"""Work started early in a thread (plan/background.py) reaches its caller as if it had run
+there: the value, or the very exception, where `result()` is called; sops's decryption
+through it gives the plaintext of a real sops file and the same errors as
+`plan.decrypt.decrypt_all`, the one decrypt path it calls."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from sops_deploy.errors import DecryptError, UsageError
 from sops_deploy.inputs.settings import Settings
-from sops_deploy.plan import background, build
+from sops_deploy.plan import background, decrypt
 from sops_deploy.sops import runner
 from sops_deploy.sops.runner import AgeKeySource
 from tests.support import AgeIdentity
@@ -48,7 +49,7 @@ def test_decrypting_gives_what_decrypt_all_gives(
     enc = encrypt("FIRST_KEY=first-value-1\nSECOND_KEY=second-value-2\n")
     settings = _settings((str(enc),), age_id, sops_bin)
     early = background.decrypting(settings).result()
-    assert early == build.decrypt_all(settings, sops_bin)
+    assert early == decrypt.decrypt_all(settings, sops_bin)
     assert early is not None
     assert early[0][0] == runner.inspect(str(enc))
     assert b"SECOND_KEY=second-value-2" in early[0][1]

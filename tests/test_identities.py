@@ -7,7 +7,6 @@ import os
 import re
 import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
@@ -19,13 +18,6 @@ from sops_deploy.sops import sshage
 from tests.sshagent import Agent
 from tests.sshd import Sshd, keygen
 from tests.support import AgeIdentity
-
-
-@pytest.fixture
-def agent(tmp_path: Path) -> Iterator[Agent]:
-    running = Agent(tmp_path)
-    yield running
-    running.stop()
 
 
 @pytest.fixture

@@ -126,7 +126,7 @@ def test_init_with_an_unreachable_host_writes_nothing(
     result = cli("init", "--from", ".env", "--host", f"127.0.0.1:{free_port()}", "--yes")
     assert result.returncode == 1
     assert "cannot connect" in result.stderr
-    assert "README#faq-cannot-connect" in result.stderr
+    assert "docs/faq.md#faq-cannot-connect" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [".env"]
 
 

@@ -11,13 +11,8 @@ import pytest
 from sops_deploy.cli import build_parser, main, options_for
 from sops_deploy.errors import UsageError
 from sops_deploy.inputs import table
-from sops_deploy.inputs.settings import (
-    DoctorOptions,
-    HostsOptions,
-    HostSpec,
-    Settings,
-    ToolsOptions,
-)
+from sops_deploy.inputs.commandopts import DoctorOptions, HostsOptions, ToolsOptions
+from sops_deploy.inputs.settings import HostSpec, Settings
 
 
 def built(argv: list[str], environ: dict[str, str] | None = None) -> Any:
@@ -132,3 +127,49 @@ def test_default_parallelism_suits_fleets_and_bastions(
 ) -> None:
     base = ["deploy", "--host", "h1.example.com", "--remote-path", "/srv/.env"]
     assert built([*base, *argv], environ).parallel == expect
+
+
+@pytest.mark.parametrize(
+    ("attr", "policy_field"),
+    [
+        ("timeout", None),
+        ("backup", "keep_backups"),
+        ("post_command_timeout", "post_command_timeout"),
+        ("lock_timeout", "lock_timeout"),
+    ],
+)
+def test_records_built_without_the_table_default_to_the_table(
+    attr: str, policy_field: str | None
+) -> None:
+    """A default is the table's: `Settings` (and the remote's `Options` and `Policy`) made
+    in-process carry the value the table resolves when nothing is given, and `--help`
+    says that value."""
+    import dataclasses
+
+    from sops_deploy.remote.connection import Options
+    from sops_deploy.remote.transaction import Policy
+
+    option = table.OPTIONS[attr]
+    resolved = built(["deploy", "--file", "x.enc", "--host", "h", "--remote-path", "/p"])
+    assert getattr(resolved, attr) == option.default
+    assert getattr(Settings(command="deploy"), attr) == option.default
+    assert f"(default {option.default:g}" in (option.help or "")
+    fields = {f.name: f.default for f in dataclasses.fields(Policy)}
+    fields |= {f"options.{f.name}": f.default for f in dataclasses.fields(Options)}
+    assert fields[policy_field or f"options.{attr}"] == option.default
+
+
+def test_a_file_target_defaults_to_0600_in_every_record() -> None:
+    """The file mode without --file-mode: 0600 for a file, as `Settings`, a `Target` and
+    the remote's `Policy` made in-process say too."""
+    from sops_deploy.inputs.settings import Target
+    from sops_deploy.remote.transaction import Policy
+
+    resolved = built(["deploy", "--file", "x.enc", "--host", "h", "--remote-path", "/p"])
+    assert resolved.file_mode == 0o600
+    assert (
+        Settings(command="deploy").file_mode
+        == Target("/p").file_mode
+        == Policy().file_mode
+        == 0o600
+    )

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sops_deploy import envfile
-from sops_deploy.deploy import rollout as deploy
 from sops_deploy.inputs.settings import Settings
+from sops_deploy.plan import build
 from sops_deploy.sops import runner as sops
 from tests import readers
 from tests.support import AgeIdentity, CliResult
@@ -219,7 +219,7 @@ def test_every_format_writes_the_expanded_value(
         format=fmt,
         age=sops.AgeKeySource(file=str(age_id.path)),
     )
-    plan = deploy.build_plan(settings, [(enc, plaintext)], lambda _: None)
+    plan = build.build_plan(settings, [(enc, plaintext)], lambda _: None)
     model = envfile.MODELS[fmt](plan.content.decode())
     assert model["MM_SERVICESETTINGS_SITEURL"] == "https://mm.example.com"
     assert model["MM_SQLSETTINGS_DATASOURCE"] == (
@@ -240,7 +240,7 @@ def test_a_public_key_expanded_from_a_secret_is_masked(
     settings = Settings(
         command="validate", files=(enc.path,), age=sops.AgeKeySource(file=str(age_id.path))
     )
-    deploy.build_plan(settings, [(enc, plaintext)], masked.extend)
+    build.build_plan(settings, [(enc, plaintext)], masked.extend)
     values = {v[1] if isinstance(v, tuple) else v for v in masked}
     assert "pg://u:hunter2-secret-pw@db.local" in values
     assert "hunter2-secret-pw" in values

@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ from dotenv import dotenv_values
 
 from tests.proxy import Proxy
 from tests.sshd import Sshd
-from tests.support import assert_no_secrets
+from tests.support import deploy_at_once
 
 CONTENDERS = 8
 LATENCY = 0.05  # seconds per chunk and direction: a round trip of 100 ms or more
@@ -77,21 +75,7 @@ def test_concurrent_deploys_take_over_a_dead_lock_once_and_never_overlap(
         "--post-command",
         POST,
     ]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "sops_deploy", "deploy", "--file", str(f), *target],
-            env=base_env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for f in files
-    ]
-    outputs = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, outputs, strict=True):
-        assert_no_secrets(out + err, secret_values)
-        assert p.returncode == 0, err
+    outputs = deploy_at_once(files, target, base_env, tmp_path, secret_values, timeout=600)
     takeovers = sum(err.count("taking over the stale lock") for _, err in outputs)
     assert takeovers == 1, [err for _, err in outputs]
     assert_never_overlapped(remote_dir / "post.log", CONTENDERS)

@@ -29,13 +29,13 @@ from dotenv import dotenv_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sops_deploy.deploy import rollout as deploy
 from sops_deploy.envfile import KEY_RE, node
 from sops_deploy.envfile.fragments import looks_like_value
 from sops_deploy.envfile.render import DOTENV_VARIABLE
 from sops_deploy.envfile.shell import RESERVED
 from sops_deploy.errors import Problem, ValidationError
 from sops_deploy.inputs.settings import Settings
+from sops_deploy.plan import build
 from sops_deploy.plan.targets import SAFE_NAME
 from sops_deploy.sops import runner as sops
 from tests import readers
@@ -175,7 +175,7 @@ def real_readers() -> Iterator[dict[str, Callable[[Path, set[str]], dict[str, st
 # --- the property ---------------------------------------------------------------------------
 
 
-def _plan(values: dict[str, str], fmt: str, workdir: Path) -> deploy.Plan:
+def _plan(values: dict[str, str], fmt: str, workdir: Path) -> build.Plan:
     """`build_plan` for a sops json source holding `values` (decrypted: its JSON)."""
     enc = sops.EncryptedFile(str(workdir / "secrets.json.encrypted"), "json", ())
     target = "/srv/app" if fmt == "files" else "/srv/app/.env"
@@ -184,7 +184,7 @@ def _plan(values: dict[str, str], fmt: str, workdir: Path) -> deploy.Plan:
     if fmt == "raw":
         enc = sops.EncryptedFile(enc.path, "binary", ())
         plaintext = "".join(f"{k}={v}\n" for k, v in values.items()).encode()
-    return deploy.build_plan(settings_, [(enc, plaintext)], lambda _: None)
+    return build.build_plan(settings_, [(enc, plaintext)], lambda _: None)
 
 
 def check_format(

@@ -322,20 +322,20 @@ def test_shell_model_matches_bash(lines: list[str], workdir: Path) -> None:
     assert known == {k: env.get(k) for k in known}
 
 
-# --- the README's reader matrix is what the script measures ------------------------------
+# --- docs/formats.md's reader matrix is what the script measures---------------------------
 
 
 @pytest.mark.slow
 def test_readme_reader_matrix_rows_match_a_fresh_measurement() -> None:
     """scripts/reader_matrix.py --core re-measures the always-present readers: their rows
-    (and the refused counts) in the README are exactly what it finds now."""
+    (and the refused counts) in docs/formats.md are exactly what it finds now."""
     from scripts import reader_matrix
 
     refused, table = reader_matrix.measure(core=True)
     fresh = reader_matrix.rows(
         reader_matrix.MARK_START + reader_matrix.markdown(refused, table) + reader_matrix.MARK_END
     )
-    written = reader_matrix.rows((REPO / "README.md").read_text())
+    written = reader_matrix.rows((REPO / "docs" / "formats.md").read_text())
     assert len(fresh) == len(table) + 2  # the header and the refused row too
     for reader, line in fresh.items():
         assert written.get(reader) == line, reader

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from sops_deploy.deploy import rollout as deploy
 from sops_deploy.envfile import KEY_RE
 from sops_deploy.errors import ValidationError
 from sops_deploy.inputs.settings import Settings
+from sops_deploy.plan import build
 from sops_deploy.sops import runner as sops
 from tests import readers
 from tests.support import AgeIdentity, sops_encrypt
@@ -82,7 +82,7 @@ def test_published_file_deploys_as_its_readers_read_it(
     for fmt in ("compose", "dotenv"):
         settings = Settings(command="validate", files=(enc.path,), format=fmt)
         try:
-            plan = deploy.build_plan(settings, [(enc, plaintext)], lambda _: None)
+            plan = build.build_plan(settings, [(enc, plaintext)], lambda _: None)
         except ValidationError as exc:
             found = {(p.key, p.rule) for p in exc.problems if p.severity == "error"}
             assert found == REFUSED.get(name), f"{fmt}: {found}"
@@ -113,7 +113,7 @@ def test_a_refused_file_deploys_once_its_documented_problem_is_fixed(
     enc = _encrypted(sops_bin, age_id, fixed.read_bytes(), tmp_path)
     plaintext = sops.decrypt(sops_bin, enc, sops.AgeKeySource(file=str(age_id.path)))
     settings = Settings(command="validate", files=(enc.path,), format="compose")
-    plan = deploy.build_plan(settings, [(enc, plaintext)], lambda _: None)
+    plan = build.build_plan(settings, [(enc, plaintext)], lambda _: None)
     assert [(p.key, p.rule) for p in plan.warnings if p.rule == "comment-or-value"] == [
         ("NEXTCLOUD_TRUSTED_DOMAINS", "comment-or-value")
     ]

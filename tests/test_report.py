@@ -15,11 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sops_deploy.cli import build_parser
-from sops_deploy.deploy.rollout import HostResult, Plan
+from sops_deploy.deploy.delivery import HostResult
 from sops_deploy.envfile import render
 from sops_deploy.errors import HostKeyError, Problem, ValidationError
 from sops_deploy.output import hints, redact, workflow
 from sops_deploy.output.reporter import Reporter
+from sops_deploy.plan.build import Plan
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -21,15 +21,17 @@ from pathlib import Path
 
 import pytest
 
-from sops_deploy.deploy.rollout import NOT_ATTEMPTED_NOTE, HostResult, Plan, apply_host
+from sops_deploy.deploy.delivery import HostResult
+from sops_deploy.deploy.rollout import NOT_ATTEMPTED_NOTE
 from sops_deploy.errors import RemoteError, UsageError
 from sops_deploy.inputs.settings import HostSpec, Settings
 from sops_deploy.output import mdsafe
 from sops_deploy.output.reporter import Reporter
+from sops_deploy.plan.build import Plan
 from tests.accounts import Account, can_create_accounts, chroot_for, sudoers, unix_account
 from tests.proxy import Fault, Proxy
 from tests.sshd import Sshd, make_sshd
-from tests.support import CliResult, FleetHost, target_flags
+from tests.support import CliResult, FleetHost, deploy_one, target_flags
 
 Cli = Callable[..., CliResult]
 SFTP_SERVER = "/usr/lib/openssh/sftp-server"
@@ -368,21 +370,18 @@ def test_become_cut_anywhere_leaves_the_old_or_new_file_whole_and_roots(
         settings = become_settings(logins["sudo"], proxy.port, target)
         plan = Plan({}, new, "dotenv")
         warnings: list[str] = []
-        assert (
-            apply_host(settings, plan, settings.hosts[0], "deploy", warnings.append).status
-            == "changed"
-        )
+        assert deploy_one(settings, plan, warnings.append).status == "changed"
         total = proxy.upstream_bytes[-1]
         failed = 0
         for i in range(1, 9):
             target.write_bytes(old)
             proxy.faults.append(Fault(cut_after=total * i // 9))
-            result = apply_host(settings, plan, settings.hosts[0], "deploy", warnings.append)
+            result = deploy_one(settings, plan, warnings.append)
             failed += result.status == "failed"
             assert target.read_bytes() in (old, new)
             st = target.stat()
             assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o600)
-            again = apply_host(settings, plan, settings.hosts[0], "deploy", warnings.append)
+            again = deploy_one(settings, plan, warnings.append)
             assert again.status in ("changed", "unchanged"), again.error
             assert target.read_bytes() == new
             assert ours(etc_app) == []
@@ -403,9 +402,7 @@ def test_become_with_a_stalled_sftp_server_fails_within_the_timeout(
     before = (etc_app / ".env").read_bytes()
     started = time.monotonic()
     try:
-        result = apply_host(
-            settings, Plan({}, b"A=1\n", "dotenv"), settings.hosts[0], "deploy", print
-        )
+        result = deploy_one(settings, Plan({}, b"A=1\n", "dotenv"), print)
     finally:
         end_processes_running(stall_program)
     assert time.monotonic() - started < 10

@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,26 +27,11 @@ NO_SSH_KEY = {"SSH_PRIVATE_KEY": ""}  # empty counts as unset
 
 
 @pytest.fixture
-def agent(tmp_path: Path) -> Iterator[Agent]:
-    running = Agent(tmp_path)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
 def home(base_env: dict[str, str], tmp_path: Path) -> Path:
     """A fresh HOME with an empty ~/.ssh (no keys, no config)."""
     path = tmp_path / "home"
     (path / ".ssh").mkdir(parents=True)
     return path
-
-
-@pytest.fixture
-def bastion(tmp_path: Path, sshd_server: Sshd) -> Iterator[Sshd]:
-    """A second real sshd, the jump host, accepting the same client key."""
-    server = make_sshd(tmp_path / "bastion", client_key=sshd_server.client_key)
-    yield server
-    server.stop()
 
 
 def write_config(home: Path, target: Sshd, jump_port: int, jump: Sshd) -> Path:
@@ -81,7 +66,7 @@ def test_deploy_to_an_alias_works_where_ssh_works(
     cli: Cli,
     encrypt: Callable[..., Path],
     sshd_server: Sshd,
-    bastion: Sshd,
+    jump_sshd: Sshd,
     agent: Agent,
     home: Path,
     remote_dir: Path,
@@ -89,9 +74,9 @@ def test_deploy_to_an_alias_works_where_ssh_works(
     """`ssh homeserver true` works (agent + alias + ProxyJump); then `sops-deploy deploy
     --host homeserver`, with the same HOME, config and agent, deploys through the bastion."""
     agent.add(sshd_server.client_key)
-    hop = Proxy(bastion.port)  # counts the bytes that pass the jump host
+    hop = Proxy(jump_sshd.port)  # counts the bytes that pass the jump host
     try:
-        config = write_config(home, sshd_server, hop.port, bastion)
+        config = write_config(home, sshd_server, hop.port, jump_sshd)
         env = {**NO_SSH_KEY, "HOME": str(home), **agent.env}
         # OpenSSH takes ~ from the password database, not $HOME: name the config with -F.
         ssh = subprocess.run(
@@ -279,12 +264,12 @@ def test_doctor_shows_what_the_ssh_config_sets_and_which_key_decrypts(
     cli: Cli,
     encrypt: Callable[..., Path],
     sshd_server: Sshd,
-    bastion: Sshd,
+    jump_sshd: Sshd,
     agent: Agent,
     home: Path,
 ) -> None:
     agent.add(sshd_server.client_key)
-    config = write_config(home, sshd_server, bastion.port, bastion)
+    config = write_config(home, sshd_server, jump_sshd.port, jump_sshd)
     public = sshd_server.client_key.with_suffix(".pub").read_text().strip()
     enc = encrypt("DOC_KEY=doctor-looks-3\n", recipients=[" ".join(public.split()[:2])])
     result = cli(

@@ -59,7 +59,7 @@ def three_targets(srv: Path) -> str:
     """A compose app .env, a database's secrets directory, and a worker's env file.
 
     The worker's file uses `dotenv`: the `systemd` format is being added to main by
-    another change; swap it in once it has landed (README example uses it)."""
+    another change; swap it in once it has landed (docs/fleets.md example uses it)."""
     marker = srv / "ran"
     return (
         f"      - remote-path: {srv}/app/.env\n"
@@ -329,11 +329,11 @@ def test_files_plan_holds_exact_bytes_and_refuses_case_collisions() -> None:
 
 
 def test_the_readme_example_is_a_valid_environment(tmp_path: Path) -> None:
-    """The README's "one host, several services" sops-deploy.yaml loads as three targets."""
+    """docs/fleets.md's "one host, several services" sops-deploy.yaml loads as three targets."""
     from sops_deploy.defaults import FORMATS
     from sops_deploy.inputs import configfile
 
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "fleets.md").read_text()
     section = readme.split("### One host, several services", 1)[1]
     block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     if "systemd" not in FORMATS:

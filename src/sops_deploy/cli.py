@@ -270,9 +270,9 @@ def _file_values(path: str, name: str | None) -> Mapping[str, Any]:
 
 def options_for(command: str, flags: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
     """The typed options of a parsed command line: every input resolved, once."""
-    from sops_deploy.inputs import options, table
+    from sops_deploy.inputs import options, precedence
 
-    values = table.resolve(command, flags, environ, _file_values)
+    values = precedence.resolve(command, flags, environ, _file_values)
     return options.build(command, values, environ)
 
 

@@ -13,19 +13,22 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sops_deploy.errors import DriftFound, HostsFailed
-from sops_deploy.inputs.settings import HostsOptions, HostSpec, Settings, ToolsOptions
+from sops_deploy.inputs.commandopts import HostsOptions, ToolsOptions
+from sops_deploy.inputs.settings import HostSpec, Settings
 from sops_deploy.output.reporter import Reporter
 
 if TYPE_CHECKING:
-    from sops_deploy.plan.background import Decrypted, Started
+    from sops_deploy.plan.background import Started
     from sops_deploy.plan.build import Plan
+    from sops_deploy.plan.decrypt import Decrypted
 
 
 # --- commands -------------------------------------------------------------------------
 
 
 def _plan(settings: Settings, reporter: Reporter, decrypting: Started[Decrypted | None]) -> Plan:
-    from sops_deploy.plan.build import build_plan, decrypt_all  # validate never loads deploy
+    from sops_deploy.plan.build import build_plan  # validate never loads deploy
+    from sops_deploy.plan.decrypt import decrypt_all
 
     decrypted = decrypting.result() or decrypt_all(settings, "")  # none given: it says so
     plan = build_plan(settings, decrypted, reporter.mask)

@@ -6,6 +6,16 @@ DEFAULT_CONFIG = "secrets/sops-deploy.yaml"
 ENV_PREFIX = "SOPS_DEPLOY_"
 # What reads the .env (see envfile/render.py).
 FORMATS = ("compose", "dotenv", "shell", "docker", "systemd", "node", "raw", "files")
+
+# Option defaults the table (inputs/table.py) gives, which records built without it
+# (`Settings`, `Target` and `InitOptions` made in-process, the remote's `Options` and
+# `Policy`) carry too: each is written here once.
+TIMEOUT = 20.0  # --timeout: seconds to connect and for each SSH answer
+BACKUPS = 5  # --backup: backups kept
+POST_COMMAND_TIMEOUT = 300.0  # --post-command-timeout: seconds
+LOCK_TIMEOUT = 60.0  # --lock-timeout: seconds to wait for a concurrent deploy
+FILE_MODE = 0o600  # --file-mode of a file target (a files target's files: 0400)
+
 # init's key flags (repeatable): attribute, flag, metavar, help (see docs/keyless.md).
 INIT_KEYS = (
     ("age_recipients", "--age", "AGE1…", "encrypt for this age recipient (no age key is made)"),

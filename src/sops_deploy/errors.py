@@ -94,7 +94,7 @@ class ValidationError(SopsDeployError):
             f"{len(errors)} problem(s) in the secrets; nothing was deployed",
             hint
             or "fix each problem listed above, re-encrypt, and run `sops-deploy validate` "
-            "(see README#faq-validation-failed)",
+            "(see docs/faq.md#faq-validation-failed)",
             file=first.file if first else None,
             line=first.line if first else None,
         )

@@ -1,10 +1,10 @@
-"""Orchestration of server targets: the plan (built once by `plan.py`, re-exported here)
-→ per host → per target → results, hosts in parallel.
+"""Orchestration of server targets: the plan (built once by `plan/build.py`) → per host →
+per target → results, hosts in parallel.
 
 A `Rollout` connects every host while the plan is being built (as `sops -d | ssh` does)
 and reads what compare modes need; nothing is locked or created on a server until the
 plan is valid, and a plan that fails leaves every server untouched. Each host gets one
-connection for all its targets; the work on one target is `onhost`'s; nothing here
+connection for all its targets; the work on one target is `delivery`'s; nothing here
 parses flags, prints or reads the environment (`RunInfo` comes from the caller).
 """
 
@@ -18,39 +18,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from sops_deploy.deploy import delivery
-from sops_deploy.deploy.delivery import UNPARSEABLE, HostResult
+from sops_deploy.deploy.delivery import HostResult
 from sops_deploy.errors import RemoteError, SopsDeployError, UsageError
 from sops_deploy.inputs import runinfo
 from sops_deploy.inputs.runinfo import RunInfo
 from sops_deploy.inputs.settings import HostSpec, Settings
-from sops_deploy.plan.build import (
-    Plan,
-    build_plan,
-    decrypt_all,
-    parse_plaintext,
-    secret_texts,
-    validation_hint,
-)
+from sops_deploy.plan.build import Plan
 
 if TYPE_CHECKING:
     from sops_deploy.remote.connection import Connection
-
-
-__all__ = [
-    "UNPARSEABLE",
-    "HostResult",
-    "Plan",
-    "PlanAbandoned",
-    "Rollout",
-    "apply_all",
-    "apply_host",
-    "build_plan",
-    "decrypt_all",
-    "open_host",
-    "parse_plaintext",
-    "secret_texts",
-    "validation_hint",
-]
 
 
 # --- applying the plan ---------------------------------------------------------------------
@@ -119,31 +95,6 @@ def open_host(
         become_sftp_server=settings.become_sftp_server,
     )
     return Connection(route.target if route else spec, options, warn=warn, cancel=cancel)
-
-
-def apply_host(
-    settings: Settings,
-    plan: Plan,
-    spec: HostSpec,
-    mode: str,
-    warn: Callable[[str], None],
-    run: RunInfo | None = None,
-) -> HostResult:
-    """Deploy to (mode="deploy") or compare with (mode="check"/"diff") one host that has
-    one target (see `apply_targets` for every target's result)."""
-    return apply_targets(settings, plan, spec, mode, warn, run)[0]
-
-
-def apply_targets(
-    settings: Settings,
-    plan: Plan,
-    spec: HostSpec,
-    mode: str,
-    warn: Callable[[str], None],
-    run: RunInfo | None = None,
-) -> list[HostResult]:
-    """Every target of one host, over one connection: one result per target."""
-    return _host(settings, spec, mode, warn, run or _run_of(settings), _Gate(plan))
 
 
 def _host(
@@ -288,19 +239,6 @@ class Rollout:
         if any(r.failed for r in results) and self._settings.fail_fast:
             self._stop.set()
         return results
-
-
-def apply_all(
-    settings: Settings,
-    plan: Plan,
-    mode: str,
-    warn: Callable[[str], None],
-    on_done: Callable[[HostResult], None] = lambda _r: None,
-    run: RunInfo | None = None,
-) -> list[HostResult]:
-    """Apply a ready plan to every host (see `Rollout`); results in host order."""
-    with Rollout(settings, mode, warn, on_done, run) as rollout:
-        return rollout.apply(plan)
 
 
 SKIPPED_NOTE = "not started: another host failed and --fail-fast is set"

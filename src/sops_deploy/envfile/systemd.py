@@ -6,12 +6,13 @@ keeps a literal line break or any other control character inside the quotes, and
 nothing. It fails the whole file on text that is not valid UTF-8 by systemd's rules, which
 refuse the Unicode non-characters U+FDD0–U+FDEF and U+xFFFE/U+xFFFF: the encoder refuses
 those values. Measured against systemd 252 (Debian 12); old releases (before about v239)
-dropped a value with a line break or a control character, so the README names 252+.
+dropped a value with a line break or a control character, so docs/formats.md names 252+.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from sops_deploy.envfile.common import RenderError, Unparseable
 
@@ -48,96 +49,122 @@ def model(text: str) -> dict[str, str | None]:
     (bad name, bad value) is left out, and a later one replaces an earlier one. Raises
     Unparseable where `load_env_file` fails (a non-character in a key or value).
     """
-    raw: dict[str, str] = {}
+    machine = _Machine()
     state = "pre_key"
-    key: list[str] = []
-    value: list[str] = []
-    key_ws: int | None = None
-    value_ws: int | None = None
+    for c in text.split("\x00", 1)[0]:  # a C string: reading stops at NUL
+        state = _STEP[state](machine, state, c)
+    if state not in _BETWEEN:
+        if state == "value" and machine.value_ws is not None:
+            del machine.value[machine.value_ws :]
+        machine.push()
+    return {k: v for k, v in machine.raw.items() if _NAME.fullmatch(k)}
 
-    def push() -> None:
-        k = "".join(key[:key_ws] if key_ws is not None else key)
-        v = "".join(value)
+
+class _Machine:
+    """The parser's registers: the key and the value being read, where trailing
+    whitespace began in each (systemd strips it), and the assignments read so far. Each
+    step takes the state and one character and returns the next state."""
+
+    def __init__(self) -> None:
+        self.raw: dict[str, str] = {}
+        self.key: list[str] = []
+        self.value: list[str] = []
+        self.key_ws: int | None = None
+        self.value_ws: int | None = None
+
+    def push(self) -> None:
+        k = "".join(self.key[: self.key_ws] if self.key_ws is not None else self.key)
+        v = "".join(self.value)
         if _nonchar(k + v):
             raise Unparseable("invalid UTF-8 (systemd fails the whole file)")
-        raw.pop(k, None)
-        raw[k] = v
+        self.raw.pop(k, None)
+        self.raw[k] = v
 
-    for c in text.split("\x00", 1)[0]:  # a C string: reading stops at NUL
+    def between(self, state: str, c: str) -> str:
+        """Outside a value: before a key, in a key, in a comment."""
         if state == "pre_key":
             if c in _COMMENTS:
-                state = "comment"
-            elif c not in _WHITESPACE:
-                state, key, key_ws = "key", [c], None
-        elif state == "key":
+                return "comment"
+            if c not in _WHITESPACE:
+                self.key, self.key_ws = [c], None
+                return "key"
+            return state
+        if state == "key":
             if c in _NEWLINE:
-                state, key = "pre_key", []
-            elif c == "=":
-                state, value, value_ws = "pre_value", [], None
-            else:
-                if c not in _WHITESPACE:
-                    key_ws = None
-                elif key_ws is None:
-                    key_ws = len(key)
-                key.append(c)
-        elif state == "pre_value":
-            if c in _NEWLINE:
-                push()
-                state = "pre_key"
-            elif c == "'":
-                state = "single"
-            elif c == '"':
-                state = "double"
-            elif c == "\\":
-                state = "value_escape"
-            elif c not in _WHITESPACE:
-                state = "value"
-                value.append(c)
-        elif state == "value":
-            if c in _NEWLINE:
-                if value_ws is not None:
-                    del value[value_ws:]
-                push()
-                state = "pre_key"
-            elif c == "\\":
-                state, value_ws = "value_escape", None
-            else:
-                if c not in _WHITESPACE:
-                    value_ws = None
-                elif value_ws is None:
-                    value_ws = len(value)
-                value.append(c)
-        elif state == "value_escape":
-            state = "value"
-            if c not in _NEWLINE:
-                value.append(c)
-        elif state == "single":
-            if c == "'":
-                state = "pre_value"
-            else:
-                value.append(c)
-        elif state == "double":
-            if c == '"':
-                state = "pre_value"
-            elif c == "\\":
-                state = "double_escape"
-            else:
-                value.append(c)
-        elif state == "double_escape":
-            state = "double"
-            if c in _NEED_ESCAPE:
-                value.append(c)
-            elif c != "\n":
-                value += ["\\", c]
-        elif state == "comment":
+                self.key = []
+                return "pre_key"
+            if c == "=":
+                self.value, self.value_ws = [], None
+                return "pre_value"
+            if c not in _WHITESPACE:
+                self.key_ws = None
+            elif self.key_ws is None:
+                self.key_ws = len(self.key)
+            self.key.append(c)
+            return state
+        if state == "comment":
             if c == "\\":
-                state = "comment_escape"
-            elif c in _NEWLINE:
-                state = "pre_key"
-        else:  # comment_escape (v252: the next character, even a line break, stays comment)
-            state = "comment"
-    if state not in ("pre_key", "key", "comment", "comment_escape"):
-        if state == "value" and value_ws is not None:
-            del value[value_ws:]
-        push()
-    return {k: v for k, v in raw.items() if _NAME.fullmatch(k)}
+                return "comment_escape"
+            return "pre_key" if c in _NEWLINE else state
+        # comment_escape (v252: the next character, even a line break, stays comment)
+        return "comment"
+
+    def unquoted(self, state: str, c: str) -> str:
+        """A value outside quotes: before it starts, in it, after a backslash."""
+        if state == "pre_value":
+            if c in _NEWLINE:
+                self.push()
+                return "pre_key"
+            if c in _OPENING:
+                return _OPENING[c]
+            if c not in _WHITESPACE:
+                self.value.append(c)
+                return "value"
+            return state
+        if state == "value":
+            if c in _NEWLINE:
+                if self.value_ws is not None:
+                    del self.value[self.value_ws :]
+                self.push()
+                return "pre_key"
+            if c == "\\":
+                self.value_ws = None
+                return "value_escape"
+            if c not in _WHITESPACE:
+                self.value_ws = None
+            elif self.value_ws is None:
+                self.value_ws = len(self.value)
+            self.value.append(c)
+            return state
+        if c not in _NEWLINE:  # value_escape
+            self.value.append(c)
+        return "value"
+
+    def quoted(self, state: str, c: str) -> str:
+        """A value inside single or double quotes, and after a backslash inside double."""
+        if state == "single":
+            if c == "'":
+                return "pre_value"
+            self.value.append(c)
+            return state
+        if state == "double":
+            if c == '"':
+                return "pre_value"
+            if c == "\\":
+                return "double_escape"
+            self.value.append(c)
+            return state
+        if c in _NEED_ESCAPE:  # double_escape
+            self.value.append(c)
+        elif c != "\n":
+            self.value += ["\\", c]
+        return "double"
+
+
+_OPENING = {"'": "single", '"': "double", "\\": "value_escape"}
+_BETWEEN = ("pre_key", "key", "comment", "comment_escape")
+_STEP: dict[str, Callable[[_Machine, str, str], str]] = {
+    **dict.fromkeys(_BETWEEN, _Machine.between),
+    **dict.fromkeys(("pre_value", "value", "value_escape"), _Machine.unquoted),
+    **dict.fromkeys(("single", "double", "double_escape"), _Machine.quoted),
+}

@@ -36,7 +36,7 @@ TOKEN_FIX = (
     "fine-grained personal access token (or a GitHub App) with the repository permissions "
     "{perms} (read and write), store it as the secret SYNC_TOKEN, and pass it to the step: "
     "`env: {{GH_TOKEN: ${{{{ secrets.SYNC_TOKEN }}}}}}` — or mint one per run with "
-    "actions/create-github-app-token (see README#sync-github-secrets)"
+    "actions/create-github-app-token (see docs/github-sync.md#sync-github-secrets)"
 )
 _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")

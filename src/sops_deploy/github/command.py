@@ -94,7 +94,7 @@ def token(env: Mapping[str, str]) -> str:
         "no GitHub token: set GH_TOKEN or GITHUB_TOKEN in the environment (never a flag)",
         "in a workflow: `env: {GH_TOKEN: ${{ secrets.SYNC_TOKEN }}}` with a fine-grained "
         'token that has the "Secrets" and "Variables" repository permissions '
-        "(see README#sync-github-secrets)",
+        "(see docs/github-sync.md#sync-github-secrets)",
     )
 
 
@@ -198,36 +198,20 @@ def load_checked(
     settings: Settings, reporter: Reporter, sops_bin: str
 ) -> tuple[list[tuple[EncryptedFile, bytes]], Secrets, Publicity]:
     """Decrypt, parse, lint and schema-check every file (as `validate` does); values masked."""
-    from sops_deploy import envfile
-    from sops_deploy.deploy import rollout
-    from sops_deploy.errors import Problem
-    from sops_deploy.plan import schema
-
     if settings.format == "raw":
         raise UsageError("--format raw has no keys to sync", "use a dotenv, yaml or json file")
-    from sops_deploy.plan import publicity
+    from sops_deploy.plan import schema
+    from sops_deploy.plan.build import read_secrets, validation_hint
+    from sops_deploy.plan.decrypt import decrypt_all
 
-    decrypted = rollout.decrypt_all(settings, sops_bin)
-    public = publicity.load(
-        ((enc.path, enc.stored_format) for enc, _ in decrypted),
-        settings.schema,
-        settings.public_keys,
-    )
-    problems: list[Problem] = []
-    layers = []
-    for enc, plaintext in decrypted:
-        entries, found = rollout.parse_plaintext(enc, plaintext, settings.interpolate)
-        public = public.demoted(entries)  # a value expanded from a secret is one
-        reporter.mask(rollout.secret_texts(entries, public))
-        problems += found + envfile.lint(entries)
-        layers.append(entries)
-    merged = envfile.merge(layers)
-    problems = schema.drop_covered_warnings(problems + schema.check(merged, settings))
+    decrypted = decrypt_all(settings, sops_bin)
+    parsed = read_secrets(settings, decrypted, reporter.mask)
+    problems = schema.drop_covered_warnings(parsed.problems)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
-        raise ValidationError(problems, rollout.validation_hint(decrypted, errors))
+        raise ValidationError(problems, validation_hint(decrypted, errors))
     reporter.problems(problems)
-    return decrypted, merged, public
+    return decrypted, parsed.secrets, parsed.public
 
 
 def _report(

@@ -6,7 +6,7 @@ that is not `[user@]host[:port]`, a mode that would make the secrets world-reada
 
 The keys an environment may set, their kinds and checks are the rows of `table.OPTIONS`
 that name a YAML key; a loaded environment is a mapping of option attribute → typed value
-(a tuple of paths, an int mode, a float timeout), which `table.resolve` places under the
+(a tuple of paths, an int mode, a float timeout), which `precedence.resolve` places under the
 flags and `SOPS_DEPLOY_*` variables. Relative paths in the file are relative to the
 file's own directory.
 
@@ -16,7 +16,7 @@ file's own directory.
       production:
         files: [common.env.encrypted, production.env.encrypted]   # later overrides earlier
         hosts: [deploy@web1.example.com, deploy@web2.example.com:2222]
-        remote-path: /srv/app/.env   # or `targets:` (README: one host, several services)
+        remote-path: /srv/app/.env   # or `targets:` (docs/fleets.md)
         github: {repo: octo-org/app, keys: [DATABASE_URL, "APP_*"], prune: true}  # github-sync
         sync: {vault: [{path: secret/apps/web}]}   # vault-sync / aws-sync --env …
 """

@@ -12,8 +12,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sops_deploy.defaults import FILE_MODE
 from sops_deploy.errors import UsageError
 from sops_deploy.inputs import runinfo
+from sops_deploy.inputs.commandopts import (
+    DoctorOptions,
+    HostsOptions,
+    InitOptions,
+    RecipientsOptions,
+    RotateOptions,
+    ToolsOptions,
+)
 from sops_deploy.inputs.environment import (
     age_source,
     child_environ,
@@ -26,26 +35,47 @@ from sops_deploy.inputs.settings import (
     BASTION_PARALLEL,
     DEFAULT_PARALLEL,
     FILES_MODE,
-    DoctorOptions,
-    HostsOptions,
-    InitOptions,
-    RecipientsOptions,
-    RotateOptions,
+    HostSpec,
     Settings,
     Target,
     TargetEntry,
-    ToolsOptions,
     check_remote_path,
     hosts_from,
 )
 
 REMOTE = ("deploy", "check", "diff")
+Hosts = tuple[HostSpec, ...]
 
 
 def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
     """Settings for validate, deploy, check, diff (and doctor, with optional hosts)."""
     run = runinfo.from_environ(environ, child_environ(environ))
-    common: dict[str, Any] = {
+    common = _common(command, v, environ, run)
+    if command == "validate":
+        return Settings(**common, targets=targets(v))
+    if command not in (*REMOTE, "doctor"):
+        return Settings(**common)
+    common["ssh"] = ssh_setup(environ, v["ssh_config"], run.user)
+    hosts = hosts_from(v["hosts"], v["port"])
+    if command == "doctor":
+        return _doctor(common, v, environ, hosts)
+    if not hosts:
+        raise UsageError(
+            "no host given",
+            "pass --host user@server (repeatable), set the action input `host`, "
+            "or pick an environment of sops-deploy.yaml with --env NAME",
+        )
+    built = _remote(common, v, environ, hosts)
+    _check_server_operations(built)
+    return built
+
+
+def _common(
+    command: str, v: Mapping[str, Any], environ: Mapping[str, str], run: runinfo.RunInfo
+) -> dict[str, Any]:
+    """What every command that reads the secrets takes: the source, its checks, the
+    identity that decrypts it, the tools, who runs."""
+    return {
         "command": command,
         "files": v["files"],
         "required": v["required"],
@@ -61,34 +91,33 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         "ci": in_ci(environ),
         "stores": _stores(v, environ),
     }
-    if command == "validate":
-        return Settings(**common, targets=targets(v))
-    if command not in (*REMOTE, "doctor"):
-        return Settings(**common)
-    common["ssh"] = ssh_setup(environ, v["ssh_config"], run.user)
-    hosts = hosts_from(v["hosts"], v["port"])
-    if command == "doctor":
-        known = v["known_hosts"]
-        if known is None and Path("secrets/known_hosts").is_file():
-            known = "secrets/known_hosts"
-        return Settings(
-            **common,
-            hosts=hosts,
-            user=v["user"],
-            remote_path=v["remote_path"],
-            ssh_key=secret(environ, "SSH_PRIVATE_KEY"),
-            ssh_key_file=v["ssh_key_file"],
-            ssh_passphrase=secret(environ, "SSH_PRIVATE_KEY_PASSPHRASE"),
-            known_hosts=known,
-            fingerprints=v["fingerprints"],
-            timeout=v["timeout"],
-        )
-    if not hosts:
-        raise UsageError(
-            "no host given",
-            "pass --host user@server (repeatable), set the action input `host`, "
-            "or pick an environment of sops-deploy.yaml with --env NAME",
-        )
+
+
+def _doctor(
+    common: dict[str, Any], v: Mapping[str, Any], environ: Mapping[str, str], hosts: Hosts
+) -> Settings:
+    """doctor's hosts are optional, and it finds secrets/known_hosts by itself."""
+    known = v["known_hosts"]
+    if known is None and Path("secrets/known_hosts").is_file():
+        known = "secrets/known_hosts"
+    return Settings(
+        **common,
+        hosts=hosts,
+        user=v["user"],
+        remote_path=v["remote_path"],
+        ssh_key=secret(environ, "SSH_PRIVATE_KEY"),
+        ssh_key_file=v["ssh_key_file"],
+        ssh_passphrase=secret(environ, "SSH_PRIVATE_KEY_PASSPHRASE"),
+        known_hosts=known,
+        fingerprints=v["fingerprints"],
+        timeout=v["timeout"],
+    )
+
+
+def _remote(
+    common: dict[str, Any], v: Mapping[str, Any], environ: Mapping[str, str], hosts: Hosts
+) -> Settings:
+    """deploy, check and diff: the connection, the targets, the deploy's safety settings."""
     safety = {
         name: v[name]
         for name in (
@@ -107,7 +136,7 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         if name in v
     }
     listed = targets(v)
-    built = Settings(
+    return Settings(
         **common,
         targets=listed,
         hosts=hosts,
@@ -120,7 +149,7 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         fingerprints=v["fingerprints"],
         insecure_any_host_key=v["insecure_any_host_key"],
         jump_host=v["jump_host"],
-        file_mode=v["file_mode"] or (FILES_MODE if v["format"] == "files" else 0o600),
+        file_mode=v["file_mode"] or (FILES_MODE if v["format"] == "files" else FILE_MODE),
         timeout=v["timeout"],
         retries=v["retries"],
         parallel=v["parallel"] or (BASTION_PARALLEL if v["jump_host"] else DEFAULT_PARALLEL),
@@ -128,6 +157,10 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         follow_symlinks=v["follow_symlinks"],
         **safety,
     )
+
+
+def _check_server_operations(built: Settings) -> None:
+    """The combinations the server operations refuse (each option is valid alone)."""
     if built.become_sftp_server and not built.become:
         raise UsageError(
             "--become-sftp-server is only used with --become",
@@ -141,7 +174,6 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
                 "drop --owner / --validate-command for that target (its files belong to the "
                 "login user)",
             )
-    return built
 
 
 def _stores(v: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
@@ -180,7 +212,7 @@ def targets(v: Mapping[str, Any]) -> tuple[Target, ...]:
                 f"the target {t['remote_path']} (line {entry.line})",
                 "give that target `format:` compose, dotenv, shell or files",
             )
-        default_mode = v.get("file_mode") or (FILES_MODE if fmt == "files" else 0o600)
+        default_mode = v.get("file_mode") or (FILES_MODE if fmt == "files" else FILE_MODE)
         out.append(
             Target(
                 remote_path=t["remote_path"],
@@ -263,7 +295,7 @@ def recipients(v: Mapping[str, Any], environ: Mapping[str, str]) -> RecipientsOp
     if config is None:
         raise UsageError(
             "no .sops.yaml here or in any parent directory",
-            "run `sops-deploy init`, or pass --sops-config PATH (see README#faq-sopsyaml)",
+            "run `sops-deploy init`, or pass --sops-config PATH (see docs/faq.md#faq-sopsyaml)",
         )
     return RecipientsOptions(
         recipient=v["recipient"],

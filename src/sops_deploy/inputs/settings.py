@@ -1,7 +1,8 @@
 """Typed options: what each command receives once `inputs.py` resolved every input.
 
 `Settings` serves the commands that read secrets (deploy, check, diff, validate, doctor);
-the maintainer and helper commands get their own small dataclasses. The parsers here
+the maintainer and helper commands get their own small dataclasses (`commandopts.py`).
+The parsers here
 turn one text into one checked value (a host, a file mode, a remote path) and raise a
 `UsageError` in the words of the flag.
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sops_deploy import defaults
 from sops_deploy.defaults import DEFAULT_FILE, FORMATS
 from sops_deploy.errors import UsageError
 from sops_deploy.inputs.runinfo import RunInfo
@@ -193,9 +195,9 @@ class Target:
     remote_path: str
     format: str = "compose"
     keys: tuple[str, ...] = ()
-    file_mode: int = 0o600
+    file_mode: int = defaults.FILE_MODE
     post_command: str | None = None
-    backup: int = 5
+    backup: int = defaults.BACKUPS
     line: int | None = None
     owner: str | None = None  # --owner USER:GROUP; None: the login user (or what we set)
     validate_command: str | None = None  # run on the temp file (`%s`) before the swap
@@ -261,18 +263,18 @@ class Settings:
     fingerprints: tuple[str, ...] = ()
     insecure_any_host_key: bool = False
     jump_host: HostSpec | None = None
-    file_mode: int = 0o600
-    timeout: float = 20.0
+    file_mode: int = defaults.FILE_MODE
+    timeout: float = defaults.TIMEOUT
     retries: int = 2
     parallel: int = DEFAULT_PARALLEL
     fail_fast: bool = False
     follow_symlinks: bool = False
     dry_run: bool = False
-    backup: int = 5
+    backup: int = defaults.BACKUPS
     post_command: str | None = None
     rollback_on_failure: bool = True
-    post_command_timeout: float = 300.0
-    lock_timeout: float = 60.0
+    post_command_timeout: float = defaults.POST_COMMAND_TIMEOUT
+    lock_timeout: float = defaults.LOCK_TIMEOUT
     become: bool = False  # write through `sudo -n sftp-server` (and run commands under sudo)
     become_sftp_server: str | None = None  # its path on the server; None: found there
     owner: str | None = None
@@ -320,81 +322,3 @@ class Settings:
         """Key material that must be masked before anything prints."""
         texts = [s for s in (self.age.text, self.ssh_key, self.ssh_passphrase) if s]
         return texts + (self.stores.secret_texts() if self.stores else [])
-
-
-@dataclass(frozen=True)
-class HostsOptions:
-    """`hosts`: the environment's hosts, as lines or as a matrix JSON list."""
-
-    hosts: tuple[HostSpec, ...]
-    json: bool = False
-
-
-@dataclass(frozen=True)
-class ToolsOptions:
-    """`tools install`: which tools, from where, verified how."""
-
-    tools: tuple[str, ...]
-    source: str  # auto | release | system | go (a mirror is `release` with a base URL)
-    places: ToolPlaces
-    mirror: str | None = None
-    versions: dict[str, str | None] = field(default_factory=dict)  # None: the default
-    sha256: dict[str, str | None] = field(default_factory=dict)
-    allow_unverified: bool = False
-
-
-@dataclass(frozen=True)
-class InitOptions:
-    """`init`: where to set up, what to encrypt and pin, and how bold to be."""
-
-    root: Path
-    from_env: Path | None = None
-    host: HostSpec | None = None
-    remote_path: str = "~/app/.env"  # inputs.COMMAND_DEFAULTS["init"]
-    ssh_key_file: str | None = None
-    ssh_recipient: str | None = None  # "ssh-ed25519 AAAA…": the deploy key also decrypts
-    # --age/--kms/--hc-vault-transit/--pgp: (.sops.yaml key, key); none: a new age key
-    keys: tuple[tuple[str, str], ...] = ()
-    age: AgeKeySource | None = None  # decrypts the round trip when init makes no age key
-    action_ref: str = "OWNER/sops-deploy@v1"
-    force: bool = False
-    yes: bool = False
-    delete_plaintext: bool = False
-    timeout: float = 20.0
-    tools: ToolPlaces = field(default_factory=lambda: ToolPlaces(DEFAULT_CACHE))
-    format: str | None = None  # who reads the deployed file; None: ask in a terminal
-
-
-@dataclass(frozen=True)
-class RotateOptions:
-    """`rotate`: one key's new value (generated or from stdin), or a new data key."""
-
-    files: tuple[str, ...]
-    age: AgeKeySource
-    tools: ToolPlaces
-    key: str | None = None
-    generate: bool = False
-    value_stdin: bool = False
-    data_key: bool = False
-    length: int = 32
-    charset: str = "alnum"
-
-
-@dataclass(frozen=True)
-class RecipientsOptions:
-    """`recipients add|remove`: one age recipient, the .sops.yaml that lists it."""
-
-    recipient: str
-    add: bool
-    sops_config: Path
-    age: AgeKeySource
-    tools: ToolPlaces
-
-
-@dataclass(frozen=True)
-class DoctorOptions:
-    """`doctor`: the settings a deploy would use, and the .sops.yaml (if any)."""
-
-    settings: Settings
-    sops_config: Path | None
-    format_chosen: bool = True  # --format, SOPS_DEPLOY_FORMAT or `format:` named the reader

@@ -1,8 +1,9 @@
-"""Every input, resolved once: the one table of options and the precedence that fills it.
+"""Every input, resolved once: the one table of options (`precedence.py` fills it).
 
 Each row of `OPTIONS` is one option (the attribute it fills, flag, `SOPS_DEPLOY_*` names —
 the action passes its inputs as these —, `sops-deploy.yaml` key, kind, default, check).
-`cli.py` builds the parsers from it, `configfile.py` the keys it accepts, and `resolve`:
+`cli.py` builds the parsers from it, `configfile.py` the keys it accepts, and
+`precedence.resolve` applies
 
     flags > SOPS_DEPLOY_* (action inputs) > sops-deploy.yaml > defaults
 
@@ -12,15 +13,12 @@ never flags (`environment.py`); vault-sync/aws-sync add their rows from `stores/
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sops_deploy.defaults import COMMAND_DEFAULTS as COMMAND_DEFAULTS
+from sops_deploy import defaults
 from sops_deploy.defaults import DEFAULT_CONFIG, DEFAULT_FILE, ENV_PREFIX, FORMATS, INIT_KEYS
-from sops_deploy.errors import UsageError
 from sops_deploy.inputs import serverchecks as ops
 from sops_deploy.inputs import settings as checks
 from sops_deploy.stores import options as stores
@@ -68,7 +66,8 @@ _OPTIONS = [
            help="schema file (schema.yaml or .env.example)"),
     Option("public_keys", "--public-keys", ("PUBLIC_KEYS",), "public-keys", "list", (),
            metavar="K1,K2",
-           help="keys whose values are not secrets: shown, never masked (README Masking)"),
+           help="keys whose values are not secrets: shown, never masked "
+           "(docs/action-and-masking.md)"),
     Option("format", "--format", ("FORMAT",), "format", default="compose",
            check=checks.check_format, metavar="FMT",
            help=f"{' | '.join(FORMATS)}: who reads the .env (default compose)"),
@@ -113,8 +112,8 @@ _OPTIONS = [
     Option("file_mode", "--file-mode", ("FILE_MODE",), "file-mode", "mode", None,
            check=checks.parse_mode, metavar="0600",
            help="mode of the written file (default 0600; 0400 for format files)"),
-    Option("timeout", "--timeout", ("TIMEOUT",), "timeout", "number", 20.0, minimum=0,
-           above=True, example="20", metavar="S", help="connect/IO timeout (default 20)"),
+    Option("timeout", "--timeout", ("TIMEOUT",), "timeout", "number", defaults.TIMEOUT, above=True,
+           minimum=0, example="20", metavar="S", help="connect/IO timeout (default 20)"),
     Option("retries", "--retries", ("RETRIES",), "retries", "int", 2, minimum=0, example="2",
            metavar="N", help="connection retries (default 2)"),
     Option("parallel", "--parallel", ("PARALLEL",), "parallel", "int", None, minimum=1,
@@ -128,19 +127,20 @@ _OPTIONS = [
     # --- deploy -----------------------------------------------------------------------
     Option("dry_run", "--dry-run", ("DRY_RUN",), kind="bool", default=False,
            help="connect and compare, write nothing"),
-    Option("backup", "--backup", ("BACKUP",), "backup", "int", 5, minimum=0, example="5",
-           metavar="N", help="keep the newest N backups (default 5; 0: none)"),
+    Option("backup", "--backup", ("BACKUP",), "backup", "int", defaults.BACKUPS, minimum=0,
+           example="5", metavar="N", help="keep the newest N backups (default 5; 0: none)"),
     Option("post_command", "--post-command", ("POST_COMMAND",), "post-command",
            check=checks.check_post_command, metavar="CMD",
            help="run CMD in the file's directory after a change"),
-    Option("post_command_timeout", "--post-command-timeout", ("POST_COMMAND_TIMEOUT",),
-           kind="number", default=300.0, minimum=0, check=lambda s: s or 300.0, metavar="S",
-           help="post-command limit (default 300)"),
+    Option("post_command_timeout", "--post-command-timeout", ("POST_COMMAND_TIMEOUT",), metavar="S",
+           kind="number", minimum=0, check=lambda s: s or defaults.POST_COMMAND_TIMEOUT,
+           default=defaults.POST_COMMAND_TIMEOUT, help="post-command limit (default 300)"),
     Option("rollback_on_failure", "--rollback-on-failure", ("ROLLBACK_ON_FAILURE",),
            "rollback-on-failure", "bool", True, negatable=True,
            help="restore the previous file if the post-command fails (default on)"),
-    Option("lock_timeout", "--lock-timeout", ("LOCK_TIMEOUT",), "lock-timeout", "number", 60.0,
-           minimum=0, example="60", metavar="S", help="wait for a concurrent deploy (default 60)"),
+    Option("lock_timeout", "--lock-timeout", ("LOCK_TIMEOUT",), "lock-timeout", "number",
+           defaults.LOCK_TIMEOUT, minimum=0, example="60", metavar="S",
+           help="wait for a concurrent deploy (default 60)"),
     Option("become", "--become", ("BECOME",), "become", "bool", False, help="as root via sudo -n"),
     Option("become_sftp_server", "--become-sftp-server", ("BECOME_SFTP_SERVER",),
            "become-sftp-server", metavar="PATH", help="sftp-server path for --become"),
@@ -274,127 +274,3 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "github-sync": (*SOURCE, *CONFIG, *GITHUB_SYNC),
     **{name: (*SOURCE, *CONFIG, *own) for name, own in stores.COMMANDS.items()},
 }  # fmt: skip
-USES_CONFIG_FILE = (*COMMANDS.keys() - {"tools", "init", "rotate", "recipients"},)
-
-FileValues = Callable[[str, "str | None"], Mapping[str, Any]]
-
-
-# --- one value from each source ---------------------------------------------------------
-
-
-def _from_flag(option: Option, value: Any) -> Any:
-    """The flag's value in the option's kind, or None when the flag was not given."""
-    if value is None:
-        return None
-    if option.kind == "list":
-        items = [value] if isinstance(value, str) else list(value)
-        parts = tuple(p for item in items for p in checks.split_list(item))
-        return parts or None
-    return value
-
-
-def _from_env(option: Option, name: str, text: str) -> Any:
-    """A `SOPS_DEPLOY_*` text in the option's kind; errors name the variable."""
-    kind = option.kind
-    if kind == "list":
-        return checks.split_list(text) or None
-    if kind == "bool":
-        low = text.strip().lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise UsageError(f"{name}={text!r} is not a boolean", "use true or false")
-    if kind in ("int", "number"):
-        try:
-            return int(text) if kind == "int" else float(text)
-        except ValueError:
-            raise UsageError(f"{name}={text!r} is not a number", "use digits only") from None
-    return text
-
-
-def check_number(option: Option, value: float) -> None:
-    """The table's range for a number, in the words of its flag; nan and inf never pass
-    (a nan compares false with every bound, and an inf timeout means no limit)."""
-    flag = option.flag or option.attr
-    good = f"use {flag} {option.default:g}" if option.default is not None else ""
-    if not good and option.example:
-        good = f"use {flag} {option.example}"
-    if not math.isfinite(value):
-        raise UsageError(f"{flag} {value} is not a finite number", good or "use digits only")
-    if option.maximum is not None and value > option.maximum:
-        raise UsageError(f"{flag} {value:g} must be at most {option.maximum:g}", good)
-    if option.minimum is None:
-        return
-    if option.above and value <= option.minimum:
-        raise UsageError(f"{flag} {value:g} must be positive", good)
-    if value < option.minimum:
-        if option.minimum == 0:
-            raise UsageError(f"{flag} {value:g} must not be negative", good)
-        raise UsageError(f"{flag} {value:g} must be at least {option.minimum:g}", good)
-
-
-def finish(option: Option, value: Any) -> Any:
-    """Check and convert a value of the option's kind (from a flag or the environment)."""
-    if option.kind in ("int", "number"):
-        check_number(option, value)
-    if option.check is None:
-        return value
-    if option.kind == "list":
-        return tuple(option.check(v) for v in value)
-    return option.check(value)
-
-
-# --- the resolver ----------------------------------------------------------------------
-
-
-def resolve(
-    command: str,
-    flags: Mapping[str, Any],
-    environ: Mapping[str, str],
-    file_values: FileValues | None = None,
-) -> dict[str, Any]:
-    """Every option of `command`: flag > SOPS_DEPLOY_* > sops-deploy.yaml > default.
-
-    `flags` holds what argparse parsed (None: not given). `file_values(path, env_name)`
-    loads the chosen environment of the config file (see `configfile.values`); blank
-    variables (an action input left empty) count as unset.
-    """
-    names = COMMANDS[command]
-    out: dict[str, Any] = {}
-    pending: list[Option] = []
-    for name in names:
-        option = OPTIONS[name]
-        value = _from_flag(option, flags.get(name))
-        if value is None:
-            for env_name in option.env_names():
-                text = environ.get(env_name, "")
-                if text != "":
-                    value = _from_env(option, env_name, text)
-                    break
-        if value is None:
-            pending.append(option)
-        else:
-            out[name] = finish(option, value)
-    from_file: Mapping[str, Any] = {}
-    if command in USES_CONFIG_FILE and file_values is not None:
-        path = out.get("config") or (DEFAULT_CONFIG if os.path.isfile(DEFAULT_CONFIG) else None)
-        chosen = out.get("environment")
-        if path is None and chosen is not None:
-            raise UsageError(
-                f"--env {chosen} needs a config file, and {DEFAULT_CONFIG} does not exist",
-                f"create {DEFAULT_CONFIG}, or pass --config PATH",
-            )
-        if path is not None:
-            from_file = file_values(path, chosen)
-    defaults = COMMAND_DEFAULTS.get(command, {})
-    for option in pending:
-        if option.attr in from_file:
-            out[option.attr] = from_file[option.attr]  # checked with its line when loaded
-            continue
-        late = next((environ[n] for n in option.late_env if environ.get(n, "")), None)
-        if late is not None:
-            out[option.attr] = finish(option, _from_env(option, option.late_env[0], late))
-            continue
-        out[option.attr] = defaults.get(option.attr, option.default)  # known good
-    return out

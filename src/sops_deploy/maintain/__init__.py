@@ -13,7 +13,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sops_deploy.inputs.settings import (
+    from sops_deploy.inputs.commandopts import (
         DoctorOptions,
         InitOptions,
         RecipientsOptions,

@@ -1,14 +1,13 @@
 """`sops-deploy doctor`: every precondition of a deploy, checked, one ✓/✗ line each.
 
-Each ✗ names its fix. Checks run in dependency order and go on after a failure where
-they still can, so one run shows every problem. Exit 0 only when every check passes,
-1 (`ChecksFailed`) otherwise.
+Each ✗ names its fix. Checks run in dependency order and go on after a failure where they
+still can, so one run shows every problem. Exit 0 only when all pass, else 1 (`ChecksFailed`).
 """
 
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,9 +18,11 @@ from sops_deploy.errors import ChecksFailed, SopsDeployError, ValidationError
 from sops_deploy.inputs.settings import HostSpec, Settings
 from sops_deploy.maintain import keyaccess, sopsconfig
 from sops_deploy.output.reporter import Reporter
+from sops_deploy.plan.build import build_plan
 from sops_deploy.sops import agekey, runner, tools
 
 if TYPE_CHECKING:
+    from sops_deploy.plan.decrypt import Decrypted
     from sops_deploy.remote import identities
     from sops_deploy.sops.sshage import SshIdentity
 
@@ -46,6 +47,22 @@ def checks(
 ) -> Iterator[Check]:
     """Yield every check in order; never raises a SopsDeployError."""
     yield Check("sops-deploy", True, f"{__version__} on Python {platform.python_version()}")
+    sops_bin = yield from _sops_checks(settings)
+    rules = yield from _sops_config_checks(config)
+    mine = yield from _age_key_checks(settings)
+    decrypted = yield from _file_checks(settings, sops_bin, mine, rules, config)
+    if decrypted and len(decrypted) == len(settings.files):
+        yield _secrets_check(settings, decrypted, reporter)
+    chosen = _format_check(settings, format_chosen)
+    if chosen:
+        yield chosen
+    for spec in settings.hosts:
+        yield from _ssh_checks(settings, spec)
+        yield _host_check(settings, spec, reporter.warn)
+
+
+def _sops_checks(settings: Settings) -> Generator[Check, None, str | None]:
+    """sops is found and runs; its path (None when it is not found)."""
     sops_bin: str | None = None
     try:
         sops_bin = tools.find_sops(settings.tools)
@@ -54,14 +71,18 @@ def checks(
         yield Check("sops", True, f"{version} at {sops_bin}")
     except SopsDeployError as exc:
         yield _failed("sops", exc)
+    return sops_bin
 
+
+def _sops_config_checks(config: Path | None) -> Generator[Check, None, list[sopsconfig.Rule]]:
+    """.sops.yaml is found and loads; its creation rules."""
     rules: list[sopsconfig.Rule] = []
     if config is None:
         yield Check(
             ".sops.yaml",
             False,
             "not found here or in any parent directory",
-            "run `sops-deploy init` (see README#faq-sopsyaml)",
+            "run `sops-deploy init` (see docs/faq.md#faq-sopsyaml)",
         )
     else:
         try:
@@ -69,7 +90,11 @@ def checks(
             yield Check(".sops.yaml", True, f"{config}: {len(rules)} rule(s)")
         except SopsDeployError as exc:
             yield _failed(".sops.yaml", exc)
+    return rules
 
+
+def _age_key_checks(settings: Settings) -> Generator[Check, None, list[str]]:
+    """An identity is given (or none is needed); the age key's public keys."""
     mine: list[str] = []
     age = settings.age
     if not age.given and age.key_cmd:
@@ -83,7 +108,8 @@ def checks(
             "age key",
             False,
             "no AGE_KEY, SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD or --age-key-file",
-            'export AGE_KEY="$(cat secrets/age-key.txt)" (see README#faq-no-key-could-decrypt)',
+            'export AGE_KEY="$(cat secrets/age-key.txt)" '
+            "(see docs/faq.md#faq-no-key-could-decrypt)",
         )
     elif settings.age.text is None and not Path(settings.age.file or "").is_file():
         yield Check(
@@ -98,8 +124,20 @@ def checks(
             yield Check("age key", True, f"public key {', '.join(mine)}")
         except SopsDeployError as exc:
             yield _failed("age key", exc)
+    return mine
 
-    decrypted: list[tuple[runner.EncryptedFile, bytes]] = []
+
+def _file_checks(
+    settings: Settings,
+    sops_bin: str | None,
+    mine: list[str],
+    rules: list[sopsconfig.Rule],
+    config: Path | None,
+) -> Generator[Check, None, Decrypted]:
+    """Each file: sops metadata, recipients against .sops.yaml, decrypts with which
+    identity; the files that decrypted."""
+    age = settings.age
+    decrypted: Decrypted = []
     for path in settings.files:
         try:
             enc = runner.inspect(path)
@@ -126,33 +164,36 @@ def checks(
             yield Check(f"{path} decrypts with {who}", True)
         except SopsDeployError as exc:
             yield _failed(f"{path} decrypts", exc)
-    if decrypted and len(decrypted) == len(settings.files):
-        try:
-            plan = rollout.build_plan(settings, decrypted, reporter.mask)
-            yield Check(
-                "secrets valid",
-                True,
-                f"{len(plan.secrets)} keys for the {settings.format} format"
-                + (
-                    f", required {', '.join(settings.required)} present"
-                    if settings.required
-                    else ""
-                ),
-            )
-        except ValidationError as exc:
-            first = exc.problems[0] if exc.problems else None
-            yield Check(
-                "secrets valid",
-                False,
-                f"{exc.message}" + (f"; first: {first}" if first else ""),
-                "fix each problem (`sops-deploy validate` lists them all), see "
-                "README#faq-validation-failed",
-            )
-        except SopsDeployError as exc:
-            yield _failed("secrets valid", exc)
+    return decrypted
 
+
+def _secrets_check(settings: Settings, decrypted: Decrypted, reporter: Reporter) -> Check:
+    """The decrypted files make a valid plan (what `validate` would say, first problem)."""
+    try:
+        plan = build_plan(settings, decrypted, reporter.mask)
+        return Check(
+            "secrets valid",
+            True,
+            f"{len(plan.secrets)} keys for the {settings.format} format"
+            + (f", required {', '.join(settings.required)} present" if settings.required else ""),
+        )
+    except ValidationError as exc:
+        first = exc.problems[0] if exc.problems else None
+        return Check(
+            "secrets valid",
+            False,
+            f"{exc.message}" + (f"; first: {first}" if first else ""),
+            "fix each problem (`sops-deploy validate` lists them all), see "
+            "docs/faq.md#faq-validation-failed",
+        )
+    except SopsDeployError as exc:
+        return _failed("secrets valid", exc)
+
+
+def _format_check(settings: Settings, format_chosen: bool) -> Check | None:
+    """Which reader the deploy writes for; a warning when nobody named one."""
     if not format_chosen and not settings.targets:
-        yield Check(
+        return Check(
             "format",
             True,
             "no format chosen: deploys write Docker Compose's syntax (`$` as `$$`), which "
@@ -161,11 +202,9 @@ def checks(
             "(compose, dotenv, node, shell, systemd, docker) or --format",
             warning=True,
         )
-    elif settings.hosts or settings.targets:
-        yield Check("format", True, f"{settings.format} (the reader the deploy writes for)")
-    for spec in settings.hosts:
-        yield from _ssh_checks(settings, spec)
-        yield _host_check(settings, spec, reporter.warn)
+    if settings.hosts or settings.targets:
+        return Check("format", True, f"{settings.format} (the reader the deploy writes for)")
+    return None
 
 
 def _other_backends_for_all(settings: Settings) -> bool:
@@ -253,7 +292,7 @@ def _recipient_checks(
             f"your age key ({', '.join(mine)}) is not a recipient; the file is encrypted "
             f"for {', '.join(enc.recipients) or 'nobody (no age recipient)'}",
             f"on a machine that can decrypt: `sops-deploy recipients add {mine[0]}`, then "
-            "commit (see README#faq-no-key-could-decrypt)",
+            "commit (see docs/faq.md#faq-no-key-could-decrypt)",
         )
         return
     if config is not None and rules:

@@ -10,11 +10,12 @@ import socket
 
 import paramiko
 
+from sops_deploy.defaults import TIMEOUT
 from sops_deploy.errors import RemoteError
 from sops_deploy.inputs.settings import HostSpec
 
 
-def fetch(spec: HostSpec, timeout: float = 20.0) -> paramiko.PKey:
+def fetch(spec: HostSpec, timeout: float = TIMEOUT) -> paramiko.PKey:
     """The host key the server at `spec` presents in an SSH handshake (no authentication)."""
     try:
         sock = socket.create_connection((spec.host, spec.port), timeout=timeout)
@@ -22,7 +23,7 @@ def fetch(spec: HostSpec, timeout: float = 20.0) -> paramiko.PKey:
         raise RemoteError(
             f"{spec}: cannot connect: {exc.strerror or exc}",
             "check the host name and port, and that sshd is running "
-            "(see README#faq-cannot-connect)",
+            "(see docs/faq.md#faq-cannot-connect)",
         ) from None
     transport = paramiko.Transport(sock)
     try:
@@ -31,7 +32,7 @@ def fetch(spec: HostSpec, timeout: float = 20.0) -> paramiko.PKey:
     except (paramiko.SSHException, EOFError, OSError) as exc:
         raise RemoteError(
             f"{spec}: SSH handshake failed: {exc or type(exc).__name__}",
-            "check that the port is an SSH server (see README#faq-cannot-connect)",
+            "check that the port is an SSH server (see docs/faq.md#faq-cannot-connect)",
         ) from None
     finally:
         transport.close()

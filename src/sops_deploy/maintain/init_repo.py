@@ -21,7 +21,7 @@ from pathlib import Path
 from sops_deploy import envfile
 from sops_deploy.defaults import DEFAULT_CONFIG
 from sops_deploy.errors import Problem, UsageError, ValidationError
-from sops_deploy.inputs.settings import InitOptions
+from sops_deploy.inputs.commandopts import InitOptions
 from sops_deploy.maintain import keyless, reader, sopscmd, sopsconfig, storedform
 from sops_deploy.output.reporter import Reporter
 from sops_deploy.sops import agekey, runner, tools
@@ -51,7 +51,7 @@ def run_init(
         raise UsageError(
             f"init would overwrite {', '.join(existing)}; nothing was changed",
             "pass --force to replace them (secrets/age-key.txt is never replaced: "
-            "it is reused), or move them away first (see README#faq-init-overwrite)",
+            "it is reused), or move them away first (see docs/faq.md#faq-init-overwrite)",
         )
     read = _read_plaintext(opts.from_env, reporter) if opts.from_env else None
     plaintext = read[0] if read else None

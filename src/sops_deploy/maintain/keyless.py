@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sops_deploy.inputs.settings import InitOptions
+from sops_deploy.inputs.commandopts import InitOptions
 from sops_deploy.sops import runner
 
 AWS_STEP = """\

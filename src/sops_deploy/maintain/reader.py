@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sops_deploy.defaults import DEFAULT_CONFIG
-from sops_deploy.inputs.settings import InitOptions
+from sops_deploy.inputs.commandopts import InitOptions
 from sops_deploy.output.reporter import Reporter
 
 # (what the user recognises, the format that reader reads exactly)

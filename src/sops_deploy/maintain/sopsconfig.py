@@ -22,7 +22,7 @@ from sops_deploy.sops import agekey
 CONFIG_NAME = ".sops.yaml"
 DOTENV_RULE = r"\.env\.encrypted$"
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".tox"}
-FAQ = "see README#faq-sopsyaml"
+FAQ = "see docs/faq.md#faq-sopsyaml"
 
 HEADER = """\
 # sops creation rules, written by `sops-deploy init`; edited by `sops-deploy recipients`.

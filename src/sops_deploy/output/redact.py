@@ -1,7 +1,7 @@
 """The redaction layer: which values are masked, every form a value takes in our output,
 and one matcher that finds all of them in a single pass over a text.
 
-Policy (README "Masking"): a value is masked unless its key is public (see
+Policy (docs/action-and-masking.md, "Masking"): a value is masked unless its key is public (see
 `publicity.py`) or it cannot be a secret in practice: a boolean word (true/false/yes/no/
 on/off, any case) or shorter than `MIN_SECRET` characters — the length rule does not
 apply to a key whose name says secret (`publicity.names_a_secret`: `DB_PASSWORD=Zq9` is

@@ -4,8 +4,9 @@ One layer, last: every text this module writes — stderr, stdout, the step summ
 `GITHUB_OUTPUT`, annotations — passes `_clean` (redaction of every masked value in every
 form, then `workflow.neutralise`) and only then is cut to size. `mask()` runs before
 anything else prints; values the policy leaves readable (public keys, booleans, short
-values: README "Masking") are never masked, so outputs such as `changed` and `hosts`
-reach later steps intact, and an output GitHub would still drop is warned about by name.
+values: docs/action-and-masking.md "Masking") are never masked, so outputs such as
+`changed` and `hosts` reach later steps intact, and an output GitHub would still drop is
+warned about by name.
 Fixes are written with CLI flags and shown per interface (`hints.py`). Outcomes are
 decided elsewhere; this module only tells them.
 """
@@ -24,7 +25,8 @@ from sops_deploy.output import exportnames, hints, mdsafe, summary, workflow
 from sops_deploy.output.redact import Redactor
 
 if TYPE_CHECKING:
-    from sops_deploy.deploy.rollout import HostResult, Plan
+    from sops_deploy.deploy.delivery import HostResult
+    from sops_deploy.plan.build import Plan
 
 PUBLIC_FIX = (
     "if the value is not a secret, mark the key public (`secret: false` in schema.yaml, "

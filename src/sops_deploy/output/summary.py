@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from sops_deploy.output import mdsafe
 
 if TYPE_CHECKING:
-    from sops_deploy.deploy.rollout import HostResult, Plan
+    from sops_deploy.deploy.delivery import HostResult
+    from sops_deploy.plan.build import Plan
 
 CELL_KEYS = 10
 MAX_DIFF_ROWS = 500

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     from sops_deploy.inputs.settings import Settings
-    from sops_deploy.sops.runner import EncryptedFile
+    from sops_deploy.plan.decrypt import Decrypted
 
 T = TypeVar("T")
 
@@ -42,19 +42,16 @@ class Started(Generic[T]):
         return self._value  # type: ignore[return-value]
 
 
-Decrypted = list[tuple["EncryptedFile", bytes]]
-
-
 def decrypting(settings: Settings) -> Started[Decrypted | None]:
-    """Every source file found, inspected and decrypted by sops, in order (what
-    `plan.decrypt_all` returns); None when no file is given (`decrypt_all` says so)."""
+    """`decrypt.decrypt_all` of `settings`; None when no file is given (`decrypt_all`
+    says so where the result is collected)."""
 
     def work() -> Decrypted | None:
-        from sops_deploy.stores.source import read_all  # files and vault:// / aws-sm://
+        from sops_deploy.plan.decrypt import decrypt_all
 
         if not settings.files:
             return None
-        return read_all(settings)
+        return decrypt_all(settings)  # finds sops only when a source is an encrypted file
 
     return Started(work, "decrypt")
 

@@ -1,6 +1,7 @@
-"""The plan: decrypt every source file (in memory), then parse, lint, check the schema
-and render for each target's reader (`targets.py`) — once, all problems raised together,
-before any server is touched. A `Plan` is what every host should hold.
+"""The plan: the decrypted files (`decrypt.py`) parsed, linted and checked against the
+schema into Secrets (`read_secrets`), then rendered for each target's reader
+(`targets.py`) — once, all problems raised together, before any server is touched. A
+`Plan` is what every host should hold.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from sops_deploy.envfile import Entry, Secrets
 from sops_deploy.errors import Problem, UsageError, ValidationError
 from sops_deploy.inputs.settings import Settings, Target
 from sops_deploy.plan import schema
+from sops_deploy.plan.decrypt import Decrypted
 from sops_deploy.plan.readback import ReadBack
 from sops_deploy.plan.targets import TargetPlan, plan_targets
-from sops_deploy.sops import runner
 
 if TYPE_CHECKING:
     from sops_deploy.plan.publicity import Publicity
+    from sops_deploy.sops.runner import EncryptedFile
 
 
 @dataclass(frozen=True)
@@ -56,19 +58,45 @@ class Plan:
         return (TargetPlan(targets[0], self.secrets, self.content),)
 
 
-def decrypt_all(settings: Settings, sops_bin: str) -> list[tuple[runner.EncryptedFile, bytes]]:
-    """Decrypt every source file (in memory), in order; a `vault://` or `aws-sm://` source
-    is read from its store instead, as the plaintext of a JSON file (`stores/source.py`)."""
-    if not settings.files:
-        raise UsageError("no encrypted file given", "pass --file secrets/.env.encrypted")
-    from sops_deploy.stores.source import read_all  # files and vault:// / aws-sm://
+@dataclass(frozen=True)
+class Parsed:
+    """The decrypted files as Secrets: merged in order, which keys are public, and every
+    problem found (parse, lint, schema) — not yet raised."""
 
-    return read_all(settings, sops_bin)
+    secrets: Secrets
+    public: Publicity
+    problems: list[Problem]
+
+
+def read_secrets(
+    settings: Settings, decrypted: Decrypted, mask: Callable[[list[str | tuple[str, str]]], None]
+) -> Parsed:
+    """Parse and lint each decrypted file, merge them (later files override earlier) and
+    check the schema: the one way decrypted files become Secrets (deploy, check, diff,
+    validate, github-sync, doctor). `mask` receives every secret (key, value) as soon as
+    it is parsed, before any problem is reported; values of public keys are not masked."""
+    from sops_deploy.plan import publicity
+
+    public = publicity.load(
+        ((enc.path, enc.stored_format) for enc, _ in decrypted),
+        settings.schema,
+        settings.public_keys,
+    )
+    problems: list[Problem] = []
+    layers: list[list[Entry]] = []
+    for enc, plaintext in decrypted:
+        entries, found = parse_plaintext(enc, plaintext, settings.interpolate)
+        public = public.demoted(entries)  # a value expanded from a secret is one
+        mask(secret_texts(entries, public))
+        problems += found + envfile.lint(entries)
+        layers.append(entries)
+    merged = envfile.merge(layers)
+    return Parsed(merged, public, problems + schema.check(merged, settings))
 
 
 def build_plan(
     settings: Settings,
-    decrypted: list[tuple[runner.EncryptedFile, bytes]],
+    decrypted: Decrypted,
     mask: Callable[[list[str | tuple[str, str]]], None],
 ) -> Plan:
     """Parse, lint, check and render the decrypted files; all problems raised together.
@@ -87,38 +115,23 @@ def build_plan(
         raw = _raw_plan(settings, decrypted)
         guarded = tuple(replace(t, read_back=ReadBack(mask)) for t in raw.targets)
         return replace(raw, targets=guarded)
-    from sops_deploy.plan import publicity
-
-    public = publicity.load(
-        ((enc.path, enc.stored_format) for enc, _ in decrypted),
-        settings.schema,
-        settings.public_keys,
-    )
-    problems: list[Problem] = []
-    layers: list[list[Entry]] = []
-    for enc, plaintext in decrypted:
-        entries, found = parse_plaintext(enc, plaintext, settings.interpolate)
-        public = public.demoted(entries)
-        mask(secret_texts(entries, public))
-        problems += found + envfile.lint(entries)
-        layers.append(entries)
-    merged = envfile.merge(layers)
-    problems += schema.check(merged, settings)
+    parsed = read_secrets(settings, decrypted, mask)
+    merged = parsed.secrets
     plans, found = plan_targets(settings.outputs(), merged, listed=bool(settings.targets))
-    problems = schema.drop_covered_warnings(problems + found)
+    problems = schema.drop_covered_warnings(parsed.problems + found)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise ValidationError(problems, validation_hint(decrypted, errors))
     # What a server's current file holds is masked like these values when it is read.
-    public_names = frozenset(public.marked).union(*public.clear.values())
-    read_back = ReadBack(mask, public_names)
+    public = parsed.public
+    read_back = ReadBack(mask, frozenset(public.marked).union(*public.clear.values()))
     plans = [replace(p, read_back=read_back) for p in plans]
     first = plans[0]
     return Plan(merged, first.content, first.target.format, tuple(problems), tuple(plans))
 
 
 def parse_plaintext(
-    enc: runner.EncryptedFile, plaintext: bytes, interpolate: str = "auto"
+    enc: EncryptedFile, plaintext: bytes, interpolate: str = "auto"
 ) -> tuple[list[Entry], list[Problem]]:
     """One decrypted file as entries: dotenv text (dotenv or binary store) or a flat map.
 
@@ -134,9 +147,7 @@ def parse_plaintext(
     return entries, problems + found + more
 
 
-def validation_hint(
-    decrypted: list[tuple[runner.EncryptedFile, bytes]], errors: list[Problem]
-) -> str:
+def validation_hint(decrypted: Decrypted, errors: list[Problem]) -> str:
     """The fix for a failed validation, saying which text the line numbers count in.
 
     A dotenv-store file decrypts to one line per line of the file itself (sops writes one
@@ -162,7 +173,7 @@ def validation_hint(
             )
     base = (
         "fix each problem listed above, re-encrypt, and run `sops-deploy validate` "
-        "(see README#faq-validation-failed)"
+        "(see docs/faq.md#faq-validation-failed)"
     )
     return "; ".join([base, *notes])
 
@@ -180,7 +191,7 @@ def secret_texts(entries: list[Entry], public: Publicity) -> list[str | tuple[st
     return out
 
 
-def _raw_plan(settings: Settings, decrypted: list[tuple[runner.EncryptedFile, bytes]]) -> Plan:
+def _raw_plan(settings: Settings, decrypted: Decrypted) -> Plan:
     if len(decrypted) != 1:
         raise UsageError("--format raw deploys exactly one file", "pass a single --file")
     if settings.required or settings.schema:

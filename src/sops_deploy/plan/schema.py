@@ -17,7 +17,7 @@ schema.yaml:
 A `.env.example` (any schema file not ending in .yaml/.yml/.json): every key it lists is
 required and non-empty, unless a comment on its line or the comment line just above says
 `optional` (then it may be missing or empty); a comment there that says `public` marks the
-key public, like `secret: false` (README "Masking").
+key public, like `secret: false` (docs/action-and-masking.md, "Masking").
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ def _state(conn: Connection, path: str, *, read: bool) -> FileState | None:
         raise RemoteError(
             f"{conn.spec}: directory {directory} does not exist",
             f"create it on the server (`mkdir -p {shlex.quote(directory)}`) or fix --remote-path "
-            "(see README#faq-remote-dir)",
+            "(see docs/faq.md#faq-remote-dir)",
         ) from None
     except PermissionError:
         raise RemoteError(

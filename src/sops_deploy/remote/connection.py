@@ -58,7 +58,7 @@ class Options:
     creds: Credentials
     trust: Trust
     default_user: str
-    timeout: float = 20.0
+    timeout: float = 20.0  # defaults.TIMEOUT (a test keeps them equal)
     retries: int = 0
     jump: HostSpec | None = None
     ssh: SshSetup | None = None
@@ -239,7 +239,7 @@ class Connection:
             raise ConnectError(
                 f"{spec}: cannot connect to {spec.host} port {spec.port}: {exc.strerror or exc}",
                 "check the host name and port, and that sshd is running "
-                "(see README#faq-cannot-connect)",
+                "(see docs/faq.md#faq-cannot-connect)",
             ) from None
         # SSH is request/response: without this, small packets wait for delayed ACKs.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -269,7 +269,7 @@ def authenticate(
         f"{where}: authentication failed for user {user}; tried {'; '.join(tried) or 'no key'}",
         f"add the matching public key to ~{user}/.ssh/authorized_keys on the server, or check "
         "the user name (--user / user@host / User in ~/.ssh/config) "
-        "(see README#faq-cannot-connect)",
+        "(see docs/faq.md#faq-cannot-connect)",
     )
 
 

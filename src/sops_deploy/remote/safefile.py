@@ -33,7 +33,8 @@ from paramiko.sftp import (
 from sops_deploy.errors import RemoteError
 from sops_deploy.remote.connection import Connection
 
-READ_LIMIT = 64 << 20  # 64 MiB: the largest file the tool reads from a server (README)
+# 64 MiB: the largest file the tool reads from a server (docs/safe-operations.md)
+READ_LIMIT = 64 << 20
 _CHUNK = 32768
 _KINDS = {
     stat.S_IFDIR: "a directory",

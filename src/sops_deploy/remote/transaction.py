@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sops_deploy import interrupt
+from sops_deploy.defaults import BACKUPS, FILE_MODE, LOCK_TIMEOUT, POST_COMMAND_TIMEOUT
 from sops_deploy.errors import RemoteError, SopsDeployError
 from sops_deploy.inputs.runinfo import RunInfo
 from sops_deploy.remote import atomic, audit, backup, lock, owner, safefile, validatecmd
@@ -29,12 +30,12 @@ from sops_deploy.remote.postcommand import CommandRun, run_command
 class Policy:
     """How a file is replaced (the deploy's safety settings)."""
 
-    file_mode: int = 0o600
-    keep_backups: int = 5
+    file_mode: int = FILE_MODE
+    keep_backups: int = BACKUPS
     post_command: str | None = None
-    post_command_timeout: float = 300.0
+    post_command_timeout: float = POST_COMMAND_TIMEOUT
     rollback_on_failure: bool = True
-    lock_timeout: float = 60.0
+    lock_timeout: float = LOCK_TIMEOUT
     follow_symlinks: bool = False
     owner: str | None = None  # --owner USER:GROUP
     validate_command: str | None = None

@@ -81,7 +81,7 @@ def verify_host_key(
             f"{where}); refusing to connect",
             "the server still uses a key you revoked: give it a new host key, then pin the "
             "new one with host-key-fingerprint or a known-hosts line (see "
-            "README#faq-unknown-host-key)",
+            "docs/faq.md#faq-unknown-host-key)",
         )
     if trust.fingerprints:
         if seen in trust.fingerprints:
@@ -92,7 +92,7 @@ def verify_host_key(
             f"({key.get_name()}){also}, expected {', '.join(trust.fingerprints)}",
             "if the server was rebuilt, verify the new key out of band and update "
             "host-key-fingerprint; otherwise someone may be intercepting the connection "
-            "(see README#faq-unknown-host-key)",
+            "(see docs/faq.md#faq-unknown-host-key)",
         )
     if verdict.decision is knownhosts.Decision.ACCEPT:
         return
@@ -103,7 +103,7 @@ def verify_host_key(
             f"but {trust.known.source} has {listed}",
             "if you rebuilt the server, verify the new key and replace its known_hosts line "
             "(known-hosts) or pin it with host-key-fingerprint; otherwise someone may be "
-            "intercepting the connection (see README#faq-unknown-host-key)",
+            "intercepting the connection (see docs/faq.md#faq-unknown-host-key)",
         )
     if trust.insecure:
         warn(
@@ -115,7 +115,7 @@ def verify_host_key(
         f"{spec}: unknown host key {key.get_name()} {seen}; refusing to connect",
         f"verify it on the server (`ssh-keygen -lf /etc/ssh/ssh_host_{_short(key)}_key.pub`), "
         f"then pin it with --host-key-fingerprint {seen} or add `ssh-keyscan -p {spec.port} "
-        f"{spec.host}` output to known-hosts (see README#faq-unknown-host-key)",
+        f"{spec.host}` output to known-hosts (see docs/faq.md#faq-unknown-host-key)",
     )
 
 

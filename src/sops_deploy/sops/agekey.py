@@ -17,7 +17,7 @@ SECRET_PREFIX = "AGE-SECRET-KEY-1"  # noqa: S105 - a format prefix, not a secret
 BAD_AGE_KEY_HINT = (
     "AGE_KEY must hold the private key text that `age-keygen` wrote: a line starting with "
     "AGE-SECRET-KEY-1 (comments are fine). Did you paste the public key (age1…) instead? "
-    "(see README#faq-age-key-format)"
+    "(see docs/faq.md#faq-age-key-format)"
 )
 
 

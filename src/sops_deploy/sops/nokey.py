@@ -54,7 +54,7 @@ AGE_FIX = (
     "set AGE_KEY to a private key whose public key is one of the age recipients above (or "
     "SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD, --age-key-file), or, on a machine "
     "that can decrypt, add your recipient to .sops.yaml and run `sops updatekeys {file}` "
-    "and commit the result (see README#faq-no-key-could-decrypt)"
+    "and commit the result (see docs/faq.md#faq-no-key-could-decrypt)"
 )
 _FIXES: dict[str, dict[str, str]] = {
     AWS: {

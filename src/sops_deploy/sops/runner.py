@@ -39,16 +39,17 @@ STORED_FORMATS = ("dotenv", "yaml", "json", "binary")
 NOT_ENCRYPTED_HINT = (
     "encrypt it first: `sops encrypt --input-type dotenv --output-type dotenv "
     "--age <recipient> .env > secrets/.env.encrypted`, then delete the plaintext "
-    "(see README#faq-not-encrypted)"
+    "(see docs/faq.md#faq-not-encrypted)"
 )
 WRONG_KEY_HINT = (
     "either set AGE_KEY to a private key whose public key is one of the recipients above, "
     "or, on a machine that can decrypt, add your recipient to .sops.yaml and run "
-    "`sops updatekeys {file}` and commit the result (see README#faq-no-key-could-decrypt)"
+    "`sops updatekeys {file}` and commit the result (see docs/faq.md#faq-no-key-could-decrypt)"
 )
 TAMPERED_HINT = (
     "the file was modified after it was encrypted (MAC mismatch). Restore it from git "
-    "(`git checkout -- {file}`) or edit it only through `sops edit` (see README#faq-mac-mismatch)"
+    "(`git checkout -- {file}`) or edit it only through `sops edit` "
+    "(see docs/faq.md#faq-mac-mismatch)"
 )
 
 
