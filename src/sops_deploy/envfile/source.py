@@ -13,8 +13,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dotenv.parser import decode_escapes, parse_stream
-
 from sops_deploy.errors import Problem
 
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -202,6 +200,8 @@ def read_statements(text: str, source: str) -> tuple[list[Entry], list[Problem]]
                 continue
         quoted = _QUOTED.match(text, pos)
         if quoted:
+            from dotenv.parser import decode_escapes  # a quoted value: loaded once, here
+
             single = quoted["single"]
             value = (
                 decode_escapes(_SINGLE_ESCAPES, single)
@@ -256,6 +256,8 @@ def parse_dotenv_reference(
     After a syntax error the parse resumes on the next physical line, so that an
     unterminated quote does not swallow the lines after it unreported.
     """
+    from dotenv.parser import parse_stream
+
     entries: list[Entry] = []
     problems: list[Problem] = []
     rest = text
