@@ -1,0 +1,175 @@
+"""Costs that make a deploy slow, pinned as counts (never timed): SFTP requests and round
+trips per deploy, modules `validate` and `deploy` import, passes over a 10,000-key
+plaintext, and the bytes allocated at peak for it. Each is counted in a fresh interpreter
+by tests/perfcount.py against the real sshd; `make bench` turns them into seconds.
+
+A pin failing names what moved it. If the change is worth its cost, raise the pin in the
+same commit and say why there (and re-run `make bench`); if a change lowers a count, lower
+the pin so that it stays lowered.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.timing import random_env
+from tests.support import REPO
+
+# --- the pins ---------------------------------------------------------------------------
+# SFTP round trips (flights: requests answered before the next is sent) and requests per
+# deploy of a 50-key file, and the SSH exchanges after the key exchange.
+FLIGHTS = {"first": 32, "changed": 47, "unchanged": 36}
+REQUESTS = {"first": 33, "changed": 48, "unchanged": 36}
+SSH_STEPS = {"auth_publickey": 1, "open_channel": 1, "invoke_subsystem": 1}
+# Reading the current 10,000-key file (1 MB) back, unchanged rerun.
+BIG_UNCHANGED_FLIGHTS = 37
+# Modules in sys.modules at exit.
+VALIDATE_MODULES = 162
+DEPLOY_MODULES = 480
+# tracemalloc's peak for a 10,000-key changed deploy (Python objects only: the plaintext,
+# its entries, the rendered file, the redaction set). Measured 13.7 MB.
+BIG_PEAK_BYTES = 15_000_000
+# The calls handed the whole 10,000-key text (str or bytes): the encrypted file is looked
+# at twice (sops metadata), the plaintext decoded and parsed once, the rendered file
+# re-parsed once by its reader's model; the transaction compares and hashes it.
+BIG_PASSES = [
+    "sops_deploy.sops._lines_starting",
+    "sops_deploy.sops._lines_starting",
+    "sops_deploy.plan.parse_plaintext",
+    "sops_deploy.envfile.source.decode",
+    "sops_deploy.envfile.source.parse_dotenv",
+    "sops_deploy.envfile.source.read_statements",
+    "sops_deploy.envfile.render.compose_model",
+    "sops_deploy.remote.transaction.deliver",
+    "sops_deploy.onhost._deliver.<locals>.<lambda>",
+    "sops_deploy.onhost.diff",
+    "sops_deploy.remote.transaction._replace",
+    "sops_deploy.remote.transaction._audit",
+]
+BIG_KEYS = 10_000
+
+
+def counted(env: dict[str, str], tmp_path: Path, *args: str, flags: tuple[str, ...] = ()) -> Any:
+    """Run the CLI under tests/perfcount.py; its counts (exit code 0 asserted)."""
+    out = tmp_path / "counts.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.perfcount", str(out), *flags, "--", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.exists(), proc.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["exit"] == 0, proc.stderr[-2000:]
+    return data
+
+
+def _moved(what: str, pin: int, data: dict[str, Any]) -> str:
+    return (
+        f"{what} rose above its pin {pin}: a change added SFTP requests or made one wait for "
+        f"another (sequence, '|' = a wait: {' '.join(data['sftp_sequence'])}); pipeline it "
+        "in remote/connection.py or raise the pin in tests/test_perf_counts.py with the reason"
+    )
+
+
+@pytest.fixture
+def deploy_counts(
+    base_env: dict[str, str],
+    encrypt: Callable[..., Path],
+    target_args: list[str],
+    tmp_path: Path,
+) -> dict[str, Any]:
+    first = encrypt(random_env(50, 1), name="a.env.encrypted")
+    second = encrypt(random_env(50, 2), name="b.env.encrypted")
+    run = lambda f: counted(base_env, tmp_path, "deploy", "--file", str(f), *target_args)  # noqa: E731
+    return {"first": run(first), "changed": run(second), "unchanged": run(second)}
+
+
+@pytest.mark.parametrize("kind", ["first", "changed", "unchanged"])
+def test_sftp_round_trips_and_requests_per_deploy(deploy_counts: dict[str, Any], kind: str) -> None:
+    """A 50-key deploy (first, changed, unchanged) waits for the server at most FLIGHTS
+    times over SFTP and sends at most REQUESTS requests; the SSH set-up takes one
+    authentication, one channel and one subsystem request."""
+    data = deploy_counts[kind]
+    assert data["sftp_flights"] <= FLIGHTS[kind], _moved(
+        f"{kind}: round trips", FLIGHTS[kind], data
+    )
+    assert data["sftp_requests"] <= REQUESTS[kind], _moved(
+        f"{kind}: requests", REQUESTS[kind], data
+    )
+    assert data["ssh_steps"] == SSH_STEPS, (
+        f"{kind}: the SSH exchanges after the key exchange changed: {data['ssh_steps']} "
+        f"(pinned {SSH_STEPS}); a new channel, exec or authentication attempt costs a round "
+        "trip per host"
+    )
+    if kind == "unchanged":
+        assert "posix-rename@openssh.com" not in data["sftp_kinds"]  # nothing was written
+
+
+def test_modules_validate_and_deploy_import(
+    base_env: dict[str, str],
+    encrypt: Callable[..., Path],
+    target_args: list[str],
+    tmp_path: Path,
+) -> None:
+    """`validate` loads no SSH, report tables or python-dotenv (a compose file); both stay
+    within their pinned module counts."""
+    enc = encrypt(random_env(20, 5))
+    validate = counted(base_env, tmp_path, "validate", "--file", str(enc))
+    modules = validate["modules"]
+    heavy = [m for m in modules if m.startswith(("paramiko", "cryptography", "sops_deploy.remote"))]
+    assert heavy == [], f"validate imports the SSH stack: {heavy[:5]}"
+    unused = {"dotenv", "sops_deploy.deploy", "sops_deploy.onhost", "concurrent.futures"}
+    assert not unused & set(modules), (
+        f"validate imports what it does not use: {unused & set(modules)}"
+    )
+    assert len(modules) <= VALIDATE_MODULES, (
+        f"validate imports {len(modules)} modules (pin {VALIDATE_MODULES}): a new top-level "
+        "import on its path; import it where it is used"
+    )
+    deploy = counted(base_env, tmp_path, "deploy", "--file", str(enc), *target_args)
+    assert len(deploy["modules"]) <= DEPLOY_MODULES, (
+        f"deploy imports {len(deploy['modules'])} modules (pin {DEPLOY_MODULES}): a new "
+        "import on the deploy path"
+    )
+
+
+@pytest.fixture
+def big_file(encrypt: Callable[..., Path]) -> tuple[Path, int]:
+    text = random_env(BIG_KEYS, 3)
+    return encrypt(text, name="big.env.encrypted"), len(text)
+
+
+def test_a_10000_key_deploy_passes_over_the_text_and_peak_memory(
+    base_env: dict[str, str],
+    big_file: tuple[Path, int],
+    target_args: list[str],
+    tmp_path: Path,
+) -> None:
+    """The 10,000-key file: the pinned passes over its text, tracemalloc's peak under
+    BIG_PEAK_BYTES, and reading it back (unchanged rerun) in BIG_UNCHANGED_FLIGHTS waits."""
+    enc, size = big_file
+    args = ("deploy", "--file", str(enc), *target_args)
+    changed = counted(base_env, tmp_path, *args, flags=("--trace-alloc",))
+    assert changed["peak_bytes"] <= BIG_PEAK_BYTES, (
+        f"a 10,000-key deploy allocates {changed['peak_bytes']:,} bytes at peak (pin "
+        f"{BIG_PEAK_BYTES:,}): a copy of the plaintext or a structure per key was added "
+        "(the redaction set, a second model parse?)"
+    )
+    unchanged = counted(base_env, tmp_path, *args, flags=("--passes", str(size)))
+    assert unchanged["passes"] == BIG_PASSES, (
+        "the passes over the 10,000-key text changed (was: the pinned BIG_PASSES); a new "
+        f"one is a whole-file scan per deploy: {unchanged['passes']}"
+    )
+    assert unchanged["sftp_flights"] <= BIG_UNCHANGED_FLIGHTS, _moved(
+        "reading back 1 MB", BIG_UNCHANGED_FLIGHTS, unchanged
+    )
