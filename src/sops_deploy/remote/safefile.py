@@ -34,7 +34,6 @@ from sops_deploy.errors import RemoteError
 from sops_deploy.remote.connection import Connection
 
 READ_LIMIT = 64 << 20  # 64 MiB: the largest file the tool reads from a server (README)
-_CHUNK = 32768
 _KINDS = {
     stat.S_IFDIR: "a directory",
     stat.S_IFIFO: "a FIFO",
@@ -130,16 +129,15 @@ def read_limited(
     where = str(conn.spec)
     if (seen.st_size or 0) > limit:
         raise too_big(where, path, role, size_text(seen.st_size or 0), limit)
-    out = bytearray()
-    with open_existing(conn, path, seen, role) as fh:
-        fh.prefetch(min(seen.st_size or 0, limit))
-        while True:
-            chunk = fh.read(_CHUNK)
-            if not chunk:
-                return bytes(out)
-            out += chunk
-            if len(out) > limit:
-                raise too_big(where, path, role, "larger than it claimed", limit)
+    # The handle's attributes and the bytes arrive together (Connection.read_file); the
+    # bytes are used only when the handle's file is the one lstat showed.
+    attrs, data = conn.read_file(path, seen.st_size or 0, limit)
+    if not _same_file(seen, attrs):
+        checked_name(conn, path, role)  # a link or odd file there now: refused
+        raise Replaced(path)  # a new regular file: the caller looks again
+    if len(data) > limit:
+        raise too_big(where, path, role, "larger than it claimed", limit)
+    return data
 
 
 def too_big(where: str, path: str, role: str, size: str, limit: int) -> RemoteError:
@@ -168,17 +166,17 @@ def create_private(
         fh.write(data)
         if mode != 0o600:
             fh.chmod(mode)
-        if owner is not None:
-            attr = fh.stat()
-            if (attr.st_uid, attr.st_gid) != owner:
-                try:
-                    fh.chown(*owner)
-                except PermissionError:
-                    owner_denied(attr)
+        # The writes are not waited for: this FSTAT, on the same handle, is answered after
+        # them (one round trip for all) and gives the size that reached the server.
+        attr = fh.stat()
+        if owner is not None and (attr.st_uid, attr.st_gid) != owner:
+            try:
+                fh.chown(*owner)
+            except PermissionError:
+                owner_denied(attr)
     conn.check_written(fh)
-    size = conn.lstat(path).st_size
-    if size != len(data):
-        raise OSError(f"short write: {size} of {len(data)} bytes reached the server")
+    if attr.st_size != len(data):
+        raise OSError(f"short write: {attr.st_size} of {len(data)} bytes reached the server")
 
 
 def append_private(conn: Connection, path: str, data: bytes, role: str) -> None:

@@ -1,0 +1,28 @@
+"""How a host is reached (`Options`): the client identity, host-key trust, default user,
+bounds, retries and jump host, and ssh_config's answers; `Connection` takes one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sops_deploy.config import HostSpec
+from sops_deploy.remote.credentials import Credentials
+from sops_deploy.remote.trust import Trust
+from sops_deploy.sshconfig import Resolved, SshSetup
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to reach a host: identity, trust, default user, bounds, retries, jump host; and
+    for keys as `ssh` finds them, HOME/agent (`ssh`) and ssh_config's answers (`resolved`)."""
+
+    creds: Credentials
+    trust: Trust
+    default_user: str
+    timeout: float = 20.0
+    retries: int = 0
+    jump: HostSpec | None = None
+    ssh: SshSetup | None = None
+    resolved: Resolved | None = None
+    jump_resolved: Resolved | None = None
+    ci: bool = False
