@@ -37,10 +37,21 @@ COUNTS: dict[str, Any] = {
     "sftp_requests": 0,
     "sftp_flights": 0,
     "sftp_kinds": Counter(),
-    "sftp_sequence": [],  # request kinds in order, "|" where a reply was waited for
+    "sftp_sequence": [],  # KIND@module.function in order, "|" where a reply was waited for
     "ssh_steps": Counter(),
 }
 _state = threading.local()
+
+
+def _caller() -> str:
+    """The innermost sops_deploy function on the stack (which step sent a request)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if name.startswith("sops_deploy.") and name != "sops_deploy.remote.connection":
+            return f"{name.rsplit('.', 1)[-1]}.{frame.f_code.co_name}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return "?"
 
 
 def _wrap(cls: type, name: str, before: Callable[..., None]) -> None:
@@ -70,7 +81,7 @@ def install() -> None:
         if kind == "EXTENDED" and args:
             kind = str(args[0])
         COUNTS["sftp_kinds"][kind] += 1
-        COUNTS["sftp_sequence"].append(kind)
+        COUNTS["sftp_sequence"].append(f"{kind}@{_caller()}")
 
     def send(self: object, *_a: object) -> None:
         pending[id(self)] = True
