@@ -42,8 +42,8 @@ from typing import Any
 
 from bench import chart, figures, latency, stages, store, table
 from bench.timing import Timing, measure, random_env, run_timed
-from sops_deploy import tools
-from sops_deploy.environment import tool_places
+from sops_deploy.inputs.environment import tool_places
+from sops_deploy.sops import tools
 from tests.sshd import Sshd, make_sshd
 from tests.support import REPO, sops_encrypt, target_flags
 

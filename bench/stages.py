@@ -164,7 +164,7 @@ def measure(
     server: Any, client_key: Path, known_hosts: Path, home: Path, runs: int
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Both clients against one server, `runs` times each after a warm-up: stage medians."""
-    from sops_deploy.config import HostSpec
+    from sops_deploy.inputs.settings import HostSpec
     from sops_deploy.remote import Connection, Credentials, Options, Trust
 
     spec = HostSpec("127.0.0.1", server.port, server.user)

@@ -19,8 +19,8 @@ import paramiko
 import pytest
 from dotenv import dotenv_values
 
-from sops_deploy import tools
-from sops_deploy.environment import tool_places
+from sops_deploy.inputs.environment import tool_places
+from sops_deploy.sops import tools
 from tests.hostile_sftp import Hostile, HostileServer
 from tests.sshd import Sshd, keygen, make_sshd
 from tests.support import (

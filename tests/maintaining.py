@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from sops_deploy import agekey
+from sops_deploy.sops import agekey
 from tests.sshd import Sshd
 from tests.support import CliResult, assert_no_secrets, target_flags
 

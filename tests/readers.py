@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sops_deploy.environment import tool_places
+from sops_deploy.inputs.environment import tool_places
 
 HERE = Path(__file__).parent
 Reader = Callable[[Path], dict[str, Any]]

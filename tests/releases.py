@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from sops_deploy import tools
-from sops_deploy.environment import tool_places
+from sops_deploy.inputs.environment import tool_places
+from sops_deploy.sops import tools
 
 
 def sha256(data: bytes) -> str:

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from sops_deploy import tools
-from sops_deploy.environment import tool_places
+from sops_deploy.inputs.environment import tool_places
+from sops_deploy.sops import tools
 from tests.releases import ReleaseServer, age_tarball, sops_bytes
 from tests.sshd import Sshd
 from tests.support import REPO, AgeIdentity, assert_no_secrets

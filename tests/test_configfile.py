@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sops_deploy import configfile
 from sops_deploy.cli import build_parser, options_for
-from sops_deploy.config import HostSpec, Settings
 from sops_deploy.errors import UsageError
+from sops_deploy.inputs import configfile
+from sops_deploy.inputs.settings import HostSpec, Settings
 from tests.support import CliResult
 
 GOOD = """\

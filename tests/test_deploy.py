@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from sops_deploy import sops
+from sops_deploy.sops import runner
 from tests.sshd import Sshd
 from tests.support import AgeIdentity, CliResult, assert_no_secrets, target_flags
 
@@ -320,7 +320,7 @@ def test_sops_stderr_never_carries_the_text_it_quotes() -> None:
         "Error unmarshalling input: invalid dotenv input line: API_TOKEN=tok_leak_1\n"
         "Error: cannot use complex value in dotenv file: [tok_leak_2]; 'tok_leak_3'\n"
     )
-    text = sops.safe_stderr(quoted)
+    text = runner.safe_stderr(quoted)
     assert "tok_leak" not in text
     assert "invalid dotenv input line: (content withheld)" in text
-    assert sops.safe_stderr("Failed to get the data key.") == "Failed to get the data key."
+    assert runner.safe_stderr("Failed to get the data key.") == "Failed to get the data key."

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sops_deploy import agekey
+from sops_deploy.sops import agekey
 from tests.maintaining import Cli, init_repo
 from tests.sshd import Sshd, free_port
 from tests.support import AgeIdentity, target_flags

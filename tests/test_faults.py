@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from sops_deploy.config import HostSpec, Settings
-from sops_deploy.deploy import HostResult, Plan, apply_host
+from sops_deploy.deploy.rollout import HostResult, Plan, apply_host
+from sops_deploy.inputs.settings import HostSpec, Settings
 from tests.proxy import Fault, Proxy
 from tests.sshd import Sshd, free_port, keygen, make_sshd
 from tests.support import CliResult, assert_no_secrets

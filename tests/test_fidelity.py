@@ -22,9 +22,11 @@ from dotenv import dotenv_values
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from sops_deploy import deploy, envfile, sops
+from sops_deploy import envfile
+from sops_deploy.deploy import rollout
 from sops_deploy.envfile import Entry, Secrets
 from sops_deploy.envfile.render import DOTENV_VARIABLE, Unparseable
+from sops_deploy.sops import runner
 from tests import readers
 from tests.support import AgeIdentity
 
@@ -244,9 +246,9 @@ def test_sops_round_trip_equals_python_dotenv_of_the_plaintext(
     """plaintext → sops encrypt → decrypt → parse → render → real reader: the plaintext's values."""
     plaintext = ROUND_TRIP + extra
     expected = dict(dotenv_values(stream=io.StringIO(plaintext), interpolate=False))
-    enc = sops.inspect(str(encrypt(plaintext)))
-    decrypted = sops.decrypt(sops_bin, enc, sops.AgeKeySource(file=str(age_id.path)))
-    entries, problems = deploy.parse_plaintext(enc, decrypted)
+    enc = runner.inspect(str(encrypt(plaintext)))
+    decrypted = runner.decrypt(sops_bin, enc, runner.AgeKeySource(file=str(age_id.path)))
+    entries, problems = rollout.parse_plaintext(enc, decrypted)
     assert [p for p in problems if p.severity == "error"] == []
     secrets = envfile.merge([entries])
     assert envfile.render_problems(secrets, fmt) == []

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from sops_deploy import deploy
-from sops_deploy.config import HostSpec, Settings, parse_host
-from sops_deploy.deploy import SKIPPED_NOTE, UNPARSEABLE, HostResult, Plan
+from sops_deploy.deploy import rollout
+from sops_deploy.deploy.rollout import SKIPPED_NOTE, UNPARSEABLE, HostResult, Plan
 from sops_deploy.errors import RemoteError
-from sops_deploy.report import Reporter
-from sops_deploy.runinfo import RunInfo
+from sops_deploy.inputs.runinfo import RunInfo
+from sops_deploy.inputs.settings import HostSpec, Settings, parse_host
+from sops_deploy.output.reporter import Reporter
 from tests.sshd import Sshd, free_port
 from tests.support import CliResult, FleetHost
 
@@ -323,7 +323,7 @@ def test_a_bug_on_one_host_fails_that_host_only(
 ) -> None:
     """An unexpected exception in one host's thread fails that host; the others deploy."""
     broken = fleet_hosts[1].sshd.host
-    real = deploy.open_host
+    real = rollout.open_host
 
     def open_host(
         settings: Settings,
@@ -338,7 +338,7 @@ def test_a_bug_on_one_host_fails_that_host_only(
             raise RuntimeError("simulated bug")
         return real(settings, spec, warn, run, cancel)
 
-    monkeypatch.setattr(deploy, "open_host", open_host)
+    monkeypatch.setattr(rollout, "open_host", open_host)
     settings = Settings(
         command="deploy",
         hosts=tuple(parse_host(h.sshd.host) for h in fleet_hosts),
@@ -350,7 +350,7 @@ def test_a_bug_on_one_host_fails_that_host_only(
     )
     plan = Plan({}, b"FLEET_KEY=fleet-value\n", "compose")
     done: list[str] = []
-    results = deploy.apply_all(
+    results = rollout.apply_all(
         settings, plan, "deploy", lambda _w: None, lambda r: done.append(r.host)
     )
     assert [r.host for r in results] == [h.sshd.host for h in fleet_hosts]

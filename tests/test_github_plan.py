@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from sops_deploy import publicity
 from sops_deploy.envfile import Entry
 from sops_deploy.github import names
 from sops_deploy.github.client import Remote
 from sops_deploy.github.plan import SECRET, VARIABLE, Facts, Op, Wanted, next_state, plan
 from sops_deploy.github.state import Owned, State, Tagger, new_salt
+from sops_deploy.plan import publicity
 from tests.support import AgeIdentity
 
 SRC = "secrets/app.env.encrypted"

@@ -389,8 +389,8 @@ def test_token_is_never_on_the_command_line() -> None:
 def test_config_file_github_section_errors_name_the_line(tmp_path: Path) -> None:
     """An unknown key in `github:` is a usage error naming the file line; a github-only
     environment needs no hosts."""
-    from sops_deploy import configfile
     from sops_deploy.errors import UsageError
+    from sops_deploy.inputs import configfile
 
     path = tmp_path / "sops-deploy.yaml"
     path.write_text("environments:\n  ci:\n    github:\n      repo: o/r\n      prefx: A_\n")

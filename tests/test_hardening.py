@@ -296,7 +296,9 @@ def test_hostile_error_text_never_becomes_a_workflow_command(
     the host fail (exit 1) without any of those lines starting a workflow command."""
     # Neutralising server text is the redaction layer's (report.py + workflow.py, issue 13
     # point 5, on its own branch); this test runs as soon as that layer is present.
-    pytest.importorskip("sops_deploy.workflow", reason="the neutralising layer is not here yet")
+    pytest.importorskip(
+        "sops_deploy.output.workflow", reason="the neutralising layer is not here yet"
+    )
     server, args = hostile("error-text")
     proc = subprocess.run(
         [sys.executable, "-m", "sops_deploy", "deploy", "--file", str(encrypt(SECRET_ENV)), *args],

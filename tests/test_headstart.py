@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from sops_deploy import headstart, plan, sops
-from sops_deploy.config import Settings
 from sops_deploy.errors import DecryptError, UsageError
-from sops_deploy.sops import AgeKeySource
+from sops_deploy.inputs.settings import Settings
+from sops_deploy.plan import background, build
+from sops_deploy.sops import runner
+from sops_deploy.sops.runner import AgeKeySource
 from tests.support import AgeIdentity
 
 
 def test_result_is_the_value_computed_in_another_thread() -> None:
-    started = headstart.Started(lambda: threading.current_thread().name, "probe")
+    started = background.Started(lambda: threading.current_thread().name, "probe")
     assert started.result() == "probe"
 
 
@@ -29,7 +30,7 @@ def test_result_raises_the_work_s_own_exception() -> None:
     def fail() -> None:
         raise error
 
-    started = headstart.Started(fail, "probe")
+    started = background.Started(fail, "probe")
     with pytest.raises(DecryptError) as caught:
         started.result()
     assert caught.value is error
@@ -46,10 +47,10 @@ def test_decrypting_gives_what_decrypt_all_gives(
 ) -> None:
     enc = encrypt("FIRST_KEY=first-value-1\nSECOND_KEY=second-value-2\n")
     settings = _settings((str(enc),), age_id, sops_bin)
-    early = headstart.decrypting(settings).result()
-    assert early == plan.decrypt_all(settings, sops_bin)
+    early = background.decrypting(settings).result()
+    assert early == build.decrypt_all(settings, sops_bin)
     assert early is not None
-    assert early[0][0] == sops.inspect(str(enc))
+    assert early[0][0] == runner.inspect(str(enc))
     assert b"SECOND_KEY=second-value-2" in early[0][1]
 
 
@@ -58,5 +59,5 @@ def test_decrypting_errors_are_decrypt_all_s(
 ) -> None:
     missing = _settings((str(tmp_path / "absent.env"),), age_id, sops_bin)
     with pytest.raises(UsageError, match=r"absent\.env: no such file"):
-        headstart.decrypting(missing).result()
-    assert headstart.decrypting(_settings((), age_id, sops_bin)).result() is None
+        background.decrypting(missing).result()
+    assert background.decrypting(_settings((), age_id, sops_bin)).result() is None

@@ -13,9 +13,9 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from sops_deploy import sshage
 from sops_deploy.errors import RemoteError, UsageError
 from sops_deploy.remote import identities
+from sops_deploy.sops import sshage
 from tests.sshagent import Agent
 from tests.sshd import Sshd, keygen
 from tests.support import AgeIdentity
@@ -307,7 +307,7 @@ def test_the_ssh_key_goes_to_sops_only_for_a_file_encrypted_for_it(
     tmp_path: Path, age_id: AgeIdentity
 ) -> None:
     """An SSH key is handed to sops only when the file lists that very key."""
-    from sops_deploy.sops import AgeKeySource
+    from sops_deploy.sops.runner import AgeKeySource
 
     mine, other = tmp_path / "mine", tmp_path / "other"
     mine_pub, other_pub = keygen(mine), keygen(other)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from sops_deploy import agekey
+from sops_deploy.sops import agekey
 from tests.maintaining import PLAIN, VALUES, Cli, init_repo, printed_deploy_command, sops_plaintext
 from tests.sshd import Sshd, free_port
 

@@ -8,10 +8,16 @@ from typing import Any
 
 import pytest
 
-from sops_deploy import inputs
 from sops_deploy.cli import build_parser, main, options_for
-from sops_deploy.config import DoctorOptions, HostsOptions, HostSpec, Settings, ToolsOptions
 from sops_deploy.errors import UsageError
+from sops_deploy.inputs import table
+from sops_deploy.inputs.settings import (
+    DoctorOptions,
+    HostsOptions,
+    HostSpec,
+    Settings,
+    ToolsOptions,
+)
 
 
 def built(argv: list[str], environ: dict[str, str] | None = None) -> Any:
@@ -21,10 +27,10 @@ def built(argv: list[str], environ: dict[str, str] | None = None) -> Any:
 
 def test_every_option_of_every_command_is_a_row_of_the_table() -> None:
     """Commands name only options the table has; each YAML key names one option."""
-    for command, names in inputs.COMMANDS.items():
-        assert set(names) <= set(inputs.OPTIONS), command
-    assert len(inputs.YAML_FIELDS) == len({o.attr for o in inputs.YAML_FIELDS.values()})
-    assert all(o.kind in inputs.KINDS for o in inputs.OPTIONS.values())
+    for command, names in table.COMMANDS.items():
+        assert set(names) <= set(table.OPTIONS), command
+    assert len(table.YAML_FIELDS) == len({o.attr for o in table.YAML_FIELDS.values()})
+    assert all(o.kind in table.KINDS for o in table.OPTIONS.values())
 
 
 @pytest.mark.parametrize(

@@ -15,11 +15,11 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from sops_deploy import knownhosts as kh
-from sops_deploy.config import HostSpec
 from sops_deploy.errors import HostKeyError
-from sops_deploy.knownhosts import Decision
+from sops_deploy.inputs.settings import HostSpec
 from sops_deploy.remote import Connection, Credentials, Options, Trust
+from sops_deploy.ssh import knownhosts as kh
+from sops_deploy.ssh.knownhosts import Decision
 from tests.sshd import Sshd, keygen, make_sshd
 
 ACCEPT, UNKNOWN, CHANGED, REVOKED = (

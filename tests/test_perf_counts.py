@@ -31,8 +31,8 @@ SSH_STEPS = {"auth_publickey": 1, "open_channel": 1, "invoke_subsystem": 1}
 # Reading the current 10,000-key file (1 MB) back, unchanged rerun.
 BIG_UNCHANGED_FLIGHTS = 26  # 37 when a file was read one READ at a time
 # Modules in sys.modules at exit.
-VALIDATE_MODULES = 162
-DEPLOY_MODULES = 480
+VALIDATE_MODULES = 168
+DEPLOY_MODULES = 488
 # tracemalloc's peak for a 10,000-key changed deploy (Python objects only: the plaintext,
 # its entries, the rendered file, the redaction set). Measured 13.7 MB.
 BIG_PEAK_BYTES = 15_000_000
@@ -40,16 +40,16 @@ BIG_PEAK_BYTES = 15_000_000
 # at twice (sops metadata), the plaintext decoded and parsed once, the rendered file
 # re-parsed once by its reader's model; the transaction compares and hashes it.
 BIG_PASSES = [
-    "sops_deploy.sops._lines_starting",
-    "sops_deploy.sops._lines_starting",
-    "sops_deploy.plan.parse_plaintext",
+    "sops_deploy.sops.runner._lines_starting",
+    "sops_deploy.sops.runner._lines_starting",
+    "sops_deploy.plan.build.parse_plaintext",
     "sops_deploy.envfile.source.decode",
     "sops_deploy.envfile.source.parse_dotenv",
     "sops_deploy.envfile.source.read_statements",
     "sops_deploy.envfile.render.compose_model",
     "sops_deploy.remote.transaction.deliver",
-    "sops_deploy.onhost._deliver.<locals>.<lambda>",
-    "sops_deploy.onhost.diff",
+    "sops_deploy.deploy.delivery._deliver.<locals>.<lambda>",
+    "sops_deploy.deploy.delivery.diff",
     "sops_deploy.remote.transaction._replace",
     "sops_deploy.remote.transaction._audit",
 ]
@@ -128,7 +128,7 @@ def test_modules_validate_and_deploy_import(
     modules = validate["modules"]
     heavy = [m for m in modules if m.startswith(("paramiko", "cryptography", "sops_deploy.remote"))]
     assert heavy == [], f"validate imports the SSH stack: {heavy[:5]}"
-    unused = {"dotenv", "sops_deploy.deploy", "sops_deploy.onhost", "concurrent.futures"}
+    unused = {"dotenv", "sops_deploy.deploy", "sops_deploy.deploy.rollout", "concurrent.futures"}
     assert not unused & set(modules), (
         f"validate imports what it does not use: {unused & set(modules)}"
     )

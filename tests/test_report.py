@@ -14,12 +14,12 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sops_deploy import hints, redact, workflow
 from sops_deploy.cli import build_parser
-from sops_deploy.deploy import HostResult, Plan
+from sops_deploy.deploy.rollout import HostResult, Plan
 from sops_deploy.envfile import render
 from sops_deploy.errors import HostKeyError, Problem, ValidationError
-from sops_deploy.report import Reporter
+from sops_deploy.output import hints, redact, workflow
+from sops_deploy.output.reporter import Reporter
 
 REPO = Path(__file__).resolve().parent.parent
 

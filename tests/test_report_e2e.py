@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from sops_deploy import publicity, redact, sops
 from sops_deploy.envfile import render
+from sops_deploy.output import redact
+from sops_deploy.plan import publicity
+from sops_deploy.sops import runner
 from tests.support import AgeIdentity, CliResult, assert_no_secrets
 
 
@@ -75,7 +77,7 @@ def test_keys_sops_stores_in_clear_are_public(
     path = _sops_encrypt(
         sops_bin, age_id, tmp_path, DOTENV if fmt == "dotenv" else YAML, fmt, rules
     )
-    assert publicity.clear_keys(str(path), sops.inspect(str(path)).stored_format) == clear
+    assert publicity.clear_keys(str(path), runner.inspect(str(path)).stored_format) == clear
 
 
 @pytest.fixture

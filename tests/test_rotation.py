@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sops_deploy import agekey
 from sops_deploy.maintain import sopsconfig
+from sops_deploy.sops import agekey
 from tests.maintaining import PLAIN, VALUES, Cli, sops_plaintext
 from tests.support import AgeIdentity, assert_no_secrets
 

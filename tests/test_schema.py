@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sops_deploy import schema
 from sops_deploy.envfile import Entry, Secrets
 from sops_deploy.errors import UsageError
+from sops_deploy.plan import schema
 from tests.support import CliResult
 
 Cli = Callable[..., CliResult]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sops_deploy import sops
 from sops_deploy.errors import DecryptError
+from sops_deploy.sops import runner
 from tests.support import AgeIdentity
 
 
@@ -25,7 +25,7 @@ def test_stored_format_and_recipients_of_real_sops_files(
         "binary": "raw bytes sops_version=3\n",
     }[fmt]
     recipients = [age_id.public, other_age_id.public]
-    enc = sops.inspect(str(encrypt(plain, fmt=fmt, recipients=recipients)))
+    enc = runner.inspect(str(encrypt(plain, fmt=fmt, recipients=recipients)))
     assert enc.stored_format == fmt
     assert sorted(enc.recipients) == sorted(recipients)
 
@@ -34,7 +34,7 @@ def test_many_keys_dotenv_keeps_recipients_at_the_end(
     encrypt: Callable[..., Path], age_id: AgeIdentity
 ) -> None:
     plain = "".join(f"K{i}=value-{i}\n" for i in range(2000))
-    enc = sops.inspect(str(encrypt(plain)))
+    enc = runner.inspect(str(encrypt(plain)))
     assert (enc.stored_format, enc.recipients) == ("dotenv", (age_id.public,))
 
 
@@ -50,7 +50,7 @@ def test_plaintext_mentioning_the_marker_is_not_encrypted(tmp_path: Path, text: 
     path = tmp_path / ".env"
     path.write_text(text)
     with pytest.raises(DecryptError, match="not encrypted by sops"):
-        sops.inspect(str(path))
+        runner.inspect(str(path))
 
 
 def test_marker_on_the_first_line_crlf_and_ssh_recipients(tmp_path: Path) -> None:
@@ -61,7 +61,7 @@ def test_marker_on_the_first_line_crlf_and_ssh_recipients(tmp_path: Path) -> Non
         b"sops_age__list_2__map_recipient=ssh-ed25519 AAAAC3Nza key \n"
         b"sops_age__list_3__map_recipient=age1last"
     )
-    enc = sops.inspect(str(path))
+    enc = runner.inspect(str(path))
     # `^...=(.+?)\s*$` semantics: trailing blanks and a CR are not part of a recipient
     assert (enc.stored_format, enc.recipients) == (
         "dotenv",
@@ -74,11 +74,11 @@ def test_empty_or_blank_file(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / ".env"
     path.write_bytes(data)
     with pytest.raises(DecryptError, match="is empty"):
-        sops.inspect(str(path))
+        runner.inspect(str(path))
 
 
 def test_not_utf8_is_not_encrypted(tmp_path: Path) -> None:
     path = tmp_path / ".env"
     path.write_bytes(b"sops_version=3.9.0\nA=\xff\xfe\n")
     with pytest.raises(DecryptError, match="not encrypted by sops"):
-        sops.inspect(str(path))
+        runner.inspect(str(path))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sops_deploy import sshconfig
 from sops_deploy.errors import UsageError
+from sops_deploy.ssh import sshconfig
 
 PW_HOME = Path(pwd.getpwuid(os.getuid()).pw_dir)  # what `ssh` expands `~` and %d to
 LOCAL_USER = pwd.getpwuid(os.getuid()).pw_name
@@ -246,8 +246,8 @@ Host loop
 def test_route_applies_the_config_under_the_command_line(
     tmp_path: Path, host: str, user: str | None, jump: str | None, expected: tuple[str, ...]
 ) -> None:
-    from sops_deploy.config import parse_host
-    from sops_deploy.sshroute import SshSetup, route
+    from sops_deploy.inputs.settings import parse_host
+    from sops_deploy.ssh.route import SshSetup, route
 
     config = tmp_path / "config"
     config.write_text(ROUTES)
@@ -272,8 +272,8 @@ def test_route_applies_the_config_under_the_command_line(
     ],
 )
 def test_route_follows_one_hop_only(tmp_path: Path, host: str, message: str) -> None:
-    from sops_deploy.config import parse_host
-    from sops_deploy.sshroute import SshSetup, route
+    from sops_deploy.inputs.settings import parse_host
+    from sops_deploy.ssh.route import SshSetup, route
 
     config = tmp_path / "config"
     config.write_text(ROUTES)
@@ -284,8 +284,8 @@ def test_route_follows_one_hop_only(tmp_path: Path, host: str, message: str) -> 
 
 def test_route_describes_each_value_with_its_line(tmp_path: Path) -> None:
     """What `doctor` prints: every value the config gave, with its file and line."""
-    from sops_deploy.config import parse_host
-    from sops_deploy.sshroute import SshSetup, route
+    from sops_deploy.inputs.settings import parse_host
+    from sops_deploy.ssh.route import SshSetup, route
 
     config = tmp_path / "config"
     config.write_text(ROUTES)

@@ -54,7 +54,7 @@ def test_version_loads_no_parser_at_all() -> None:
     """`--version` answers before argparse, the option table or the reporter is imported."""
     code, modules = loaded(["--version"])
     assert code == 0
-    assert not {"argparse", "sops_deploy.inputs", "sops_deploy.report"} & modules
+    assert not {"argparse", "sops_deploy.inputs.table", "sops_deploy.output.reporter"} & modules
 
 
 def test_validate_never_loads_paramiko(
@@ -72,7 +72,7 @@ def test_validate_never_loads_paramiko(
     # file without a schema.yaml, no thread pool or sockets (deploy.py).
     unused = {"urllib.request", "http.client", "ssl", "tarfile", "platform", "yaml", "socket"}
     assert not unused & modules
-    assert "sops_deploy.deploy" not in modules
+    assert "sops_deploy.deploy.rollout" not in modules
 
 
 def test_a_log_that_cannot_show_unicode_gets_escapes_not_a_traceback(

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from sops_deploy.config import Target
 from sops_deploy.envfile import Entry
-from sops_deploy.targets import plan_targets, select
+from sops_deploy.inputs.settings import Target
+from sops_deploy.plan.targets import plan_targets, select
 from tests.proxy import Proxy
 from tests.sshd import Sshd
 from tests.support import REPO, CliResult
@@ -330,8 +330,8 @@ def test_files_plan_holds_exact_bytes_and_refuses_case_collisions() -> None:
 
 def test_the_readme_example_is_a_valid_environment(tmp_path: Path) -> None:
     """The README's "one host, several services" sops-deploy.yaml loads as three targets."""
-    from sops_deploy import configfile
     from sops_deploy.defaults import FORMATS
+    from sops_deploy.inputs import configfile
 
     readme = (REPO / "README.md").read_text()
     section = readme.split("### One host, several services", 1)[1]

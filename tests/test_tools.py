@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from sops_deploy import tools
-from sops_deploy.config import ToolPlaces
-from sops_deploy.environment import tool_places
 from sops_deploy.errors import ToolError
+from sops_deploy.inputs.environment import tool_places
+from sops_deploy.inputs.settings import ToolPlaces
+from sops_deploy.sops import tools
 from tests.releases import ReleaseServer, age_tarball, sha256, sops_bytes
 
 SOPS_V = "3.99.1"  # a version nothing pins: the caller must pass its digest

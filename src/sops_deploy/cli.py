@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
-    from sops_deploy.report import Reporter
+    from sops_deploy.output.reporter import Reporter
 
 VERSION = f"sops-deploy {__version__}"
 
@@ -66,7 +66,7 @@ def _add(group: Group, *names: str) -> None:
     """One argument per option of the table: flag, kind, help and metavar from its row."""
     import argparse
 
-    from sops_deploy.inputs import OPTIONS
+    from sops_deploy.inputs.table import OPTIONS
 
     for name in names:
         o = OPTIONS[name]
@@ -109,7 +109,7 @@ def _sub(
 
 
 def _remote_parser(p: argparse.ArgumentParser) -> None:
-    from sops_deploy.inputs import CONFIG, SOURCE, TARGET
+    from sops_deploy.inputs.table import CONFIG, SOURCE, TARGET
 
     _add(p.add_argument_group("target"), *TARGET)
     _add(p.add_argument_group("source"), *SOURCE)
@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Every command's parser, built from the option table (`inputs.OPTIONS`)."""
     import argparse  # here, not at the top: `--version` answers without it
 
-    from sops_deploy.inputs import CONFIG, GITHUB_SYNC, SAFETY, SOURCE, TOOLS
+    from sops_deploy.inputs.table import CONFIG, GITHUB_SYNC, SAFETY, SOURCE, TOOLS
 
     parser = argparse.ArgumentParser(
         prog="sops-deploy",
@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _maintainer_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from sops_deploy.inputs import SOURCE
+    from sops_deploy.inputs.table import SOURCE
 
     init = _sub(
         sub,
@@ -235,22 +235,22 @@ def _maintainer_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _file_values(path: str, name: str | None) -> Mapping[str, Any]:
-    from sops_deploy import configfile  # YAML is loaded only when a config file is used
+    from sops_deploy.inputs import configfile  # YAML is loaded only when a config file is used
 
     return configfile.values(path, name)
 
 
 def options_for(command: str, flags: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
     """The typed options of a parsed command line: every input resolved, once."""
-    from sops_deploy import inputs, options
+    from sops_deploy.inputs import options, table
 
-    values = inputs.resolve(command, flags, environ, _file_values)
+    values = table.resolve(command, flags, environ, _file_values)
     return options.build(command, values, environ)
 
 
 def _run(command: str, flags: Mapping[str, Any], environ: Mapping[str, str], r: Reporter) -> None:
-    from sops_deploy.config import Settings
-    from sops_deploy.environment import SECRET_ENV
+    from sops_deploy.inputs.environment import SECRET_ENV
+    from sops_deploy.inputs.settings import Settings
 
     if command not in ("tools", "hosts"):
         # Key material is masked before anything else can print.
@@ -287,7 +287,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         print(VERSION)  # what argparse would print, before any parser or reporter is built
         return 0
     from sops_deploy.errors import EXIT_INTERRUPTED, EXIT_OK, SopsDeployError
-    from sops_deploy.report import Reporter  # after --help: argparse answers that alone
+    from sops_deploy.output.reporter import Reporter  # after --help: argparse answers that alone
 
     env = dict(os.environ if environ is None else environ)
     reporter = Reporter(env=env)

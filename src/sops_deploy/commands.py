@@ -12,20 +12,20 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sops_deploy.config import HostsOptions, HostSpec, Settings, ToolsOptions
 from sops_deploy.errors import DriftFound, HostsFailed
-from sops_deploy.report import Reporter
+from sops_deploy.inputs.settings import HostsOptions, HostSpec, Settings, ToolsOptions
+from sops_deploy.output.reporter import Reporter
 
 if TYPE_CHECKING:
-    from sops_deploy.headstart import Decrypted, Started
-    from sops_deploy.plan import Plan
+    from sops_deploy.plan.background import Decrypted, Started
+    from sops_deploy.plan.build import Plan
 
 
 # --- commands -------------------------------------------------------------------------
 
 
 def _plan(settings: Settings, reporter: Reporter, decrypting: Started[Decrypted | None]) -> Plan:
-    from sops_deploy.plan import build_plan, decrypt_all  # validate never loads deploy
+    from sops_deploy.plan.build import build_plan, decrypt_all  # validate never loads deploy
 
     decrypted = decrypting.result() or decrypt_all(settings, "")  # none given: it says so
     plan = build_plan(settings, decrypted, reporter.mask)
@@ -36,9 +36,9 @@ def _plan(settings: Settings, reporter: Reporter, decrypting: Started[Decrypted 
 
 
 def cmd_validate(settings: Settings, reporter: Reporter) -> None:
-    from sops_deploy import headstart
+    from sops_deploy.plan import background
 
-    plan = _plan(settings, reporter, headstart.decrypting(settings))  # sops runs meanwhile
+    plan = _plan(settings, reporter, background.decrypting(settings))  # sops runs meanwhile
     keys = ", ".join(plan.secrets) if plan.secrets else "(raw file)"
     formats = ", ".join(dict.fromkeys(t.target.format for t in plan.targets)) or settings.format
     reporter.line(
@@ -53,17 +53,18 @@ def cmd_validate(settings: Settings, reporter: Reporter) -> None:
 
 
 def cmd_remote(settings: Settings, reporter: Reporter) -> None:
-    from sops_deploy import headstart
+    from sops_deploy.plan import background
 
-    # sops starts first and Paramiko loads meanwhile (headstart.py); every host is
+    # sops starts first and Paramiko loads meanwhile (plan/background.py); every host is
     # connected while sops decrypts and the plan is checked (the shell pipeline overlaps
     # them too); nothing is done on a host until the plan is valid.
-    decrypting = headstart.decrypting(settings)
-    headstart.connecting(settings)
-    from sops_deploy import deploy, interrupt
+    decrypting = background.decrypting(settings)
+    background.connecting(settings)
+    from sops_deploy import interrupt
+    from sops_deploy.deploy.rollout import Rollout
 
     mode = "deploy" if settings.command == "deploy" else settings.command
-    with deploy.Rollout(settings, mode, reporter.warn, reporter.host_result) as rollout:
+    with Rollout(settings, mode, reporter.warn, reporter.host_result) as rollout:
         plan = _plan(settings, reporter, decrypting)  # a failure leaves the rollout
         _announce(settings, plan, reporter)
         try:
@@ -102,7 +103,7 @@ def _announce(settings: Settings, plan: Plan, reporter: Reporter) -> None:
 
 def cmd_tools(opts: ToolsOptions, reporter: Reporter) -> None:
     """Install each tool (a no-op when cached); its path on stdout, one per line."""
-    from sops_deploy import tools
+    from sops_deploy.sops import tools
 
     for tool in opts.tools:
         version = opts.versions.get(tool) or tools.default_version(tool)

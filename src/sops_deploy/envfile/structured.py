@@ -11,7 +11,8 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from sops_deploy.envfile.source import _NAME_LIKE, Entry, _problem
+from sops_deploy.envfile.fragments import NAME_LIKE
+from sops_deploy.envfile.source import Entry, _problem
 from sops_deploy.errors import Problem
 
 
@@ -105,7 +106,7 @@ def _typed_number(source: str, line: int | None, key: str, value: str) -> Proble
     return Problem(
         source,
         line,
-        key if _NAME_LIKE.match(key) else None,
+        key if NAME_LIKE.match(key) else None,
         "typed-scalar",
         f"sops stored the value as {kind}, not text, and decrypts it in its own spelling "
         "(010 becomes 8, 0x1F 31, 1.10 1.1, 1E-7 1e-7; long integers are rounded)",

@@ -17,17 +17,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sops_deploy.config import Settings
 from sops_deploy.envfile import Entry, Secrets
 from sops_deploy.errors import DriftFound, UsageError, ValidationError
 from sops_deploy.github import names
 from sops_deploy.github import plan as planning
 from sops_deploy.github.client import DEFAULT_API, Api, Client, Scope
-from sops_deploy.report import Reporter
+from sops_deploy.inputs.settings import Settings
+from sops_deploy.output.reporter import Reporter
 
 if TYPE_CHECKING:
-    from sops_deploy.publicity import Publicity
-    from sops_deploy.sops import EncryptedFile
+    from sops_deploy.plan.publicity import Publicity
+    from sops_deploy.sops.runner import EncryptedFile
 
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
@@ -131,9 +131,9 @@ def source_id(settings: Settings, prefix: str) -> str:
 
 
 def cmd_github_sync(request: SyncRequest, reporter: Reporter) -> None:
-    from sops_deploy import tools
     from sops_deploy.github import sync
     from sops_deploy.github.state import pick_identity
+    from sops_deploy.sops import tools
 
     reporter.mask_keys([request.token])
     settings, opts = request.settings, request.options
@@ -185,14 +185,16 @@ def _decrypt(
     settings: Settings, reporter: Reporter, sops_bin: str
 ) -> tuple[list[tuple[EncryptedFile, bytes]], Secrets, Publicity]:
     """Decrypt, parse, lint and schema-check every file (as `validate` does); values masked."""
-    from sops_deploy import deploy, envfile, schema
+    from sops_deploy import envfile
+    from sops_deploy.deploy import rollout
     from sops_deploy.errors import Problem
+    from sops_deploy.plan import schema
 
     if settings.format == "raw":
         raise UsageError("--format raw has no keys to sync", "use a dotenv, yaml or json file")
-    from sops_deploy import publicity
+    from sops_deploy.plan import publicity
 
-    decrypted = deploy.decrypt_all(settings, sops_bin)
+    decrypted = rollout.decrypt_all(settings, sops_bin)
     public = publicity.load(
         ((enc.path, enc.stored_format) for enc, _ in decrypted),
         settings.schema,
@@ -201,7 +203,7 @@ def _decrypt(
     problems: list[Problem] = []
     layers = []
     for enc, plaintext in decrypted:
-        entries, found = deploy.parse_plaintext(enc, plaintext)
+        entries, found = rollout.parse_plaintext(enc, plaintext)
         reporter.mask([(e.key, e.value) for e in entries if not public.is_public(e.key, e.file)])
         problems += found + envfile.lint(entries)
         layers.append(entries)

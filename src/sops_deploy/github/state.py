@@ -37,8 +37,8 @@ from typing import Any
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from sops_deploy import agekey
 from sops_deploy.errors import UsageError
+from sops_deploy.sops import agekey
 
 VERSION = 1
 MAX_BYTES = 48 * 1024  # a variable's value limit on GitHub

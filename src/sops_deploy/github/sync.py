@@ -52,7 +52,7 @@ def observe(api: Api) -> Observed:
 
 def tagger_for(identity: str, observed: Observed, scope: Scope) -> tuple[Tagger, str]:
     """The tagger (and its salt): the state's salt when the same identity keyed it."""
-    from sops_deploy import agekey
+    from sops_deploy.sops import agekey
 
     state = observed.state
     same = state.kid == agekey.public_key(identity) and state.salt and not state.unreadable

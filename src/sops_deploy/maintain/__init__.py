@@ -13,13 +13,13 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sops_deploy.config import (
+    from sops_deploy.inputs.settings import (
         DoctorOptions,
         InitOptions,
         RecipientsOptions,
         RotateOptions,
     )
-    from sops_deploy.report import Reporter
+    from sops_deploy.output.reporter import Reporter
 
 
 def run_init(opts: InitOptions, reporter: Reporter) -> None:

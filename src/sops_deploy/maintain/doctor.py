@@ -13,15 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sops_deploy import __version__, agekey, deploy, sops, tools
-from sops_deploy.config import HostSpec, Settings
+from sops_deploy import __version__
+from sops_deploy.deploy import rollout
 from sops_deploy.errors import ChecksFailed, SopsDeployError, ValidationError
+from sops_deploy.inputs.settings import HostSpec, Settings
 from sops_deploy.maintain import sopsconfig
-from sops_deploy.report import Reporter
+from sops_deploy.output.reporter import Reporter
+from sops_deploy.sops import agekey, runner, tools
 
 if TYPE_CHECKING:
     from sops_deploy.remote import identities
-    from sops_deploy.sshage import SshIdentity
+    from sops_deploy.sops.sshage import SshIdentity
 
 
 @dataclass(frozen=True)
@@ -92,10 +94,10 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
         except SopsDeployError as exc:
             yield _failed("age key", exc)
 
-    decrypted: list[tuple[sops.EncryptedFile, bytes]] = []
+    decrypted: list[tuple[runner.EncryptedFile, bytes]] = []
     for path in settings.files:
         try:
-            enc = sops.inspect(path)
+            enc = runner.inspect(path)
         except SopsDeployError as exc:
             yield _failed(f"{path}", exc)
             continue
@@ -109,13 +111,13 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
             continue
         who = _identity(enc, mine, ssh, age)
         try:
-            decrypted.append((enc, sops.decrypt(sops_bin, enc, age)))
+            decrypted.append((enc, runner.decrypt(sops_bin, enc, age)))
             yield Check(f"{path} decrypts with {who}", True)
         except SopsDeployError as exc:
             yield _failed(f"{path} decrypts", exc)
     if decrypted and len(decrypted) == len(settings.files):
         try:
-            plan = deploy.build_plan(settings, decrypted, reporter.mask)
+            plan = rollout.build_plan(settings, decrypted, reporter.mask)
             yield Check(
                 "secrets valid",
                 True,
@@ -149,7 +151,7 @@ def _ssh_opens_all(settings: Settings) -> bool:
         return False
     try:
         return all(
-            settings.age.ssh_identity(sops.inspect(path).recipients) is not None
+            settings.age.ssh_identity(runner.inspect(path).recipients) is not None
             for path in settings.files
         )
     except SopsDeployError:
@@ -157,7 +159,7 @@ def _ssh_opens_all(settings: Settings) -> bool:
 
 
 def _identity(
-    enc: sops.EncryptedFile, mine: list[str], ssh: SshIdentity | None, age: sops.AgeKeySource
+    enc: runner.EncryptedFile, mine: list[str], ssh: SshIdentity | None, age: runner.AgeKeySource
 ) -> str:
     """Which identity opens `enc`: the age key whose recipient it lists, the SSH key, or
     sops's key command."""
@@ -176,11 +178,11 @@ def _ssh_checks(settings: Settings, spec: HostSpec) -> Iterator[Check]:
     keys that will be offered to it, in order."""
     if settings.ssh is None:
         return
-    from sops_deploy import sshroute
     from sops_deploy.remote import identities
+    from sops_deploy.ssh.route import for_settings
 
     try:
-        route = sshroute.for_settings(settings, spec)
+        route = for_settings(settings, spec)
     except SopsDeployError as exc:
         yield _failed(f"ssh config for {spec.host}", exc)
         return
@@ -200,7 +202,7 @@ def _ssh_checks(settings: Settings, spec: HostSpec) -> Iterator[Check]:
 
 
 def _recipient_checks(
-    enc: sops.EncryptedFile,
+    enc: runner.EncryptedFile,
     mine: list[str],
     rules: list[sopsconfig.Rule],
     config: Path | None,
@@ -250,7 +252,7 @@ def _host_check(settings: Settings, spec: HostSpec, warn: Callable[[str], None])
     if not (settings.ssh_key or settings.ssh_key_file or _other_keys(settings, spec)):
         from sops_deploy.maintain import hostkeys
         from sops_deploy.remote import Trust, fingerprint, verify_host_key
-        from sops_deploy.sshroute import for_settings
+        from sops_deploy.ssh.route import for_settings
 
         try:
             route = for_settings(settings, spec)  # an alias's HostName and Port
@@ -267,7 +269,7 @@ def _host_check(settings: Settings, spec: HostSpec, warn: Callable[[str], None])
     from sops_deploy.remote import atomic
 
     try:
-        with deploy.open_host(settings, spec, warn) as conn:
+        with rollout.open_host(settings, spec, warn) as conn:
             detail = f"reachable, host key pinned, logged in as {conn.user}"
             if settings.remote_path:
                 path = conn.resolve(settings.remote_path)

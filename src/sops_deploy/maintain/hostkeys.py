@@ -10,8 +10,8 @@ import socket
 
 import paramiko
 
-from sops_deploy.config import HostSpec
 from sops_deploy.errors import RemoteError
+from sops_deploy.inputs.settings import HostSpec
 
 
 def fetch(spec: HostSpec, timeout: float = 20.0) -> paramiko.PKey:

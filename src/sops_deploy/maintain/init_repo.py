@@ -18,11 +18,12 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from sops_deploy import agekey, envfile, sops, tools
-from sops_deploy.config import InitOptions
+from sops_deploy import envfile
 from sops_deploy.errors import Problem, UsageError, ValidationError
+from sops_deploy.inputs.settings import InitOptions
 from sops_deploy.maintain import sopscmd, sopsconfig
-from sops_deploy.report import Reporter
+from sops_deploy.output.reporter import Reporter
+from sops_deploy.sops import agekey, runner, tools
 
 KEY_FILE = "secrets/age-key.txt"
 ENCRYPTED = "secrets/.env.encrypted"
@@ -188,13 +189,13 @@ def _encrypt(
     root, source = opts.root, opts.from_env
     assert source is not None
     target = root / ENCRYPTED
-    key = sops.AgeKeySource(file=str(key_path), base=opts.tools.env)
+    key = runner.AgeKeySource(file=str(key_path), base=opts.tools.env)
     data = sopscmd.encrypt_dotenv(sops_bin, source, target.relative_to(root), key, config)
     target.write_bytes(data)
     # Prove the round trip before anyone deletes the plaintext: same keys, same values.
-    enc = sops.inspect(str(target))
+    enc = runner.inspect(str(target))
     entries, problems = envfile.parse_dotenv(
-        sops.decrypt(sops_bin, enc, key).decode("utf-8"), str(target)
+        runner.decrypt(sops_bin, enc, key).decode("utf-8"), str(target)
     )
     if problems or {e.key: e.value for e in entries} != plaintext:
         target.unlink()

@@ -13,11 +13,12 @@ import string
 from collections.abc import Callable
 from pathlib import Path
 
-from sops_deploy import agekey, envfile, sops, tools
-from sops_deploy.config import ToolPlaces
+from sops_deploy import envfile
 from sops_deploy.errors import SopsDeployError, UsageError
+from sops_deploy.inputs.settings import ToolPlaces
 from sops_deploy.maintain import sopscmd, sopsconfig
-from sops_deploy.report import Reporter
+from sops_deploy.output.reporter import Reporter
+from sops_deploy.sops import agekey, runner, tools
 
 CHARSETS = {
     "alnum": string.ascii_letters + string.digits,
@@ -46,10 +47,10 @@ def generate(length: int, charset: str) -> str:
 
 
 def _decrypted(
-    sops_bin: str, enc: sops.EncryptedFile, age: sops.AgeKeySource, reporter: Reporter
+    sops_bin: str, enc: runner.EncryptedFile, age: runner.AgeKeySource, reporter: Reporter
 ) -> dict[str, str]:
     entries, _problems = envfile.parse_dotenv(
-        sops.decrypt(sops_bin, enc, age).decode("utf-8", "replace"), enc.path
+        runner.decrypt(sops_bin, enc, age).decode("utf-8", "replace"), enc.path
     )
     reporter.mask(e.value for e in entries)
     return {e.key: e.value for e in entries}
@@ -81,7 +82,7 @@ def rotate_value(
     path: str,
     key: str,
     value: str,
-    age: sops.AgeKeySource,
+    age: runner.AgeKeySource,
     places: ToolPlaces,
     reporter: Reporter,
 ) -> None:
@@ -100,7 +101,7 @@ def rotate_value(
         )
     reporter.mask([value])
     sops_bin = tools.find_sops(places)
-    enc = sops.inspect(path)
+    enc = runner.inspect(path)
     if enc.stored_format != "dotenv":
         raise UsageError(
             f"{path} is stored as {enc.stored_format}, not dotenv",
@@ -109,7 +110,7 @@ def rotate_value(
     stored = dotenv_text(key, value)
     before = _decrypted(sops_bin, enc, age, reporter)
     sopscmd.set_value(sops_bin, Path(path), enc.stored_format, key, stored, age)
-    after = _decrypted(sops_bin, sops.inspect(path), age, reporter)
+    after = _decrypted(sops_bin, runner.inspect(path), age, reporter)
     others_same = {k: v for k, v in after.items() if k != key} == {
         k: v for k, v in before.items() if k != key
     }
@@ -126,12 +127,12 @@ def rotate_value(
 
 
 def rotate_data_key(
-    paths: list[str], age: sops.AgeKeySource, places: ToolPlaces, reporter: Reporter
+    paths: list[str], age: runner.AgeKeySource, places: ToolPlaces, reporter: Reporter
 ) -> None:
     """sops's data-key rotation for every file: every value re-encrypted under a new key."""
     sops_bin = tools.find_sops(places)
     for path in paths:
-        enc = sops.inspect(path)
+        enc = runner.inspect(path)
         sopscmd.rotate_data_key(sops_bin, Path(path), enc.stored_format, age)
         reporter.line(f"✓ {path}: new data key, every value re-encrypted")
     reporter.info(
@@ -144,7 +145,7 @@ def change_recipients(
     *,
     add: bool,
     config_path: Path,
-    age: sops.AgeKeySource,
+    age: runner.AgeKeySource,
     places: ToolPlaces,
     reporter: Reporter,
     sha: Callable[[Path], str] = lambda p: hashlib.sha256(p.read_bytes()).hexdigest(),
@@ -156,7 +157,7 @@ def change_recipients(
     files = []
     for path, _rule in sopsconfig.matching_files(config_path.parent, rules):
         try:
-            files.append((path, sops.inspect(str(path))))
+            files.append((path, runner.inspect(str(path))))
         except SopsDeployError:  # a matching file that is not sops-encrypted
             continue
     changed_config = sopsconfig.change_recipient(doc, recipient, add=add)

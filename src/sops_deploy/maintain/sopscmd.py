@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sops_deploy import sops
+from sops_deploy.sops import runner
 
 TIMEOUT = 120.0
 
@@ -18,7 +18,7 @@ TIMEOUT = 120.0
 def run(
     sops_bin: str,
     args: list[str],
-    key: sops.AgeKeySource,
+    key: runner.AgeKeySource,
     *,
     what: str,
     stdin: bytes | None = None,
@@ -29,7 +29,7 @@ def run(
     env = key.child_env()
     if config is not None:
         env["SOPS_CONFIG"] = str(config.resolve())
-    proc = sops.run(
+    proc = runner.run(
         [sops_bin, *args],
         env,
         what=what,
@@ -39,7 +39,7 @@ def run(
     )
     if proc.returncode == 0:
         return proc.stdout
-    raise sops.error(
+    raise runner.error(
         proc.returncode,
         proc.stderr.decode("utf-8", "replace"),
         key,
@@ -49,7 +49,7 @@ def run(
 
 
 def encrypt_dotenv(
-    sops_bin: str, plaintext_path: Path, target: Path, key: sops.AgeKeySource, config: Path
+    sops_bin: str, plaintext_path: Path, target: Path, key: runner.AgeKeySource, config: Path
 ) -> bytes:
     """The sops-encrypted form of a plaintext dotenv file, by the rule for `target`."""
     return run(
@@ -71,7 +71,7 @@ def encrypt_dotenv(
 
 
 def set_value(
-    sops_bin: str, path: Path, stored: str, key_name: str, value: str, age: sops.AgeKeySource
+    sops_bin: str, path: Path, stored: str, key_name: str, value: str, age: runner.AgeKeySource
 ) -> None:
     """Set one key in the encrypted file in place; the value goes through stdin as JSON."""
     run(
@@ -92,7 +92,7 @@ def set_value(
     )
 
 
-def rotate_data_key(sops_bin: str, path: Path, stored: str, age: sops.AgeKeySource) -> None:
+def rotate_data_key(sops_bin: str, path: Path, stored: str, age: runner.AgeKeySource) -> None:
     """sops's own data-key rotation: new data key, every value re-encrypted, in place."""
     run(
         sops_bin,
@@ -103,7 +103,7 @@ def rotate_data_key(sops_bin: str, path: Path, stored: str, age: sops.AgeKeySour
 
 
 def update_keys(
-    sops_bin: str, path: Path, stored: str, age: sops.AgeKeySource, config: Path
+    sops_bin: str, path: Path, stored: str, age: runner.AgeKeySource, config: Path
 ) -> None:
     """`sops updatekeys -y`: re-encrypt the data key for the recipients in `config`."""
     run(

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from sops_deploy import agekey
 from sops_deploy.errors import UsageError
+from sops_deploy.sops import agekey
 
 CONFIG_NAME = ".sops.yaml"
 DOTENV_RULE = r"\.env\.encrypted$"

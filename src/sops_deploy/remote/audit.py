@@ -13,9 +13,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from sops_deploy.inputs.runinfo import RunInfo, now
 from sops_deploy.remote import safefile
 from sops_deploy.remote.connection import Connection
-from sops_deploy.runinfo import RunInfo, now
 
 AUDIT_SUFFIX = ".deploy.log"
 MAX_NAMES = 100  # key names per list in one line; a 10,000-key change would be ~130 KB

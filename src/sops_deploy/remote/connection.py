@@ -19,13 +19,13 @@ from paramiko import sftp as wire
 from paramiko.common import cMSG_IGNORE
 from paramiko.message import Message
 
-from sops_deploy import knownhosts
-from sops_deploy.config import HostSpec
 from sops_deploy.errors import ConnectError, RemoteError
+from sops_deploy.inputs.settings import HostSpec
 from sops_deploy.remote import failures, identities, steps
 from sops_deploy.remote.failures import IO_ERRORS, Cancelled, lost
 from sops_deploy.remote.reach import Options
 from sops_deploy.remote.trust import another_type_may_be_pinned, pinned_or_first, verify_host_key
+from sops_deploy.ssh import knownhosts
 
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 16.0

@@ -11,8 +11,8 @@ import socket
 
 import paramiko
 
-from sops_deploy.config import HostSpec
 from sops_deploy.errors import ConnectError, RemoteError
+from sops_deploy.inputs.settings import HostSpec
 
 IO_ERRORS = (OSError, EOFError, paramiko.SSHException)
 

@@ -20,13 +20,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from sops_deploy.errors import RemoteError, SopsDeployError, UsageError
+from sops_deploy.inputs.runinfo import RunInfo
 from sops_deploy.remote import atomic, audit, lock, safefile, transaction
 from sops_deploy.remote.atomic import TEMP_MARKER, FileState
 from sops_deploy.remote.audit import Changes
 from sops_deploy.remote.connection import Connection
 from sops_deploy.remote.failures import IO_ERRORS
 from sops_deploy.remote.postcommand import CommandRun, run_command
-from sops_deploy.runinfo import RunInfo
 
 MANIFEST = ".sops-deploy-manifest"
 

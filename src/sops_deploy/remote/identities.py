@@ -25,7 +25,7 @@ from paramiko.agent import AgentSSH
 
 from sops_deploy.errors import RemoteError, UsageError
 from sops_deploy.remote.credentials import Credentials, load_private_key
-from sops_deploy.sshconfig import Resolved, SshSetup
+from sops_deploy.ssh.sshconfig import Resolved, SshSetup
 
 DEFAULT_FILES = (
     "id_rsa",

@@ -26,10 +26,10 @@ from typing import Any
 
 from sops_deploy import interrupt
 from sops_deploy.errors import RemoteError
+from sops_deploy.inputs.runinfo import RunInfo, now
 from sops_deploy.remote import safefile, takeover
 from sops_deploy.remote.connection import Connection
 from sops_deploy.remote.failures import IO_ERRORS, lost
-from sops_deploy.runinfo import RunInfo, now
 
 LOCK_SUFFIX = ".sops-deploy.lock"
 STALE_LOCK_SECONDS = 15 * 60  # longer than any deploy: two post-command runs at the default

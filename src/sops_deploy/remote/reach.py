@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sops_deploy.config import HostSpec
+from sops_deploy.inputs.settings import HostSpec
 from sops_deploy.remote.credentials import Credentials
 from sops_deploy.remote.trust import Trust
-from sops_deploy.sshconfig import Resolved, SshSetup
+from sops_deploy.ssh.sshconfig import Resolved, SshSetup
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 
 from sops_deploy import interrupt
 from sops_deploy.errors import RemoteError, SopsDeployError
+from sops_deploy.inputs.runinfo import RunInfo
 from sops_deploy.remote import atomic, audit, backup, lock, safefile
 from sops_deploy.remote.atomic import FileState
 from sops_deploy.remote.audit import Changes
 from sops_deploy.remote.connection import Connection
 from sops_deploy.remote.failures import IO_ERRORS
 from sops_deploy.remote.postcommand import CommandRun, run_command
-from sops_deploy.runinfo import RunInfo
 
 
 @dataclass(frozen=True)

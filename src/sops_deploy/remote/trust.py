@@ -15,9 +15,9 @@ from pathlib import Path
 
 import paramiko
 
-from sops_deploy import knownhosts
-from sops_deploy.config import HostSpec
 from sops_deploy.errors import HostKeyError, UsageError
+from sops_deploy.inputs.settings import HostSpec
+from sops_deploy.ssh import knownhosts
 
 
 def fingerprint(key: paramiko.PKey) -> str:

@@ -17,12 +17,13 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from sops_deploy import onhost, runinfo
-from sops_deploy.config import HostSpec, Settings
+from sops_deploy.deploy import delivery
+from sops_deploy.deploy.delivery import UNPARSEABLE, HostResult
 from sops_deploy.errors import RemoteError, SopsDeployError, UsageError
-from sops_deploy.onhost import UNPARSEABLE, HostResult
-from sops_deploy.plan import Plan, build_plan, decrypt_all, parse_plaintext
-from sops_deploy.runinfo import RunInfo
+from sops_deploy.inputs import runinfo
+from sops_deploy.inputs.runinfo import RunInfo
+from sops_deploy.inputs.settings import HostSpec, Settings
+from sops_deploy.plan.build import Plan, build_plan, decrypt_all, parse_plaintext
 
 if TYPE_CHECKING:
     from sops_deploy.remote.connection import Connection
@@ -91,7 +92,7 @@ def open_host(
     errors are retried with backoff, which `cancel` cuts short. ~/.ssh/config applies as
     with `ssh` (`sshroute`): an alias's HostName, User, Port, IdentityFile, ProxyJump."""
     from sops_deploy.remote import Connection, Credentials, Options, Trust
-    from sops_deploy.sshroute import for_settings
+    from sops_deploy.ssh.route import for_settings
 
     route = for_settings(settings, spec)
     options = Options(
@@ -159,14 +160,14 @@ def _host(
             seen = []
             for target, result in zip(targets, results, strict=True):
                 try:
-                    seen.append(onhost.look(conn, settings, target, mode, result))
+                    seen.append(delivery.look(conn, settings, target, mode, result))
                 except IO_ERRORS as exc:
                     where = result.path or target.remote_path
                     raise lost(spec, f"working on {where}", exc) from None
             plans = gate.plan().for_targets(targets)
             for plan, current, result in zip(plans, seen, results, strict=True):
                 try:
-                    onhost.act(conn, settings, plan, current, mode, result, run, warn)
+                    delivery.act(conn, settings, plan, current, mode, result, run, warn)
                 except IO_ERRORS as exc:
                     where = result.path or plan.target.remote_path
                     result.status, result.error = "failed", lost(spec, f"working on {where}", exc)

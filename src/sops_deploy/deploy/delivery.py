@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sops_deploy import envfile
-from sops_deploy.config import Settings, Target
 from sops_deploy.errors import SopsDeployError
-from sops_deploy.runinfo import RunInfo
-from sops_deploy.targets import TargetPlan
+from sops_deploy.inputs.runinfo import RunInfo
+from sops_deploy.inputs.settings import Settings, Target
+from sops_deploy.plan.targets import TargetPlan
 
 if TYPE_CHECKING:
     from sops_deploy.remote.atomic import FileState

@@ -12,8 +12,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sops_deploy import runinfo
-from sops_deploy.config import (
+from sops_deploy.errors import UsageError
+from sops_deploy.inputs import runinfo
+from sops_deploy.inputs.environment import (
+    age_source,
+    child_environ,
+    in_ci,
+    secret,
+    ssh_setup,
+    tool_places,
+)
+from sops_deploy.inputs.settings import (
     BASTION_PARALLEL,
     DEFAULT_PARALLEL,
     FILES_MODE,
@@ -29,15 +38,6 @@ from sops_deploy.config import (
     check_remote_path,
     hosts_from,
 )
-from sops_deploy.environment import (
-    age_source,
-    child_environ,
-    in_ci,
-    secret,
-    ssh_setup,
-    tool_places,
-)
-from sops_deploy.errors import UsageError
 
 REMOTE = ("deploy", "check", "diff")
 
@@ -281,7 +281,7 @@ def _ssh_recipient(text: str | None) -> str | None:
     """`--ssh-recipient`: a .pub file or the public key line itself, checked for sops."""
     if not text:
         return None
-    from sops_deploy import sshage
+    from sops_deploy.sops import sshage
 
     line = text
     if not text.lstrip().startswith(("ssh-", "ecdsa-", "sk-")):

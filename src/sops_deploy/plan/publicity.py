@@ -55,8 +55,8 @@ def load(
     The schema is read only for its public marks (a broken schema is reported by the
     schema check, with its line).
     """
-    from sops_deploy import schema as schema_mod
     from sops_deploy.errors import UsageError
+    from sops_deploy.plan import schema as schema_mod
 
     clear = {path: clear_keys(path, stored) for path, stored in files}
     marked: dict[str, str] = {}

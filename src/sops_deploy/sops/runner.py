@@ -23,7 +23,7 @@ from sops_deploy.errors import DecryptError, ToolError, UsageError
 if TYPE_CHECKING:
     import subprocess
 
-    from sops_deploy.sshage import SshIdentity
+    from sops_deploy.sops.sshage import SshIdentity
 
 # sops's own exit codes (getsops/sops cmd/sops/codes).
 SOPS_COULD_NOT_RETRIEVE_KEY = 128
@@ -103,7 +103,7 @@ class AgeKeySource:
 
     def ssh_identity(self, recipients: tuple[str, ...]) -> SshIdentity | None:
         """The SSH key as an age identity, when one of `recipients` is that key."""
-        from sops_deploy import sshage
+        from sops_deploy.sops import sshage
 
         if not any(sshage.is_ssh_recipient(r) for r in recipients):
             return None
@@ -269,7 +269,7 @@ def decrypt(sops_bin: str, enc: EncryptedFile, key: AgeKeySource, *, timeout: fl
     if identity is None:
         proc = run(argv, key.child_env(), what=enc.path, timeout=timeout, file=enc.path)
     else:
-        from sops_deploy import sshage
+        from sops_deploy.sops import sshage
 
         reads = len(enc.recipients) + 1  # sops reads its identities once per recipient
         with sshage.pipe_identity(identity, key.child_env(), reads=reads) as (env, fds):
@@ -304,7 +304,7 @@ def error(
         if key.given:
             text = key.key_text()
             try:
-                from sops_deploy import agekey
+                from sops_deploy.sops import agekey
 
                 mine = ", ".join(agekey.recipients_of(text)) if text else "(unreadable key file)"
             except UsageError as exc:

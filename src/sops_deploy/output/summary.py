@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sops_deploy.deploy import HostResult, Plan
+    from sops_deploy.deploy.rollout import HostResult, Plan
 
 CELL_KEYS = 10
 MAX_DIFF_ROWS = 500

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sops_deploy import sshconfig
-from sops_deploy.config import HostSpec, parse_host
+from sops_deploy.inputs.settings import HostSpec, parse_host
+from sops_deploy.ssh import sshconfig
 
 if TYPE_CHECKING:
-    from sops_deploy.config import Settings
+    from sops_deploy.inputs.settings import Settings
 from sops_deploy.errors import UsageError
-from sops_deploy.sshconfig import SshSetup
+from sops_deploy.ssh.sshconfig import SshSetup
 
 __all__ = ["Route", "SshSetup", "route"]
 

@@ -129,7 +129,7 @@ def check_recipient(text: str) -> str:
     accepts as one (`ssh-ed25519 AAAA…`, comment dropped), else a UsageError."""
     recipient = text.strip()
     if recipient.startswith(("ssh-", "ecdsa-", "sk-")):
-        from sops_deploy import sshage
+        from sops_deploy.sops import sshage
 
         return sshage.normalize(recipient)
     if recipient.upper().startswith(SECRET_PREFIX):

@@ -4,9 +4,9 @@ The file is read with PyYAML's node API (`yaml.compose`), so every error names t
 the line: unknown keys, wrong types, duplicate keys, missing fields and bad values (a host
 that is not `[user@]host[:port]`, a mode that would make the secrets world-readable).
 
-The keys an environment may set, their kinds and checks are the rows of `inputs.OPTIONS`
+The keys an environment may set, their kinds and checks are the rows of `table.OPTIONS`
 that name a YAML key; a loaded environment is a mapping of option attribute → typed value
-(a tuple of paths, an int mode, a float timeout), which `inputs.resolve` places under the
+(a tuple of paths, an int mode, a float timeout), which `table.resolve` places under the
 flags and `SOPS_DEPLOY_*` variables. Relative paths in the file are relative to the
 file's own directory.
 
@@ -17,12 +17,7 @@ file's own directory.
         files: [common.env.encrypted, production.env.encrypted]   # later overrides earlier
         hosts: [deploy@web1.example.com, deploy@web2.example.com:2222]
         remote-path: /srv/app/.env   # or `targets:` (README: one host, several services)
-        github:                    # optional: `sops-deploy github-sync --env production`
-          repo: octo-org/app
-          environment: production  # or `dependabot: true`; default: repository secrets
-          keys: [DATABASE_URL, "APP_*"]
-          prefix: ""
-          prune: true
+        github: {repo: octo-org/app, keys: [DATABASE_URL, "APP_*"], prune: true}  # github-sync
 """
 
 from __future__ import annotations
@@ -36,10 +31,16 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from sops_deploy.config import TargetEntry
 from sops_deploy.defaults import DEFAULT_CONFIG
 from sops_deploy.errors import UsageError
-from sops_deploy.inputs import GITHUB_FIELDS, REQUIRED_YAML, TARGET_FIELDS, YAML_FIELDS, Option
+from sops_deploy.inputs.settings import TargetEntry
+from sops_deploy.inputs.table import (
+    GITHUB_FIELDS,
+    REQUIRED_YAML,
+    TARGET_FIELDS,
+    YAML_FIELDS,
+    Option,
+)
 
 GITHUB_SECTION = "<github>"  # marks an environment that has a `github:` section
 

@@ -22,9 +22,9 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from sops_deploy.config import ToolPlaces
 from sops_deploy.errors import ToolError
-from sops_deploy.release import (
+from sops_deploy.inputs.settings import ToolPlaces
+from sops_deploy.sops.release import (
     BINARIES,
     DOWNLOAD_TIMEOUT,
     GITHUB,

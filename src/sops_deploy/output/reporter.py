@@ -19,12 +19,12 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, TextIO
 
-from sops_deploy import hints, summary, workflow
 from sops_deploy.errors import Problem, SopsDeployError, UsageError, ValidationError
-from sops_deploy.redact import Redactor
+from sops_deploy.output import hints, summary, workflow
+from sops_deploy.output.redact import Redactor
 
 if TYPE_CHECKING:
-    from sops_deploy.deploy import HostResult, Plan
+    from sops_deploy.deploy.rollout import HostResult, Plan
 
 PUBLIC_FIX = (
     "if the value is not a secret, mark the key public (`secret: false` in schema.yaml, "
@@ -133,7 +133,7 @@ class Reporter:
             self._write_clean(self.out, "::endgroup::")
 
     def problems(self, problems: Iterable[Problem]) -> None:
-        from sops_deploy.envfile.source import looks_like_value
+        from sops_deploy.envfile.fragments import looks_like_value
 
         for p in problems:
             if p.key and looks_like_value(p.key):  # a fragment of a value: by line only

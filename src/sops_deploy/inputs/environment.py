@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from sops_deploy.config import ToolPlaces
 from sops_deploy.defaults import ENV_PREFIX
-from sops_deploy.sops import AgeKeySource
-from sops_deploy.sshconfig import SshSetup
+from sops_deploy.inputs.settings import ToolPlaces
+from sops_deploy.sops.runner import AgeKeySource
+from sops_deploy.ssh.sshconfig import SshSetup
 
 # Environment variables that hold key material: masked before anything prints, and never
 # passed on to a child process (sops gets its identity explicitly, see `AgeKeySource`).
@@ -78,7 +78,7 @@ def ssh_setup(environ: Mapping[str, str], option: str | None, local_user: str) -
     """ssh_config (`--ssh-config PATH|none`, default ~/.ssh/config), HOME, and the
     environment the agent socket and `Match exec` come from (no secret in it). The config
     is only found here; it is parsed when a host is used."""
-    from sops_deploy import sshconfig
+    from sops_deploy.ssh import sshconfig
 
     home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
     return SshSetup(sshconfig.config_path(option, home), home, child_environ(environ), local_user)

@@ -9,11 +9,13 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sops_deploy import envfile, schema, sops
-from sops_deploy.config import Settings, Target
+from sops_deploy import envfile
 from sops_deploy.envfile import Entry, Secrets
 from sops_deploy.errors import Problem, UsageError, ValidationError
-from sops_deploy.targets import TargetPlan, plan_targets
+from sops_deploy.inputs.settings import Settings, Target
+from sops_deploy.plan import schema
+from sops_deploy.plan.targets import TargetPlan, plan_targets
+from sops_deploy.sops import runner
 
 
 @dataclass(frozen=True)
@@ -44,19 +46,19 @@ class Plan:
         return (TargetPlan(targets[0], self.secrets, self.content),)
 
 
-def decrypt_all(settings: Settings, sops_bin: str) -> list[tuple[sops.EncryptedFile, bytes]]:
+def decrypt_all(settings: Settings, sops_bin: str) -> list[tuple[runner.EncryptedFile, bytes]]:
     """Decrypt every source file (in memory), in order."""
     if not settings.files:
         raise UsageError("no encrypted file given", "pass --file secrets/.env.encrypted")
     return [
-        (enc, sops.decrypt(sops_bin, enc, settings.age))
-        for enc in (sops.inspect(path) for path in settings.files)
+        (enc, runner.decrypt(sops_bin, enc, settings.age))
+        for enc in (runner.inspect(path) for path in settings.files)
     ]
 
 
 def build_plan(
     settings: Settings,
-    decrypted: list[tuple[sops.EncryptedFile, bytes]],
+    decrypted: list[tuple[runner.EncryptedFile, bytes]],
     mask: Callable[[list[str | tuple[str, str]]], None],
 ) -> Plan:
     """Parse, lint, check and render the decrypted files; all problems raised together.
@@ -73,7 +75,7 @@ def build_plan(
             ]
         )
         return _raw_plan(settings, decrypted)
-    from sops_deploy import publicity
+    from sops_deploy.plan import publicity
 
     public = publicity.load(
         ((enc.path, enc.stored_format) for enc, _ in decrypted),
@@ -98,7 +100,9 @@ def build_plan(
     return Plan(merged, first.content, first.target.format, tuple(problems), tuple(plans))
 
 
-def parse_plaintext(enc: sops.EncryptedFile, plaintext: bytes) -> tuple[list[Entry], list[Problem]]:
+def parse_plaintext(
+    enc: runner.EncryptedFile, plaintext: bytes
+) -> tuple[list[Entry], list[Problem]]:
     """One decrypted file as entries: dotenv text (dotenv or binary store) or a flat map."""
     text, problems = envfile.decode(plaintext, enc.path)
     if enc.stored_format in ("yaml", "json"):
@@ -108,7 +112,7 @@ def parse_plaintext(enc: sops.EncryptedFile, plaintext: bytes) -> tuple[list[Ent
     return entries, problems + found
 
 
-def _raw_plan(settings: Settings, decrypted: list[tuple[sops.EncryptedFile, bytes]]) -> Plan:
+def _raw_plan(settings: Settings, decrypted: list[tuple[runner.EncryptedFile, bytes]]) -> Plan:
     if len(decrypted) != 1:
         raise UsageError("--format raw deploys exactly one file", "pass a single --file")
     if settings.required or settings.schema:

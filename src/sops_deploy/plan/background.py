@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
-    from sops_deploy.config import Settings
-    from sops_deploy.sops import EncryptedFile
+    from sops_deploy.inputs.settings import Settings
+    from sops_deploy.sops.runner import EncryptedFile
 
 T = TypeVar("T")
 
@@ -50,13 +50,13 @@ def decrypting(settings: Settings) -> Started[Decrypted | None]:
     `plan.decrypt_all` returns); None when no file is given (`decrypt_all` says so)."""
 
     def work() -> Decrypted | None:
-        from sops_deploy import sops, tools
+        from sops_deploy.sops import runner, tools
 
         if not settings.files:
             return None
         sops_bin = tools.find_sops(settings.tools)
-        files = [sops.inspect(path) for path in settings.files]
-        return [(enc, sops.decrypt(sops_bin, enc, settings.age)) for enc in files]
+        files = [runner.inspect(path) for path in settings.files]
+        return [(enc, runner.decrypt(sops_bin, enc, settings.age)) for enc in files]
 
     return Started(work, "decrypt")
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 
 from sops_deploy import envfile
-from sops_deploy.config import Target
 from sops_deploy.envfile import Secrets
 from sops_deploy.errors import Problem
+from sops_deploy.inputs.settings import Target
 
 MANIFEST = ".sops-deploy-manifest"  # in a files target's directory: the names it wrote
 # A file name every filesystem and reader takes as it is: no path separator, no leading

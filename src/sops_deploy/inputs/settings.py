@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from sops_deploy.defaults import DEFAULT_FILE, FORMATS
 from sops_deploy.errors import UsageError
-from sops_deploy.runinfo import RunInfo
-from sops_deploy.sops import AgeKeySource
+from sops_deploy.inputs.runinfo import RunInfo
+from sops_deploy.sops.runner import AgeKeySource
 
 if TYPE_CHECKING:
-    from sops_deploy.sshconfig import SshSetup
+    from sops_deploy.ssh.sshconfig import SshSetup
 
 _HOST_RE = re.compile(
     r"^(?:(?P<user>[A-Za-z0-9._][A-Za-z0-9._-]*)@)?"

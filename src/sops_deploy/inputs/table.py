@@ -19,7 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sops_deploy.config import (
+from sops_deploy.defaults import DEFAULT_CONFIG, DEFAULT_FILE, ENV_PREFIX, FORMATS
+from sops_deploy.errors import UsageError
+from sops_deploy.inputs.settings import (
     check_format,
     check_glob,
     check_host_text,
@@ -29,8 +31,6 @@ from sops_deploy.config import (
     parse_mode,
     split_list,
 )
-from sops_deploy.defaults import DEFAULT_CONFIG, DEFAULT_FILE, ENV_PREFIX, FORMATS
-from sops_deploy.errors import UsageError
 
 # The kinds of value an option holds (argparse type, how a SOPS_DEPLOY_* text and a YAML
 # node are read): text, a repeatable list split on commas and newlines, a whole number, a
