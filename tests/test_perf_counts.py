@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,11 @@ from tests.support import REPO
 # --- the pins ---------------------------------------------------------------------------
 # SFTP round trips (flights: requests answered before the next is sent) and requests per
 # deploy of a 50-key file, and the SSH exchanges after the key exchange.
-FLIGHTS = {"first": 26, "changed": 34, "unchanged": 26}  # before issue 28: 32, 47, 36
-REQUESTS = {"first": 33, "changed": 47, "unchanged": 35}
+FLIGHTS = {"first": 22, "changed": 27, "unchanged": 20}  # before issue 28: 32, 47, 36
+REQUESTS = {"first": 33, "changed": 45, "unchanged": 34}
 SSH_STEPS = {"auth_publickey": 1, "open_channel": 1, "invoke_subsystem": 1}
 # Reading the current 10,000-key file (1 MB) back, unchanged rerun.
-BIG_UNCHANGED_FLIGHTS = 26  # 37 when a file was read one READ at a time
+BIG_UNCHANGED_FLIGHTS = 20  # 37 when a file was read one READ at a time
 # Modules in sys.modules at exit.
 VALIDATE_MODULES = 168
 DEPLOY_MODULES = 488
@@ -173,3 +173,76 @@ def test_a_10000_key_deploy_passes_over_the_text_and_peak_memory(
     assert unchanged["sftp_flights"] <= BIG_UNCHANGED_FLIGHTS, _moved(
         "reading back 1 MB", BIG_UNCHANGED_FLIGHTS, unchanged
     )
+
+
+# --- the pipelined requests return exactly what one-at-a-time requests did ----------------
+
+
+@pytest.fixture
+def conn(sshd_server: Any) -> Iterator[Any]:
+    from sops_deploy.inputs.settings import HostSpec
+    from sops_deploy.remote import Connection, Credentials, Options, Trust
+
+    spec = HostSpec("127.0.0.1", sshd_server.port, sshd_server.user)
+    options = Options(Credentials(key_file=str(sshd_server.client_key)),
+                      Trust(sshd_server.known_hosts_line + "\n"),
+                      default_user=sshd_server.user, timeout=10)  # fmt: skip
+    with Connection(spec, options) as c:
+        yield c
+
+
+@pytest.mark.parametrize(
+    ("size", "told"),
+    [
+        pytest.param(0, 0, id="empty"),
+        pytest.param(5000, 5000, id="small"),
+        pytest.param(32768 * 3, 32768 * 3, id="whole-chunks"),
+        pytest.param(1_000_003, 1_000_003, id="1MB"),
+        pytest.param(300_000, 1000, id="grew-after-lstat"),
+        pytest.param(1000, 300_000, id="shrank-after-lstat"),
+    ],
+)
+def test_read_file_returns_the_whole_file(
+    conn: Any, remote_dir: Path, size: int, told: int
+) -> None:
+    """Connection.read_file: FSTAT and every READ sent together give back every byte, in
+    order, whatever size the caller expected; the FSTAT is the handle's own."""
+    data = bytes(i * 7 % 251 for i in range(size))
+    (remote_dir / "f").write_bytes(data)
+    attrs, got = conn.read_file(str(remote_dir / "f"), told, 64 << 20)
+    assert got == data
+    assert attrs.st_size == size
+
+
+def test_read_file_stops_past_the_limit(conn: Any, remote_dir: Path) -> None:
+    """A file longer than the limit (a server that lies about its size) is read to the
+    limit and one chunk past it, never to its end; the caller refuses it."""
+    (remote_dir / "f").write_bytes(b"x" * 500_000)
+    _attrs, got = conn.read_file(str(remote_dir / "f"), 10, 100_000)
+    assert 100_000 < len(got) < 500_000
+
+
+@pytest.mark.parametrize("count", [0, 1, 99, 100, 250, 301, 650])
+def test_listdir_sees_every_name(conn: Any, remote_dir: Path, count: int) -> None:
+    """READDIRs three at a time list every name, around each 100-name answer boundary."""
+    for i in range(count):
+        (remote_dir / f"n{i:04d}").touch()
+    assert sorted(conn.listdir(str(remote_dir))) == [f"n{i:04d}" for i in range(count)]
+
+
+def test_attributes_answer_each_request(conn: Any, remote_dir: Path) -> None:
+    """stat and lstat asked together: attributes, or each one's own error."""
+    (remote_dir / "f").write_text("x")
+    (remote_dir / "link").symlink_to(remote_dir / "f")
+    d, f, link, missing = conn.attributes(
+        ("stat", str(remote_dir)),
+        ("lstat", str(remote_dir / "f")),
+        ("lstat", str(remote_dir / "link")),
+        ("lstat", str(remote_dir / "missing")),
+    )
+    import stat as st
+
+    assert st.S_ISDIR(d.st_mode)
+    assert st.S_ISREG(f.st_mode)
+    assert st.S_ISLNK(link.st_mode)
+    assert isinstance(missing, FileNotFoundError)

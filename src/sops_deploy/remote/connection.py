@@ -34,16 +34,23 @@ READ_CHUNK = 32768  # bytes per READ request (Paramiko's and OpenSSH's usual siz
 READDIRS_AHEAD = 3  # READDIR requests sent together (OpenSSH answers 100 names each)
 HOSTKEYS_REQUEST = "hostkeys-00@openssh.com"
 Attrs = paramiko.SFTPAttributes
+Ask = tuple[object, ...]  # an SFTP request: its type, then its fields
 Reply = tuple[int | None, Message | None]  # (None, None): an EOF status
 
 # Paramiko's transport-thread tracebacks never reach stderr: we report every failure.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
+def _ok(replies: list[Reply | OSError]) -> list[Reply]:
+    failed = [r for r in replies if isinstance(r, OSError)]
+    if failed:
+        raise failed[0]
+    return replies  # type: ignore[return-value]
+
+
 class _Transport(paramiko.Transport):
-    """Answers sshd's `hostkeys-00@openssh.com` (sent after authentication, no reply
-    wanted) with SSH_MSG_IGNORE: unanswered, its segment waits for a delayed ACK (~40 ms)
-    and Nagle holds sshd's next reply, the first channel open, behind it."""
+    """Answers sshd's `hostkeys-00@openssh.com` with SSH_MSG_IGNORE: unanswered, it waits
+    for a delayed ACK (~40 ms) and Nagle holds sshd's next reply behind it."""
 
     def _parse_global_request(self, m: Message) -> None:
         kind = m.get_text()
@@ -217,10 +224,8 @@ class Connection:
     # --- paths and attributes ----------------------------------------------------------
 
     def resolve(self, path: str) -> str:
-        """An absolute remote path as the server resolves it: `~/x` relative to the login
-        directory, the directory's symlinks and `..` resolved by the server (`lnk/../x` is
-        where the link's target is, not where the text says); a missing directory is left
-        as written, for the caller to report."""
+        """An absolute path as the server resolves it: `~/x` from the login directory, the
+        directory's links and `..` resolved there; a missing directory left as written."""
         if path.startswith("~/"):
             path = posixpath.join(self._client.normalize("."), path[2:])
         directory, name = posixpath.split(path)
@@ -240,13 +245,12 @@ class Connection:
         return self._client.lstat(path)
 
     def listdir(self, directory: str) -> list[str]:
-        """The names in `directory` (no . and ..): READDIRS_AHEAD READDIRs sent at a time
-        and the CLOSE not waited for — two round trips for up to ~200 names, not four."""
+        """The names in `directory` (no . and ..), READDIRS_AHEAD READDIRs at a time."""
         handle = self._open_handle(wire.CMD_OPENDIR, directory)
         names: list[str] = []
         try:
             while True:
-                replies = self._pipelined([(wire.CMD_READDIR, handle)] * READDIRS_AHEAD)
+                replies = _ok(self._pipelined([(wire.CMD_READDIR, handle)] * READDIRS_AHEAD))
                 for msg in (m for kind, m in replies if kind == wire.CMD_NAME and m is not None):
                     for _ in range(msg.get_int()):
                         name, _long = msg.get_text(), msg.get_text()
@@ -257,31 +261,26 @@ class Connection:
         finally:
             self._close_later(handle)
 
-    def read_file(
-        self, path: str, expected: int, limit: int
-    ) -> tuple[paramiko.SFTPAttributes, bytes]:
-        """Open `path`; then FSTAT, READs of its `expected` bytes and one READ past them
-        (EOF, or the file is longer: read on, to `limit` + 1 bytes at most), sent before
-        any answer is read: one round trip after the open; the CLOSE is not waited for.
-        The caller compares the FSTAT attributes with what it saw before."""
-        handle = self._open_handle(
-            wire.CMD_OPEN, path, wire.SFTP_FLAG_READ, paramiko.SFTPAttributes()
-        )
+    def read_file(self, path: str, expected: int, limit: int) -> tuple[Attrs, bytes]:
+        """Open `path`; FSTAT, READs of its `expected` bytes and one past them (EOF, or read
+        on, at most `limit` + 1 bytes), sent together: one round trip after the open, the
+        CLOSE not waited for. The caller compares the FSTAT attributes with its lstat."""
+        handle = self._open_handle(wire.CMD_OPEN, path, wire.SFTP_FLAG_READ, Attrs())
         try:
-            data, size, fstat = bytearray(), min(expected, limit), [(wire.CMD_FSTAT, handle)]
+            fstat: list[Ask] = [(wire.CMD_FSTAT, handle)]
+            data, size = bytearray(), min(expected, limit)
             while True:
                 start = len(data)
                 ats = range(start, start + size, READ_CHUNK)
                 spans = [(at, min(READ_CHUNK, start + size - at)) for at in ats]
                 spans.append((start + size, READ_CHUNK))  # past the end: EOF, or more
-                replies = self._pipelined(
-                    fstat + [(wire.CMD_READ, handle, wire.int64(at), n) for at, n in spans]
-                )
+                reads: list[Ask] = [(wire.CMD_READ, handle, wire.int64(a), n) for a, n in spans]
+                replies = _ok(self._pipelined(fstat + reads))
                 if fstat:
                     kind, msg = replies.pop(0)
                     if kind != wire.CMD_ATTRS or msg is None:
                         raise paramiko.SFTPError("expected attributes")
-                    attrs, fstat = paramiko.SFTPAttributes._from_msg(msg), []  # type: ignore[attr-defined]
+                    attrs, fstat = Attrs._from_msg(msg), []  # type: ignore[attr-defined]
                 for (at, _n), (kind, msg) in zip(spans, replies, strict=True):
                     if at != len(data):
                         break  # a short answer before this one: read on from there
@@ -301,13 +300,11 @@ class Connection:
             raise paramiko.SFTPError("expected a handle")
         return bytes(msg.get_binary())
 
-    def _pipelined(self, requests: list[tuple[object, ...]]) -> list[Reply]:
-        """Send every request, then read every answer (one round trip); a failure other
-        than EOF is raised once every answer is read."""
+    def _pipelined(self, requests: list[Ask]) -> list[Reply | OSError]:
+        """Send all, then read all (one round trip); a failed status comes back as OSError."""
         client = self._client
         sent = [client._async_request(type(None), *r) for r in requests]  # type: ignore[attr-defined]
-        out: list[Reply] = []
-        failure: BaseException | None = None
+        out: list[Reply | OSError] = []
         for num in sent:
             try:
                 out.append(client._read_response(num))  # type: ignore[attr-defined]
@@ -316,14 +313,18 @@ class Connection:
             except (TimeoutError, paramiko.SSHException):
                 raise  # the connection stalled or is gone: waiting for the rest would too
             except OSError as exc:  # a status for this request: the others still answer
-                failure = failure or exc
-        if failure is not None:
-            raise failure
+                out.append(exc)
         return out
 
+    def attributes(self, *asks: tuple[str, str]) -> list[Attrs | OSError]:
+        """("stat" or "lstat", path) each, sent together (one round trip): the attributes,
+        or the error each got (FileNotFoundError, PermissionError…)."""
+        kinds = {"stat": wire.CMD_STAT, "lstat": wire.CMD_LSTAT}
+        replies = self._pipelined([(kinds[kind], path) for kind, path in asks])
+        return [r if isinstance(r, OSError) else Attrs._from_msg(r[1]) for r in replies]  # type: ignore[attr-defined]
+
     def _close_later(self, handle: bytes) -> None:
-        """CLOSE a handle that was only read, without waiting: the answer is dropped when
-        the next request's is read (the server takes a handle's requests in order)."""
+        """CLOSE a read-only handle without waiting (its answer is dropped with the next)."""
         with contextlib.suppress(*IO_ERRORS):
             self._client._async_request(type(None), wire.CMD_CLOSE, handle)  # type: ignore[attr-defined]
 
@@ -362,20 +363,19 @@ class Connection:
     # --- file contents -----------------------------------------------------------------
 
     def open_file(self, path: str, flags: int, mode: int | None = None) -> paramiko.SFTPFile:
-        """An SFTP handle on `path` opened with `flags` (SFTP_FLAG_*), `mode` sent in the
-        OPEN request itself (Paramiko's `open` sends none); see `safefile` for the rules."""
+        """An SFTP handle on `path` opened with `flags`, `mode` in the OPEN request itself."""
         attrs = paramiko.SFTPAttributes()
         if mode is not None:
             attrs.st_mode = mode
         handle = self._open_handle(wire.CMD_OPEN, path, flags, attrs)
-        text = (
-            "ab"
-            if flags & wire.SFTP_FLAG_APPEND
-            else "wb"
-            if flags & wire.SFTP_FLAG_WRITE
-            else "rb"
-        )
+        text = "wb" if flags & wire.SFTP_FLAG_WRITE else "rb"  # an append: the caller seeks
         return paramiko.SFTPFile(self._client, handle, text)
+
+    def close_later(self, fh: paramiko.SFTPFile) -> None:
+        """Close a handle whose writes were checked (FSTAT) without waiting for the answer."""
+        fh.flush()
+        fh._closed = True  # type: ignore[attr-defined]
+        self._close_later(fh.handle)  # type: ignore[arg-type]
 
     def check_written(self, handle: paramiko.SFTPFile) -> None:
         """Raise the failure Paramiko kept from a pipelined write (ENOSPC…) without raising."""

@@ -80,11 +80,25 @@ def refuse_kind(where: str, path: str, role: str, mode: int) -> RemoteError:
 def checked_name(conn: Connection, path: str, role: str) -> paramiko.SFTPAttributes | None:
     """The lstat attributes of `path` if it is a regular file, None if it does not exist;
     a symlink or anything else is refused."""
+    return checked_names(conn, (path, role))[0]
+
+
+def checked_names(
+    conn: Connection, *names: tuple[str, str]
+) -> list[paramiko.SFTPAttributes | None]:
+    """`checked_name` for each (path, role), every lstat sent together (one round trip)."""
+    answers = conn.attributes(*(("lstat", path) for path, _role in names))
+    return [_regular(conn, path, role, a) for (path, role), a in zip(names, answers, strict=True)]
+
+
+def _regular(
+    conn: Connection, path: str, role: str, attr: paramiko.SFTPAttributes | OSError
+) -> paramiko.SFTPAttributes | None:
     where = str(conn.spec)
-    try:
-        attr = conn.lstat(path)
-    except FileNotFoundError:
+    if isinstance(attr, FileNotFoundError):
         return None
+    if isinstance(attr, OSError):
+        raise attr
     mode = attr.st_mode or 0
     if stat.S_ISLNK(mode):
         raise refuse_link(where, path, role)
@@ -115,9 +129,12 @@ def open_existing(
     and a new regular file raises `Replaced` (nothing of it is read or written)."""
     flags = SFTP_FLAG_WRITE | SFTP_FLAG_APPEND if append else SFTP_FLAG_READ
     with conn.open_file(path, flags) as fh:
-        if not _same_file(seen, fh.stat()):
+        now = fh.stat()
+        if not _same_file(seen, now):
             checked_name(conn, path, role)  # a link or odd file there now: refused
             raise Replaced(path)  # a new regular file: the caller looks again
+        if append:
+            fh.seek(now.st_size or 0)  # writes at the end (the server appends anyway)
         yield fh
 
 
@@ -156,10 +173,13 @@ def create_private(
     mode: int = 0o600,
     owner: tuple[int, int] | None = None,
     owner_denied: Callable[[paramiko.SFTPAttributes], None] = lambda _a: None,
+    wait_close: bool = True,
 ) -> None:
     """Create `path`, which must not exist (not even as a link: CREATE|EXCL), 0600 from its
     first byte, holding `data`; then `mode` and `owner` are set on the handle (never by
-    path). `owner_denied` hears the file's attributes when the owner may not be given."""
+    path). `owner_denied` hears the file's attributes when the owner may not be given.
+    `wait_close=False` (the lock): the CLOSE is not waited for, once the FSTAT answered
+    after the writes has shown every byte there."""
     flags = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL
     with conn.open_file(path, flags, 0o600) as fh:
         fh.set_pipelined(True)
@@ -174,9 +194,19 @@ def create_private(
                 fh.chown(*owner)
             except PermissionError:
                 owner_denied(attr)
+        if not wait_close and attr.st_size == len(data) and not _saved_failure(conn, fh):
+            conn.close_later(fh)
     conn.check_written(fh)
     if attr.st_size != len(data):
         raise OSError(f"short write: {attr.st_size} of {len(data)} bytes reached the server")
+
+
+def _saved_failure(conn: Connection, fh: paramiko.SFTPFile) -> bool:
+    try:
+        conn.check_written(fh)
+    except OSError:
+        return True
+    return False
 
 
 def append_private(conn: Connection, path: str, data: bytes, role: str) -> None:
@@ -198,7 +228,9 @@ def append_private(conn: Connection, path: str, data: bytes, role: str) -> None:
             with open_existing(conn, path, seen, role, append=True) as fh:
                 if (seen.st_mode or 0) & 0o077:
                     fh.chmod(0o600)
+                fh.set_pipelined(True)  # the write is answered with the CLOSE
                 fh.write(data)
+            conn.check_written(fh)
         except Replaced:
             continue
         return

@@ -84,8 +84,9 @@ def deliver(
 def preflight(conn: Connection, path: str, post_command: str | None) -> None:
     """Before anything is created: no link or odd file where the lock and the audit line
     go, and a post-command only where commands can run (not on an SFTP-only account)."""
-    safefile.checked_name(conn, path + lock.LOCK_SUFFIX, "lock file")
-    safefile.checked_name(conn, path + audit.AUDIT_SUFFIX, "audit log")
+    safefile.checked_names(
+        conn, (path + lock.LOCK_SUFFIX, "lock file"), (path + audit.AUDIT_SUFFIX, "audit log")
+    )
     if post_command and not conn.can_run_commands():
         raise RemoteError(
             f"{conn.spec}: {conn.user} cannot run commands on this server (an SFTP-only "
