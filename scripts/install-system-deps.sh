@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the demo need, when they are missing:
-# openssh-server (sshd), openssh-client (ssh-keygen, ssh), age (age, age-keygen), and the
-# real readers the fidelity tests read back with: dash, systemd (libsystemd-shared's
-# load_env_file), nodejs and npm (Node's util.parseEnv and the npm dotenv package).
+# openssh-server (sshd), openssh-client (ssh-keygen, ssh), sudo (the --become tests),
+# age (age, age-keygen), gnupg (gpg: the PGP key backend), and the real readers the
+# fidelity tests read back with: dash, systemd (libsystemd-shared's load_env_file),
+# nodejs and npm (Node's util.parseEnv and the npm dotenv package).
 # As root it runs apt-get; otherwise it names the packages and stops.
 set -euo pipefail
 
 need=()
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+command -v sudo >/dev/null 2>&1 || need+=(sudo)
 command -v age-keygen >/dev/null 2>&1 || need+=(age)
 command -v dash >/dev/null 2>&1 || need+=(dash)
 compgen -G '/usr/lib/*/systemd/libsystemd-shared-*.so' >/dev/null || need+=(systemd)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+command -v gpg >/dev/null 2>&1 || need+=(gnupg)
 
 if ((${#need[@]} == 0)); then
   exit 0

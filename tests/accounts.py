@@ -13,8 +13,10 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +59,7 @@ def unix_account(client_pub: str, *, login_shell: str = "/bin/bash") -> Iterator
     base.chmod(0o755)
     name = f"sdt{secrets.token_hex(4)}"
     home = base / "home"
+    created = boot_ticks() - 1
     subprocess.run(
         [
             "useradd",
@@ -85,9 +88,59 @@ def unix_account(client_pub: str, *, login_shell: str = "/bin/bash") -> Iterator
         account.own(home)
         yield account
     finally:
+        with contextlib.suppress(KeyError):
+            end_processes(pwd.getpwnam(name).pw_uid, created)
         # -f: an sshd child of this user may still be exiting
         subprocess.run(["userdel", "-f", name], check=False, capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def boot_ticks() -> int:
+    """Now, in the clock ticks since boot that /proc/PID/stat's start time uses."""
+    return int(float(Path("/proc/uptime").read_text().split()[0]) * os.sysconf("SC_CLK_TCK"))
+
+
+def processes_of(uid: int, since: int = 0) -> list[int]:
+    """The pids of the processes running as `uid` (real uid) started at or after `since`
+    (boot ticks): a uid is reused after userdel, and an older process is not ours."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            started = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[19])
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("Uid:"):
+                    if int(line.split()[1]) == uid and started >= since:
+                        found.append(int(entry.name))
+                    break
+    return found
+
+
+def end_processes(uid: int, since: int = 0) -> None:
+    """Kill, by pid, every process of the test account `uid` started since it was created
+    (before the account is deleted)."""
+    for _ in range(50):
+        pids = processes_of(uid, since)
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def sudoers(*lines: str) -> Iterator[Path]:
+    """A file in /etc/sudoers.d holding `lines` (checked by visudo), removed afterwards."""
+    path = Path("/etc/sudoers.d") / f"sops-deploy-test-{secrets.token_hex(4)}"
+    path.write_text("".join(line + "\n" for line in lines))
+    path.chmod(0o440)
+    try:
+        subprocess.run(["visudo", "-cqf", str(path)], check=True, capture_output=True)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def chroot_for(account: Account) -> Path:

@@ -21,6 +21,7 @@ from dotenv import dotenv_values
 
 from sops_deploy.inputs.environment import tool_places
 from sops_deploy.sops import tools
+from tests import stores
 from tests.hostile_sftp import Hostile, HostileServer
 from tests.sshd import Sshd, keygen, make_sshd
 from tests.support import (
@@ -235,3 +236,26 @@ def hostile(tmp_path: Path, sshd_server: Sshd) -> Iterator[Hostile]:
     yield start
     for server in started:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stores.OpenBao]:
+    """One real OpenBao dev server (KV v2 at secret/, root token) for the whole session."""
+    server = stores.start_openbao(tmp_path_factory.mktemp("openbao"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stores.Moto]:
+    """One real moto server (KMS, STS, Secrets Manager, ...) for the whole session."""
+    server = stores.start_moto(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def moto(moto_server: stores.Moto) -> stores.Moto:
+    """The session's moto server, emptied for this test."""
+    moto_server.reset()
+    return moto_server

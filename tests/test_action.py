@@ -239,7 +239,7 @@ def test_second_run_is_unchanged_and_downloads_nothing(
     [
         pytest.param(
             "no-age-key",
-            re.compile(r"::error title=Decryption failed,file=[^:]*::.*no age key was given"),
+            re.compile(r"::error title=Decryption failed,file=[^:]*::.*AGE_KEY not set"),
             id="missing-AGE_KEY",
         ),
         pytest.param(

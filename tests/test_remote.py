@@ -1,5 +1,5 @@
 """Safe operations on a real sshd: backups, the remote lock, debris cleanup, the audit
-trail, owner preservation, symlinks, authentication and disk-full messages."""
+trail, the owner a deploy chooses, symlinks, authentication and disk-full messages."""
 
 from __future__ import annotations
 
@@ -175,18 +175,27 @@ def test_audit_line_names_keys_commit_actor_and_run(
     assert "version-value" not in line
 
 
-def test_owner_and_group_of_existing_file_are_kept(
+def test_owner_of_a_file_nobody_chose_is_not_copied_and_the_run_names_owner(
     cli: Cli, encrypt: Callable[..., Path], target_args: list[str], remote_dir: Path
 ) -> None:
-    """Replacing a file owned by nobody:nogroup leaves the new file owned by nobody:nogroup."""
+    """Replacing a file owned by nobody:nogroup that no deploy gave that owner: the new file
+    is the login user's (never the planted file's owner), and a warning names --owner;
+    with --owner 65534:65534 (the nearest valid input) it keeps that owner."""
     target = remote_dir / ".env"
     target.write_text("OLD=old-value-1\n")
     os.chown(target, 65534, 65534)
     result = cli("deploy", "--file", str(encrypt(env_text(2))), *target_args)
     assert result.returncode == 0, result.stderr
     st = target.stat()
-    assert (st.st_uid, st.st_gid) == (65534, 65534)
+    assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid())
+    assert "belonged to 65534:65534" in result.stderr
+    assert "--owner 65534:65534" in result.stderr
     assert b"version-value-002" in target.read_bytes()
+    chosen = cli(
+        "deploy", "--file", str(encrypt(env_text(3))), *target_args, "--owner", "65534:65534"
+    )
+    assert chosen.returncode == 0, chosen.stderr
+    assert (target.stat().st_uid, target.stat().st_gid) == (65534, 65534)
 
 
 def test_symlink_refused_unless_follow_symlinks(

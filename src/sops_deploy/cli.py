@@ -195,6 +195,7 @@ def _maintainer_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "action_ref",
         "force",
     )
+    _add(init, "age_recipients", "kms", "hc_vault_transit", "pgp")
     _add(init, "yes", "delete_plaintext", "timeout")
 
     rotate = _sub(
@@ -212,9 +213,11 @@ def _maintainer_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     recipients = _sub(
         sub,
         "recipients",
-        "add or remove an age recipient, re-key files",
+        "add or remove a recipient (age, KMS, transit, PGP), re-key files",
         KEY_EPILOG,
-        description="Edit the age recipients of every rule in .sops.yaml, then re-key every "
+        description="Edit the master keys (age recipient, AWS KMS ARN, Vault/OpenBao transit "
+        "URI, PGP fingerprint: told apart by their form) of every rule in .sops.yaml, then "
+        "re-key every "
         "file the rules match (`sops updatekeys -y`; on remove, a new data key first).",
     )
     _add(recipients, "action", "recipient", "sops_config", "age_key_file")
@@ -249,15 +252,16 @@ def options_for(command: str, flags: Mapping[str, Any], environ: Mapping[str, st
 
 
 def _run(command: str, flags: Mapping[str, Any], environ: Mapping[str, str], r: Reporter) -> None:
-    from sops_deploy.inputs.environment import SECRET_ENV
+    from sops_deploy.inputs.environment import secret_texts
     from sops_deploy.inputs.settings import Settings
 
     if command not in ("tools", "hosts"):
-        # Key material is masked before anything else can print.
-        r.mask_keys(environ[k] for k in SECRET_ENV if environ.get(k, "").strip())
+        # Key material and backend credentials are masked before anything else can print.
+        r.mask_keys(secret_texts(environ))
     opts = options_for(command, flags, environ)
     if isinstance(opts, Settings):
         r.mask_keys(opts.secret_texts())
+        r.keep_readable(opts.public_texts())
     if command == "github-sync":
         from sops_deploy.github.command import cmd_github_sync
 

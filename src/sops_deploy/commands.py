@@ -46,6 +46,8 @@ def cmd_validate(settings: Settings, reporter: Reporter) -> None:
         f"{formats} format, sha256 {plan.sha256[:12]}"
     )
     reporter.line(f"  keys: {keys}")
+    if plan.expanded:
+        reporter.line(f"  expanded (--interpolate): {', '.join(plan.expanded)}")
     for part in plan.targets if settings.targets else ():
         names = ", ".join(part.secrets) or "(none)"
         reporter.line(f"  → {part.target.label} ({part.target.format}): {names}")

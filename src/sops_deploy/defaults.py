@@ -6,3 +6,11 @@ DEFAULT_CONFIG = "secrets/sops-deploy.yaml"
 ENV_PREFIX = "SOPS_DEPLOY_"
 # What reads the .env (see envfile/render.py).
 FORMATS = ("compose", "dotenv", "shell", "docker", "systemd", "node", "raw", "files")
+# init's key flags (repeatable): attribute, flag, metavar, help (see docs/keyless.md).
+INIT_KEYS = (
+    ("age_recipients", "--age", "AGE1…", "encrypt for this age recipient (no age key is made)"),
+    ("kms", "--kms", "ARN", "encrypt for this AWS KMS key: CI needs no AGE_KEY (docs/keyless.md)"),
+    ("hc_vault_transit", "--hc-vault-transit", "URI", "encrypt for this Vault/OpenBao transit "
+     "key: https://VAULT/v1/transit/keys/NAME"),
+    ("pgp", "--pgp", "FINGERPRINT", "encrypt for this PGP key"),
+)  # fmt: skip

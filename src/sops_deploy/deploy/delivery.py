@@ -215,6 +215,8 @@ def _deliver(
         rollback_on_failure=settings.rollback_on_failure,
         lock_timeout=settings.lock_timeout,
         follow_symlinks=settings.follow_symlinks,
+        owner=target.owner,
+        validate_command=target.validate_command,
     )
     delivery = transaction.Delivery(result.path)
     try:
@@ -235,6 +237,11 @@ def _deliver(
         result.backup, result.commands = delivery.backup, delivery.commands
         result.rolled_back = delivery.rolled_back
         result.error = delivery.error
+        if delivery.status == "unchanged" and target.post_command:
+            result.note = "unchanged: the post-command runs only when the file changes"
+        was, now = delivery.before.owner if delivery.before else None, delivery.owner
+        if delivery.status == "changed" and was and now and was != now and not result.reason:
+            result.note = f"owner: {was[0]}:{was[1]} → {now[0]}:{now[1]}"
 
 
 def _record(result: HostResult, changes: Changes) -> None:

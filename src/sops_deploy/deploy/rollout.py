@@ -23,7 +23,14 @@ from sops_deploy.errors import RemoteError, SopsDeployError, UsageError
 from sops_deploy.inputs import runinfo
 from sops_deploy.inputs.runinfo import RunInfo
 from sops_deploy.inputs.settings import HostSpec, Settings
-from sops_deploy.plan.build import Plan, build_plan, decrypt_all, parse_plaintext
+from sops_deploy.plan.build import (
+    Plan,
+    build_plan,
+    decrypt_all,
+    parse_plaintext,
+    secret_texts,
+    validation_hint,
+)
 
 if TYPE_CHECKING:
     from sops_deploy.remote.connection import Connection
@@ -41,6 +48,8 @@ __all__ = [
     "decrypt_all",
     "open_host",
     "parse_plaintext",
+    "secret_texts",
+    "validation_hint",
 ]
 
 
@@ -106,6 +115,8 @@ def open_host(
         resolved=route.resolved if route else None,
         jump_resolved=route.jump_resolved if route else None,
         ci=settings.ci,
+        become=settings.become,
+        become_sftp_server=settings.become_sftp_server,
     )
     return Connection(route.target if route else spec, options, warn=warn, cancel=cancel)
 
@@ -193,8 +204,11 @@ class Rollout:
     Leaving without `apply` (the plan failed) abandons every host untouched: nothing was
     locked or created, retries stop at once, connections close. `on_done` sees each
     result as it completes. Every host is tried even when some fail; with
-    `settings.fail_fast`, hosts not yet started when one fails come back "skipped". An
-    unexpected exception in one host's thread fails that host only.
+    `settings.fail_fast`, hosts not yet started when one fails come back "skipped". With
+    `settings.canary` N (deploy only), the first N hosts are connected and deployed first;
+    the rest only when every one of them succeeded (post-command included), else they come
+    back "skipped", not attempted, never connected to. An unexpected exception in one
+    host's thread fails that host only.
     """
 
     def __init__(
@@ -213,24 +227,42 @@ class Rollout:
         self._stop = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
         self._futures: dict[Future[list[HostResult]], int] = {}
+        self._later: list[tuple[int, HostSpec]] = []
 
     def __enter__(self) -> Rollout:
         hosts = self._settings.hosts
         workers = max(1, min(self._settings.parallel, len(hosts)))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="host")
-        self._futures = {self._pool.submit(self._one, spec): i for i, spec in enumerate(hosts)}
+        # --canary N: only the first N hosts are connected now; the rest once they succeed.
+        first = len(hosts) if self._mode != "deploy" else self._settings.canary or len(hosts)
+        self._later = list(enumerate(hosts))[first:]
+        self._futures = {
+            self._pool.submit(self._one, spec): i for i, spec in enumerate(hosts[:first])
+        }
         return self
 
     def apply(self, plan: Plan) -> list[HostResult]:
         """One result per target of each host, in host order, then target order."""
         self._gate.open(plan)
         results: dict[int, list[HostResult]] = {}
+        self._collect(results)
+        if self._later:
+            if any(r.failed for found in results.values() for r in found):
+                for i, spec in self._later:
+                    results[i] = [HostResult(str(spec), "skipped", note=NOT_ATTEMPTED_NOTE)]
+                    self._on_done(results[i][0])
+            else:
+                assert self._pool is not None
+                self._futures = {self._pool.submit(self._one, s): i for i, s in self._later}
+                self._collect(results)
+        return [r for i in sorted(results) for r in results[i]]
+
+    def _collect(self, results: dict[int, list[HostResult]]) -> None:
         for future in as_completed(self._futures):
             found = future.result()
             results[self._futures[future]] = found
             for result in found:
                 self._on_done(result)
-        return [r for i in sorted(results) for r in results[i]]
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -272,3 +304,4 @@ def apply_all(
 
 
 SKIPPED_NOTE = "not started: another host failed and --fail-fast is set"
+NOT_ATTEMPTED_NOTE = "not attempted: a --canary host failed, so this host was never connected"

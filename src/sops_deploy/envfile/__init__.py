@@ -7,6 +7,8 @@ each real parser, used to prove a rendered file reads back unchanged).
 
 from sops_deploy.defaults import FORMATS
 from sops_deploy.envfile.common import RenderError
+from sops_deploy.envfile.interpolate import expand
+from sops_deploy.envfile.lint import lint, merge
 from sops_deploy.envfile.render import (
     MODELS,
     RAW_STRUCTURED,
@@ -20,8 +22,6 @@ from sops_deploy.envfile.source import (
     Entry,
     Secrets,
     decode,
-    lint,
-    merge,
     parse_dotenv,
 )
 from sops_deploy.envfile.structured import key_lines, parse_json_map
@@ -35,6 +35,7 @@ __all__ = [
     "RenderError",
     "Secrets",
     "decode",
+    "expand",
     "key_lines",
     "lint",
     "merge",

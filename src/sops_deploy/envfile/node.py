@@ -7,7 +7,10 @@ So the encoder picks a quote the value does not contain — `'…'`, else `"…"
 value has no `\\n` / `\\r` pair), else `` `…` `` — and refuses a value that fits none. A
 line break is written literally inside the quotes; a CR is refused (both readers turn CR
 into LF). The rendered file is re-read with the model below, so a value the regular
-expression would still split differently (a backslash before a quote) is refused too.
+expression would still split differently is refused too. A value that ends in a backslash
+is written without quotes when it can be (no `#`, line break or blank at either end, no
+quote first): inside any quote, both readers take that backslash as escaping the closing
+quote and read on to the next one in the file. Where it cannot be, it is refused.
 """
 
 from __future__ import annotations
@@ -33,13 +36,27 @@ _LINE = re.compile(
     + f"({_S}*'(?:\\\\'|[^'])*'|{_S}*\"(?:\\\\\"|[^\"])*\"|{_S}*`(?:\\\\`|[^`])*`|[^#\\r\\n]+)?"
     + f"{_S}*(?:#[^{_LT}]*)?{_EOL}"
 )
+_BARE = re.compile("[^#\r\n\u2028\u2029'\"`][^#\r\n\u2028\u2029]*")
 _UNQUOTE = re.compile(_BOL + r"(['\"`])([\s\S]*)\1" + _EOL)
+
+
+def ends_in_escaping_backslash(value: str) -> bool:
+    """Whether the value ends in a backslash and cannot go without quotes (refused)."""
+    return value.endswith("\\") and not (_BARE.fullmatch(value) and value == value.strip(_JS_SPACE))
 
 
 def quote(key: str, value: str) -> str:
     """The value in the first quote it does not contain (RenderError if none will do)."""
     if "\r" in value:
         raise RenderError("it contains a carriage return, which Node's readers turn into LF")
+    if value.endswith("\\"):
+        if not ends_in_escaping_backslash(value):
+            return value
+        raise RenderError(
+            "it ends in a backslash and needs quotes (it holds #, a line break, a quote "
+            "first or blanks at an end), and Node's readers take that backslash as escaping "
+            "the closing quote"
+        )
     if "'" not in value:
         return "'" + value + "'"
     if '"' not in value and "\\n" not in value and "\\r" not in value:

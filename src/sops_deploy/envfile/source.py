@@ -1,17 +1,16 @@
-"""Reading the decrypted plaintext: bytes checks, the strict dotenv grammar, flat maps, lint.
+"""Reading the decrypted plaintext: bytes checks and the strict dotenv grammar.
 
-Source grammar: python-dotenv's `parse_stream` with interpolation off — quotes are
-stripped, double-quoted escapes (`\\n`, `\\"`, `\\\\`, ...) apply, `export ` is accepted,
-and every `$` is literal. Every problem is a `Problem` naming file, line and key; a value
-never appears in one.
+Source grammar: python-dotenv's `parse_stream` — quotes are stripped, double-quoted
+escapes (`\\n`, `\\"`, `\\\\`, ...) apply, `export ` is accepted; each entry records how
+its value was quoted, for `interpolate.py` (references to the file's own keys). Every
+problem is a `Problem` naming file, line and key; a value never appears in one.
 """
 
 from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sops_deploy.envfile.fragments import looks_like_value, take_fragments
 from sops_deploy.errors import Problem
@@ -29,6 +28,12 @@ class Entry:
     value: str
     file: str
     line: int | None
+    # How the value was written in a dotenv text: "" unquoted, "'" or '"' quoted; None for
+    # a value from a yaml/json map (never interpolated, see `interpolate.py`).
+    quote: str | None = field(default=None, compare=False)
+    # Set when `--interpolate` expanded the value: the text as written, the keys it used.
+    template: str | None = field(default=None, compare=False)
+    refs: tuple[str, ...] = field(default=(), compare=False)
 
 
 Secrets = dict[str, Entry]
@@ -124,7 +129,7 @@ def read_statements(text: str, source: str) -> tuple[list[Entry], list[Problem]]
     while pos < end:
         simple = _SIMPLE.match(text, pos)
         if simple:
-            entries.append(Entry(simple["key"], simple["value"], source, line))
+            entries.append(Entry(simple["key"], simple["value"], source, line, ""))
             pos, line = simple.end(), line + 1
             continue
         if text[pos] == "\n" or text.startswith("#", pos):
@@ -142,7 +147,9 @@ def read_statements(text: str, source: str) -> tuple[list[Entry], list[Problem]]
                 if single is not None
                 else decode_escapes(_DOUBLE_ESCAPES, quoted["double"])
             )
-            entries.append(Entry(quoted["key"], value, source, line))
+            entries.append(
+                Entry(quoted["key"], value, source, line, "'" if single is not None else '"')
+            )
             # python-dotenv counts a CR inside a quoted value as a line too
             pos, line = quoted.end(), line + len(_NEWLINES.findall(quoted.group(0)))
             continue
@@ -226,9 +233,16 @@ def parse_dotenv_reference(
                 )
                 continue
             problems += _trailing_space(source, line, binding.key, body)
-            entries.append(Entry(binding.key, binding.value, source, line))
+            problems += _hash_after_blanks(source, line, binding.key, body)
+            entries.append(Entry(binding.key, binding.value, source, line, _quote_of(body)))
         rest = resume or ""
     return entries, problems
+
+
+def _quote_of(body: str) -> str:
+    """The quote a statement's value opens with ("" unquoted), as python-dotenv reads it."""
+    value = body.split("=", 1)[1].lstrip(" \t") if "=" in body else ""
+    return value[0] if value[:1] in ("'", '"') else ""
 
 
 def _syntax_problem(source: str, line: int, body: str) -> Problem:
@@ -255,6 +269,28 @@ def _syntax_problem(source: str, line: int, body: str) -> Problem:
     )
 
 
+_HASH_AFTER_BLANKS = re.compile(r"^[^=\n]*=[^\S\r\n]+#")
+
+
+def _hash_after_blanks(source: str, line: int, key: str, body: str) -> list[Problem]:
+    """`KEY=  # text`: python-dotenv reads an empty value, compose-go the `# text`."""
+    if not _HASH_AFTER_BLANKS.match(body):
+        return []
+    return [
+        Problem(
+            source,
+            line,
+            key,
+            "comment-or-value",
+            "blanks then `#` after `=`: python-dotenv (and sops-deploy) read an empty value "
+            "and a comment, Docker Compose reads the `#` text as the value",
+            f"write {key}= with nothing after it for an empty value, or quote the text: "
+            f'{key}="# ..."',
+            "warning",
+        )
+    ]
+
+
 def _trailing_space(source: str, line: int, key: str, body: str) -> list[Problem]:
     """An unquoted value followed by blanks: python-dotenv drops them, others may not."""
     first = body.split("\n", 1)[0]
@@ -276,85 +312,3 @@ def _trailing_space(source: str, line: int, key: str, body: str) -> list[Problem
             f'delete them, or quote the value if they matter: {key}="..."',
         )
     ]
-
-
-def lint(entries: Iterable[Entry]) -> list[Problem]:
-    """Rules on keys and values that apply to every source (dotenv, yaml, json)."""
-    problems: list[Problem] = []
-    seen: dict[tuple[str, str], int | None] = {}
-    for e in entries:
-        # A key that may be a pasted value is named by its line only.
-        shown = None if looks_like_value(e.key) else e.key
-        if not KEY_RE.match(e.key):
-            problems.append(
-                _problem(
-                    e.file,
-                    e.line,
-                    shown,
-                    "invalid-key",
-                    "a key must match [A-Za-z_][A-Za-z0-9_]*",
-                    "rename it using letters, digits and underscores only",
-                )
-            )
-        elif e.key.lower().startswith("sops_"):
-            problems.append(
-                _problem(
-                    e.file,
-                    e.line,
-                    shown,
-                    "sops-prefix",
-                    "keys starting with sops_ collide with sops's own metadata",
-                    "rename the key",
-                )
-            )
-        elif e.key != e.key.upper():
-            problems.append(
-                Problem(
-                    e.file,
-                    e.line,
-                    shown,
-                    "lowercase-key",
-                    "the key has lowercase letters; environment variables are upper case",
-                    f"rename it to {e.key.upper()} (and update the code that reads it)"
-                    if shown
-                    else "rename it in upper case (and update the code that reads it)",
-                    "warning",
-                )
-            )
-        if e.value == "":
-            problems.append(
-                Problem(
-                    e.file,
-                    e.line,
-                    shown,
-                    "empty-value",
-                    "the value is empty",
-                    "give it a value, or mark it allow-empty in the schema",
-                    "warning",
-                )
-            )
-        first = seen.get((e.file, e.key), -1)
-        if first != -1:
-            where = f"line {first}" if first is not None else "above"
-            problems.append(
-                _problem(
-                    e.file,
-                    e.line,
-                    shown,
-                    "duplicate-key",
-                    f"the key is already defined ({where})",
-                    "keep one definition and delete the other",
-                )
-            )
-        else:
-            seen[(e.file, e.key)] = e.line
-    return problems
-
-
-def merge(layers: Iterable[list[Entry]]) -> Secrets:
-    """Overlay entry lists in order: a later file's value (and line) replaces an earlier one's."""
-    merged: Secrets = {}
-    for layer in layers:
-        for e in layer:
-            merged[e.key] = e
-    return merged

@@ -203,14 +203,16 @@ def _decrypt(
     problems: list[Problem] = []
     layers = []
     for enc, plaintext in decrypted:
-        entries, found = rollout.parse_plaintext(enc, plaintext)
-        reporter.mask([(e.key, e.value) for e in entries if not public.is_public(e.key, e.file)])
+        entries, found = rollout.parse_plaintext(enc, plaintext, settings.interpolate)
+        public = public.demoted(entries)  # a value expanded from a secret is one
+        reporter.mask(rollout.secret_texts(entries, public))
         problems += found + envfile.lint(entries)
         layers.append(entries)
     merged = envfile.merge(layers)
     problems = schema.drop_covered_warnings(problems + schema.check(merged, settings))
-    if any(p.severity == "error" for p in problems):
-        raise ValidationError(problems)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise ValidationError(problems, rollout.validation_hint(decrypted, errors))
     reporter.problems(problems)
     return decrypted, merged, public
 

@@ -7,6 +7,7 @@
   door's mapping (the only environment this program reads is the one `cli.main` passes);
 - `options`: each command's typed options, built from the resolved values, combinations
   checked; `settings`: the option records themselves (`Settings`, `HostSpec`, `Target`, …);
+- `serverchecks`: the checks of --owner and --validate-command values;
 - `runinfo`: who runs, where, from which commit and run, and when.
 
 It does no I/O beyond reading the config file; nothing here decides an outcome.

@@ -1,8 +1,10 @@
 """What the front door takes from the process environment besides options: the secrets
 (`AGE_KEY`, `SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE`, `SSH_PRIVATE_KEY`,
 `SSH_PRIVATE_KEY_PASSPHRASE`), where the tools live, and the environment child processes
-(sops, age-keygen, go, git) start from — without any secret they do not need — and
-where ssh_config, HOME and the ssh-agent are (`ssh_setup`).
+(sops, age-keygen, go, git, `Match exec`) start from — without any secret they do not
+need — and where ssh_config, HOME and the ssh-agent are (`ssh_setup`). The sops key
+backends' credentials (`backends.TABLE`: AWS, Vault, GnuPG, GCP, Azure) reach the sops
+child alone.
 
 `cli.main` hands its environment mapping to these functions; nothing else reads it.
 """
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from sops_deploy.defaults import ENV_PREFIX
 from sops_deploy.inputs.settings import ToolPlaces
+from sops_deploy.sops import backends
 from sops_deploy.sops.runner import AgeKeySource
 from sops_deploy.ssh.sshconfig import SshSetup
 
@@ -30,30 +33,47 @@ def age_source(
 
     The SSH key (SSH_PRIVATE_KEY, else `ssh_key_file`) comes along: sops gets it as an
     age identity for files encrypted for it (`init --ssh-recipient`)."""
-    base = child_environ(environ)
-    ssh = {
-        "ssh_key": secret(environ, "SSH_PRIVATE_KEY"),
-        "ssh_key_file": ssh_key_file,
-        "ssh_passphrase": secret(environ, "SSH_PRIVATE_KEY_PASSPHRASE"),
-    }
-    if key_file:
-        return AgeKeySource(file=key_file, base=base, **ssh)
-    for name in ("AGE_KEY", "SOPS_AGE_KEY"):
-        if environ.get(name, "").strip():
-            return AgeKeySource(text=environ[name], base=base, **ssh)
-    if environ.get("SOPS_AGE_KEY_FILE"):
-        return AgeKeySource(file=environ["SOPS_AGE_KEY_FILE"], base=base, **ssh)
-    return AgeKeySource(base=base, **ssh)
+    from sops_deploy.output import hints
+
+    text: str | None = None
+    file = key_file or None
+    if file is None:
+        text = next(
+            (environ[n] for n in ("AGE_KEY", "SOPS_AGE_KEY") if environ.get(n, "").strip()), None
+        )
+    if file is None and text is None:
+        file = environ.get("SOPS_AGE_KEY_FILE") or None
+    return AgeKeySource(
+        text=text,
+        file=file,
+        base=child_environ(environ),
+        ssh_key=secret(environ, "SSH_PRIVATE_KEY"),
+        ssh_key_file=ssh_key_file,
+        ssh_passphrase=secret(environ, "SSH_PRIVATE_KEY_PASSPHRASE"),
+        backend=backends.for_sops(environ),
+        interface=hints.interface(dict(environ)),
+    )
 
 
 def child_environ(environ: Mapping[str, str]) -> dict[str, str]:
     """The environment a child process (sops, age-keygen, go, git) starts from: this
-    process's, without key material, tokens or this tool's own SOPS_DEPLOY_* inputs."""
+    process's, without key material, tokens, sops backend credentials (those reach the
+    sops child alone, through `AgeKeySource.backend`) or this tool's own SOPS_DEPLOY_*
+    inputs."""
     return {
         k: v
         for k, v in environ.items()
-        if k not in _NOT_FOR_CHILDREN and not k.startswith(ENV_PREFIX)
+        if k not in _NOT_FOR_CHILDREN
+        and not k.startswith(ENV_PREFIX)
+        and not backends.is_backend(k)
     }
+
+
+def secret_texts(environ: Mapping[str, str]) -> list[str]:
+    """Every secret the environment holds, masked before anything prints: key material
+    (`SECRET_ENV`) and the secret backend credentials (`backends.TABLE`)."""
+    found = [environ[k] for k in SECRET_ENV if environ.get(k, "").strip()]
+    return found + list(backends.secret_values(environ))
 
 
 def tool_places(environ: Mapping[str, str]) -> ToolPlaces:

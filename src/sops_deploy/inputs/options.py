@@ -53,6 +53,7 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         "public_keys": v["public_keys"],
         "format": v["format"],
         "allow_empty": v.get("allow_empty", False),
+        "interpolate": v.get("interpolate", "auto"),
         "age": age_source(environ, v["age_key_file"], v.get("ssh_key_file")),
         "export_env": v.get("export_env", ()),
         "tools": tool_places(environ),
@@ -96,11 +97,16 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
             "rollback_on_failure",
             "lock_timeout",
             "dry_run",
+            "become",
+            "become_sftp_server",
+            "owner",
+            "validate_command",
+            "canary",
         )
         if name in v
     }
     listed = targets(v)
-    return Settings(
+    built = Settings(
         **common,
         targets=listed,
         hosts=hosts,
@@ -121,6 +127,20 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         follow_symlinks=v["follow_symlinks"],
         **safety,
     )
+    if built.become_sftp_server and not built.become:
+        raise UsageError(
+            "--become-sftp-server is only used with --become",
+            "add --become, or drop --become-sftp-server",
+        )
+    for t in built.outputs():
+        if t.format == "files" and (t.owner or t.validate_command):
+            raise UsageError(
+                f"--owner and --validate-command apply to one file; {t.remote_path} is a "
+                "`files` directory (one file per key)",
+                "drop --owner / --validate-command for that target (its files belong to the "
+                "login user)",
+            )
+    return built
 
 
 def targets(v: Mapping[str, Any]) -> tuple[Target, ...]:
@@ -158,6 +178,8 @@ def targets(v: Mapping[str, Any]) -> tuple[Target, ...]:
                 keys=t.get("keys", ()),
                 file_mode=t.get("file_mode", default_mode),
                 post_command=t.get("post_command"),
+                owner=t.get("owner", v.get("owner")),
+                validate_command=t.get("validate_command", v.get("validate_command")),
                 backup=0 if fmt == "files" else t.get("backup", v.get("backup", 5)),
                 line=entry.line,
             )
@@ -198,6 +220,8 @@ def init(v: Mapping[str, Any], environ: Mapping[str, str]) -> InitOptions:
         remote_path=check_remote_path(v["remote_path"]),
         ssh_key_file=v["ssh_key_file"],
         ssh_recipient=_ssh_recipient(v["ssh_recipient"]),
+        keys=_init_keys(v),
+        age=age_source(environ, None),
         action_ref=v["action_ref"],
         force=v["force"],
         yes=v["yes"],
@@ -275,6 +299,22 @@ def build(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> Any
     if command in builders:
         return builders[command](v, environ)
     return doctor(v, environ)
+
+
+def _init_keys(v: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """init's --age/--kms/--hc-vault-transit/--pgp keys, each checked to be of its kind."""
+    from sops_deploy.maintain import masterkeys
+
+    flags = (
+        ("age", "age_recipients"),
+        ("kms", "kms"),
+        ("hc_vault_transit_uri", "hc_vault_transit"),
+    )
+    return tuple(
+        (kind, masterkeys.check(kind, key))
+        for kind, name in (*flags, ("pgp", "pgp"))
+        for key in v.get(name) or ()
+    )
 
 
 def _ssh_recipient(text: str | None) -> str | None:

@@ -8,6 +8,7 @@ turn one text into one checked value (a host, a file mode, a remote path) and ra
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -146,6 +147,19 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
+INTERPOLATE = ("auto", "on", "off")
+
+
+def check_interpolate(mode: str) -> str:
+    if mode not in INTERPOLATE:
+        raise UsageError(
+            f"--interpolate {mode!r} is not one of {', '.join(INTERPOLATE)}",
+            "auto (default) expands ${NAME} naming a key defined above it in the same file; "
+            "off keeps every $ as written",
+        )
+    return mode
+
+
 def check_glob(pattern: str) -> str:
     """One shell-style key pattern of a target's `keys:` (`DB_*`, `APP_[AB]`, `TOKEN`)."""
     if not pattern.strip() or any(c in pattern for c in "\x00\n\r/"):
@@ -182,6 +196,8 @@ class Target:
     post_command: str | None = None
     backup: int = 5
     line: int | None = None
+    owner: str | None = None  # --owner USER:GROUP; None: the login user (or what we set)
+    validate_command: str | None = None  # run on the temp file (`%s`) before the swap
 
     @property
     def label(self) -> str:
@@ -231,6 +247,7 @@ class Settings:
     public_keys: tuple[str, ...] = ()  # keys whose values are shown, not masked
     format: str = "compose"
     allow_empty: bool = False  # a source with no key may deploy (an empty file)
+    interpolate: str = "auto"  # ${NAME} of the file's own keys: auto | on | off
     age: AgeKeySource = field(default_factory=AgeKeySource)
     hosts: tuple[HostSpec, ...] = ()
     user: str | None = None
@@ -254,6 +271,11 @@ class Settings:
     rollback_on_failure: bool = True
     post_command_timeout: float = 300.0
     lock_timeout: float = 60.0
+    become: bool = False  # write through `sudo -n sftp-server` (and run commands under sudo)
+    become_sftp_server: str | None = None  # its path on the server; None: found there
+    owner: str | None = None
+    validate_command: str | None = None
+    canary: int = 0  # deploy the first N hosts first, the rest only when they succeed
     export_env: tuple[str, ...] = ()  # keys (or '*') to export to $GITHUB_ENV
     targets: tuple[Target, ...] = ()  # from `targets:`; empty: one, from remote_path/format
     tools: ToolPlaces = field(default_factory=lambda: ToolPlaces(DEFAULT_CACHE))
@@ -275,8 +297,21 @@ class Settings:
                 self.file_mode,
                 self.post_command,
                 self.backup,
+                owner=self.owner,
+                validate_command=self.validate_command,
             ),
         )
+
+    def public_texts(self) -> list[str]:
+        """Paths and names the user passed (files, schema, remote paths, hosts, user, jump
+        host): no secrets, so never masked inside messages (`redact.Redactor.keep`)."""
+        paths = [*self.files, self.schema or "", self.remote_path]
+        paths += [t.remote_path for t in self.targets]
+        # a path's directory too: the lock, backups and audit log sit beside the file
+        texts = [*paths, *(posixpath.dirname(p) for p in paths), self.user or ""]
+        for host in (*self.hosts, *((self.jump_host,) if self.jump_host else ())):
+            texts += [str(host), host.host]
+        return [t for t in texts if len(t) > 1]
 
     def secret_texts(self) -> list[str]:
         """Key material that must be masked before anything prints."""
@@ -314,6 +349,9 @@ class InitOptions:
     remote_path: str = "~/app/.env"  # inputs.COMMAND_DEFAULTS["init"]
     ssh_key_file: str | None = None
     ssh_recipient: str | None = None  # "ssh-ed25519 AAAA…": the deploy key also decrypts
+    # --age/--kms/--hc-vault-transit/--pgp: (.sops.yaml key, key); none: a new age key
+    keys: tuple[tuple[str, str], ...] = ()
+    age: AgeKeySource | None = None  # decrypts the round trip when init makes no age key
     action_ref: str = "OWNER/sops-deploy@v1"
     force: bool = False
     yes: bool = False

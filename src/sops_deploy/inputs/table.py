@@ -1,9 +1,8 @@
 """Every input, resolved once: the one table of options and the precedence that fills it.
 
-Each row of `OPTIONS` is one option: the attribute it fills, its flag, its
-`SOPS_DEPLOY_*` names (the action passes its inputs as these), its `sops-deploy.yaml`
-key, its kind, default and check. `cli.py` builds the parsers from the table,
-`configfile.py` the keys it accepts, and `resolve` applies the precedence
+Each row of `OPTIONS` is one option (the attribute it fills, flag, `SOPS_DEPLOY_*` names —
+the action passes its inputs as these —, `sops-deploy.yaml` key, kind, default, check).
+`cli.py` builds the parsers from it, `configfile.py` the keys it accepts, and `resolve`:
 
     flags > SOPS_DEPLOY_* (action inputs) > sops-deploy.yaml > defaults
 
@@ -19,18 +18,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sops_deploy.defaults import DEFAULT_CONFIG, DEFAULT_FILE, ENV_PREFIX, FORMATS
+from sops_deploy.defaults import DEFAULT_CONFIG, DEFAULT_FILE, ENV_PREFIX, FORMATS, INIT_KEYS
 from sops_deploy.errors import UsageError
-from sops_deploy.inputs.settings import (
-    check_format,
-    check_glob,
-    check_host_text,
-    check_post_command,
-    check_remote_path,
-    parse_host,
-    parse_mode,
-    split_list,
-)
+from sops_deploy.inputs import serverchecks as ops
+from sops_deploy.inputs import settings as checks
 
 # The kinds of value an option holds (argparse type, how a SOPS_DEPLOY_* text and a YAML
 # node are read): text, a repeatable list split on commas and newlines, a whole number, a
@@ -78,8 +69,14 @@ _OPTIONS = [
     Option("public_keys", "--public-keys", ("PUBLIC_KEYS",), "public-keys", "list", (),
            metavar="K1,K2",
            help="keys whose values are not secrets: shown, never masked (README Masking)"),
-    Option("format", "--format", ("FORMAT",), "format", default="compose", check=check_format,
-           metavar="FMT", help=f"{' | '.join(FORMATS)}: who reads the .env (default compose)"),
+    Option("format", "--format", ("FORMAT",), "format", default="compose",
+           check=checks.check_format, metavar="FMT",
+           help=f"{' | '.join(FORMATS)}: who reads the .env (default compose)"),
+    Option("interpolate", "--interpolate", ("INTERPOLATE",), "interpolate", default="auto",
+           check=checks.check_interpolate, metavar="auto|on|off",
+           help="${NAME} naming a key defined above in the same dotenv file: auto (default) "
+           "expands it as Compose does; on: every value as Compose reads it, an undefined "
+           "name an error; off: every $ as written"),
     Option("allow_empty", "--allow-empty", ("ALLOW_EMPTY",), "allow-empty", "bool", False,
            help="deploy even a source with no key (writes an empty file)"),
     Option("age_key_file", "--age-key-file", ("AGE_KEY_FILE",), metavar="PATH",
@@ -88,13 +85,13 @@ _OPTIONS = [
            metavar="K1,K2|*",
            help="on GitHub: export these keys' values (masked) to $GITHUB_ENV for later steps"),
     # --- target -----------------------------------------------------------------------
-    Option("hosts", "--host", ("HOST",), "hosts", "list", (), check=check_host_text,
+    Option("hosts", "--host", ("HOST",), "hosts", "list", (), check=checks.check_host_text,
            metavar="[USER@]HOST[:PORT]", help="server to write to (repeatable)"),
     Option("user", "--user", ("USER",), "user", help="SSH user for hosts that do not name one"),
     Option("port", "--port", ("PORT",), "port", "int", minimum=1, maximum=65535, example="22",
            help="SSH port for hosts that do not name one"),
     Option("remote_path", "--remote-path", ("REMOTE_PATH",), "remote-path", default="",
-           check=check_remote_path, metavar="PATH", help="the .env path on the server"),
+           check=checks.check_remote_path, metavar="PATH", help="the .env path on the server"),
     Option("ssh_key_file", "--ssh-key-file", ("SSH_KEY_FILE",), "ssh-key-file", path=True,
            metavar="PATH",
            help="private key file (default: SSH_PRIVATE_KEY from the environment)"),
@@ -108,13 +105,13 @@ _OPTIONS = [
            ("INSECURE_ACCEPT_ANY_HOST_KEY",), kind="bool", default=False,
            help="DANGEROUS: skip host key verification (warns on every run)"),
     Option("jump_host", "--jump-host", ("JUMP_HOST",), "jump-host",
-           check=lambda t: parse_host(t, what="--jump-host"), metavar="[USER@]HOST[:PORT]",
+           check=lambda t: checks.parse_host(t, what="--jump-host"), metavar="[USER@]HOST[:PORT]",
            help="bastion to connect through"),
     Option("ssh_config", "--ssh-config", ("SSH_CONFIG",), "ssh-config", metavar="PATH|none",
            help="ssh_config for host aliases, ProxyJump, IdentityFile "
            "(default ~/.ssh/config; none: read none)"),
     Option("file_mode", "--file-mode", ("FILE_MODE",), "file-mode", "mode", None,
-           check=parse_mode, metavar="0600",
+           check=checks.parse_mode, metavar="0600",
            help="mode of the written file (default 0600; 0400 for format files)"),
     Option("timeout", "--timeout", ("TIMEOUT",), "timeout", "number", 20.0, minimum=0,
            above=True, example="20", metavar="S", help="connect/IO timeout (default 20)"),
@@ -134,7 +131,7 @@ _OPTIONS = [
     Option("backup", "--backup", ("BACKUP",), "backup", "int", 5, minimum=0, example="5",
            metavar="N", help="keep the newest N backups (default 5; 0: none)"),
     Option("post_command", "--post-command", ("POST_COMMAND",), "post-command",
-           check=check_post_command, metavar="CMD",
+           check=checks.check_post_command, metavar="CMD",
            help="run CMD in the file's directory after a change"),
     Option("post_command_timeout", "--post-command-timeout", ("POST_COMMAND_TIMEOUT",),
            kind="number", default=300.0, minimum=0, check=lambda s: s or 300.0, metavar="S",
@@ -144,6 +141,15 @@ _OPTIONS = [
            help="restore the previous file if the post-command fails (default on)"),
     Option("lock_timeout", "--lock-timeout", ("LOCK_TIMEOUT",), "lock-timeout", "number", 60.0,
            minimum=0, example="60", metavar="S", help="wait for a concurrent deploy (default 60)"),
+    Option("become", "--become", ("BECOME",), "become", "bool", False, help="as root via sudo -n"),
+    Option("become_sftp_server", "--become-sftp-server", ("BECOME_SFTP_SERVER",),
+           "become-sftp-server", metavar="PATH", help="sftp-server path for --become"),
+    Option("owner", "--owner", ("OWNER",), "owner", check=ops.check_owner, metavar="USER:GROUP",
+           help="owner of the written file (names or ids; needs root or --become)"),
+    Option("validate_command", "--validate-command", ("VALIDATE_COMMAND",), "validate-command",
+           check=ops.check_validate_command, metavar="CMD", help="check temp file %%s first"),
+    Option("canary", "--canary", ("CANARY",), "canary", "int", 0, minimum=0, example="1",
+           metavar="N", help="deploy the first N hosts first; the rest only if they succeed"),
     # --- github-sync (YAML: the environment's `github:` section) ------------------------
     Option("repo", "--repo", ("REPO",), "github.repo", late_env=("GITHUB_REPOSITORY",),
            metavar="OWNER/REPO", help="the repository (default GITHUB_REPOSITORY)"),
@@ -185,11 +191,12 @@ _OPTIONS = [
            default=False, help="install a version with no known digest (warns)"),
     # --- maintainer commands (flags only) ---------------------------------------------
     Option("from_env", "--from", metavar="PATH", help="plaintext .env to encrypt"),
-    Option("pin_host", "--host", check=parse_host, metavar="[USER@]HOST[:PORT]",
+    Option("pin_host", "--host", check=checks.parse_host, metavar="[USER@]HOST[:PORT]",
            help="fetch and pin its host key"),
     Option("ssh_recipient", "--ssh-recipient", metavar="PUB|LINE",
            help="also encrypt for this SSH public key (ssh-ed25519 .pub file or line): the "
            "deploy key then decrypts too, so CI needs only SSH_PRIVATE_KEY"),
+    *(Option(n, f, kind="list", default=(), metavar=m, help=h) for n, f, m, h in INIT_KEYS),
     Option("action_ref", "--action-ref", default="OWNER/sops-deploy@v1",
            metavar="OWNER/sops-deploy@v1", help="the action the workflow uses"),
     Option("force", "--force", kind="bool", default=False,
@@ -209,7 +216,7 @@ _OPTIONS = [
     Option("charset", "--charset", default="alnum",
            help="alnum (default) | hex | urlsafe | alpha | digits | symbols"),
     Option("action", None, choices=("add", "remove")),
-    Option("recipient", None, metavar="AGE1…"),
+    Option("recipient", None, metavar="KEY", help="age1… | KMS ARN | transit URI | PGP key"),
     Option("sops_config", "--sops-config", metavar="PATH",
            help=".sops.yaml (default: here or a parent)"),
 ]  # fmt: skip
@@ -224,21 +231,25 @@ REQUIRED_YAML = ("hosts", "remote-path")  # `targets:` stands in for remote-path
 TARGET_FIELDS: dict[str, Option] = {
     "remote-path": OPTIONS["remote_path"],
     "format": OPTIONS["format"],
-    "keys": Option("keys", None, yaml="keys", kind="list", check=check_glob),
+    "keys": Option("keys", None, yaml="keys", kind="list", check=checks.check_glob),
     "file-mode": OPTIONS["file_mode"],
     "post-command": OPTIONS["post_command"],
     "backup": OPTIONS["backup"],
+    "owner": OPTIONS["owner"],
+    "validate-command": OPTIONS["validate_command"],
 }
 
 # Which options each command has. The parsers are built from these groups, and only a
 # command's own options are resolved (a bad SOPS_DEPLOY_TIMEOUT does not fail `validate`).
-SOURCE = ("files", "required", "schema", "public_keys", "format", "allow_empty", "age_key_file")
+SOURCE = ("files", "required", "schema", "public_keys", "format", "interpolate", "allow_empty",
+          "age_key_file")  # fmt: skip
 TARGET = (
     "hosts", "user", "port", "remote_path", "ssh_key_file", "known_hosts", "fingerprints",
     "insecure_any_host_key", "jump_host", "file_mode", "timeout", "retries", "parallel",
-    "fail_fast", "follow_symlinks", "ssh_config",
+    "fail_fast", "follow_symlinks", "ssh_config", "become", "become_sftp_server",
 )  # fmt: skip
-SAFETY = ("backup", "post_command", "post_command_timeout", "rollback_on_failure", "lock_timeout")
+SAFETY = ("backup", "post_command", "post_command_timeout", "rollback_on_failure", "lock_timeout",
+          "owner", "validate_command", "canary")  # fmt: skip
 CONFIG = ("config", "environment")
 TOOLS = ("tool", "source", "mirror", "sops_version", "age_version", "sops_sha256",
          "age_sha256", "allow_unverified")  # fmt: skip
@@ -253,9 +264,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "validate": (*SOURCE, *CONFIG, "targets", "export_env"),
     "hosts": ("json", "hosts", "user", "port", *CONFIG),
     "tools": TOOLS,
-    "init": ("from_env", "pin_host", "remote_path", "ssh_key_file", "ssh_recipient",
-             "action_ref", "force",
-             "yes", "delete_plaintext", "timeout"),
+    "init": ("from_env", "pin_host", "remote_path", "ssh_key_file", "ssh_recipient", "force",
+             *(k[0] for k in INIT_KEYS), "action_ref", "yes", "delete_plaintext", "timeout"),
     "rotate": ("key", "generate", "value_stdin", "data_key", "length", "charset", "files",
                "age_key_file"),
     "recipients": ("action", "recipient", "sops_config", "age_key_file"),
@@ -278,7 +288,7 @@ def _from_flag(option: Option, value: Any) -> Any:
         return None
     if option.kind == "list":
         items = [value] if isinstance(value, str) else list(value)
-        parts = tuple(p for item in items for p in split_list(item))
+        parts = tuple(p for item in items for p in checks.split_list(item))
         return parts or None
     return value
 
@@ -287,7 +297,7 @@ def _from_env(option: Option, name: str, text: str) -> Any:
     """A `SOPS_DEPLOY_*` text in the option's kind; errors name the variable."""
     kind = option.kind
     if kind == "list":
-        return split_list(text) or None
+        return checks.split_list(text) or None
     if kind == "bool":
         low = text.strip().lower()
         if low in ("1", "true", "yes", "on"):

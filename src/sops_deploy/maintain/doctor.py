@@ -17,7 +17,7 @@ from sops_deploy import __version__
 from sops_deploy.deploy import rollout
 from sops_deploy.errors import ChecksFailed, SopsDeployError, ValidationError
 from sops_deploy.inputs.settings import HostSpec, Settings
-from sops_deploy.maintain import sopsconfig
+from sops_deploy.maintain import keyaccess, sopsconfig
 from sops_deploy.output.reporter import Reporter
 from sops_deploy.sops import agekey, runner, tools
 
@@ -73,6 +73,8 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
         yield Check("age key", True, "from SOPS_AGE_KEY_CMD (sops runs it)")
     elif not age.given and _ssh_opens_all(settings):
         yield Check("age key", True, f"none needed: {age.ssh_source} opens every file")
+    elif not age.given and _other_backends_for_all(settings):
+        yield Check("age key", True, "none given; every file has other key groups (below)")
     elif not age.given:
         yield Check(
             "age key",
@@ -106,10 +108,16 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
         except SopsDeployError as exc:
             yield _failed(f"{path}: {age.ssh_source}", exc)
             ssh = None
-        yield from _recipient_checks(enc, [] if ssh else mine, rules, config)
-        if sops_bin is None or not (age.given or age.key_cmd or ssh):
+        if enc.recipients or not enc.groups:
+            yield from _recipient_checks(enc, [] if ssh else mine, rules, config)
+        env = {**age.base, **age.backend}
+        access = list(keyaccess.check(enc.groups, env, age.interface, settings.timeout))
+        for acc in access:
+            yield Check(f"{path} key {acc.key.label}", acc.ok, acc.detail, acc.fix)
+        usable = sorted({a.key.label.split(" ", 1)[0] for a in access if a.ok})
+        if sops_bin is None or not (age.given or age.key_cmd or ssh or usable):
             continue
-        who = _identity(enc, mine, ssh, age)
+        who = _identity(enc, mine, ssh, age, usable)
         try:
             decrypted.append((enc, runner.decrypt(sops_bin, enc, age)))
             yield Check(f"{path} decrypts with {who}", True)
@@ -145,6 +153,15 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
         yield _host_check(settings, spec, reporter.warn)
 
 
+def _other_backends_for_all(settings: Settings) -> bool:
+    """Whether every file has a non-age master key (then no age key is needed)."""
+    try:
+        groups = [runner.inspect(path).groups for path in settings.files]
+    except SopsDeployError:
+        return False
+    return bool(groups) and all(any(m.kind != "age" for g in gs for m in g) for gs in groups)
+
+
 def _ssh_opens_all(settings: Settings) -> bool:
     """Whether the SSH key is a recipient of every file (then no age key is needed)."""
     if not (settings.age.ssh_key or settings.age.ssh_key_file):
@@ -159,7 +176,11 @@ def _ssh_opens_all(settings: Settings) -> bool:
 
 
 def _identity(
-    enc: runner.EncryptedFile, mine: list[str], ssh: SshIdentity | None, age: runner.AgeKeySource
+    enc: runner.EncryptedFile,
+    mine: list[str],
+    ssh: SshIdentity | None,
+    age: runner.AgeKeySource,
+    usable: list[str],
 ) -> str:
     """Which identity opens `enc`: the age key whose recipient it lists, the SSH key, or
     sops's key command."""
@@ -170,6 +191,8 @@ def _identity(
         return f"{age.ssh_source} ({ssh.label})"
     if age.key_cmd:
         return "SOPS_AGE_KEY_CMD"
+    if not age.given and usable:
+        return "the " + "/".join(usable) + " credentials"
     return "the age key"
 
 
@@ -244,7 +267,8 @@ def _recipient_checks(
                 "(or `sops-deploy recipients add|remove age1…`), then commit",
             )
             return
-    yield Check(name, True, f"{len(enc.recipients)} recipient(s), your key among them")
+    among = ", your key among them" if mine else ""
+    yield Check(name, True, f"{len(enc.recipients)} age recipient(s){among}")
 
 
 def _host_check(settings: Settings, spec: HostSpec, warn: Callable[[str], None]) -> Check:

@@ -21,7 +21,7 @@ from pathlib import Path
 from sops_deploy import envfile
 from sops_deploy.errors import Problem, UsageError, ValidationError
 from sops_deploy.inputs.settings import InitOptions
-from sops_deploy.maintain import sopscmd, sopsconfig
+from sops_deploy.maintain import keyless, sopscmd, sopsconfig
 from sops_deploy.output.reporter import Reporter
 from sops_deploy.sops import agekey, runner, tools
 
@@ -50,16 +50,18 @@ def run_init(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool]) 
     sops_bin = tools.find_sops(opts.tools) if plaintext is not None else None
 
     key_path = root / KEY_FILE
-    public = _age_key(key_path, opts, reporter)
+    public = None if opts.keys else _age_key(key_path, opts, reporter)
     _ignore(root, [KEY_FILE, *_inside(root, opts.from_env)])
     config = root / sopsconfig.CONFIG_NAME
-    recipients = [public, *([opts.ssh_recipient] if opts.ssh_recipient else [])]
-    config.write_text(sopsconfig.render(recipients), encoding="utf-8")
+    recipients, others = keyless.by_kind(opts, public)
+    config.write_text(sopsconfig.render(recipients, others=others), encoding="utf-8")
+    listed = [*recipients, *(k for keys in others.values() for k in keys)]
     reporter.info(
-        f"✓ wrote {sopsconfig.CONFIG_NAME}: {ENCRYPTED} is encrypted for {', '.join(recipients)}"
+        f"✓ wrote {sopsconfig.CONFIG_NAME}: {ENCRYPTED} is encrypted for {', '.join(listed)}"
     )
     if plaintext is not None and sops_bin is not None and opts.from_env is not None:
-        _encrypt(sops_bin, opts, plaintext, key_path, config, reporter)
+        key = keyless.key_source(opts, key_path if public else None)
+        _encrypt(sops_bin, opts, plaintext, key, config, reporter)
         _maybe_delete(opts, ask, reporter)
     if pinned is not None:
         (root / KNOWN_HOSTS).write_text(pinned + "\n", encoding="utf-8")
@@ -182,15 +184,15 @@ def _encrypt(
     sops_bin: str,
     opts: InitOptions,
     plaintext: dict[str, str],
-    key_path: Path,
+    key: runner.AgeKeySource,
     config: Path,
     reporter: Reporter,
 ) -> None:
     root, source = opts.root, opts.from_env
     assert source is not None
     target = root / ENCRYPTED
-    key = runner.AgeKeySource(file=str(key_path), base=opts.tools.env)
     data = sopscmd.encrypt_dotenv(sops_bin, source, target.relative_to(root), key, config)
+    target.parent.mkdir(parents=True, exist_ok=True)  # no age key made it: keyless
     target.write_bytes(data)
     # Prove the round trip before anyone deletes the plaintext: same keys, same values.
     enc = runner.inspect(str(target))
@@ -235,6 +237,8 @@ def _workflow(opts: InitOptions) -> str:
         ("REMOTE_PATH", json.dumps(opts.remote_path)),
     ):
         text = text.replace(f"@@{name}@@", value)
+    if opts.keys:  # the keys init was given; CI's credentials: docs/keyless.md
+        return keyless.workflow(text, opts)
     if opts.ssh_recipient:  # one secret: the deploy key is also the age identity
         text = text.replace("          age-key: ${{ secrets.AGE_KEY }}\n", "")
         text = text.replace(
@@ -279,8 +283,7 @@ def next_steps(opts: InitOptions, *, has_secrets: bool) -> str:
     )
     deploy = " ".join(
         [
-            "sops-deploy deploy --age-key-file",
-            KEY_FILE,
+            "sops-deploy deploy" + ("" if opts.keys else f" --age-key-file {KEY_FILE}"),
             "--ssh-key-file",
             ssh_key,
             "--file",
@@ -302,14 +305,17 @@ def next_steps(opts: InitOptions, *, has_secrets: bool) -> str:
         steps.append(f"  {n}. {text}")
         steps.extend(f"       {c}" for c in commands)
 
-    step(
-        f"Back up {KEY_FILE} (a password manager): it is git-ignored, and without it "
-        "nobody can decrypt the secrets."
-    )
+    if not opts.keys:
+        step(
+            f"Back up {KEY_FILE} (a password manager): it is git-ignored, and without it "
+            "nobody can decrypt the secrets."
+        )
+    age_env = "" if opts.keys else f'AGE_KEY="$(cat {KEY_FILE})" '  # else: your credentials
     if not has_secrets:
         step(
             f"Create {ENCRYPTED} (opens your editor; the plaintext never touches the repo):",
-            f"SOPS_AGE_KEY_FILE={KEY_FILE} sops edit --input-type dotenv --output-type dotenv "
+            ("" if opts.keys else f"SOPS_AGE_KEY_FILE={KEY_FILE} ")
+            + "sops edit --input-type dotenv --output-type dotenv "
             f"{ENCRYPTED}",
         )
     if not opts.host:
@@ -324,7 +330,8 @@ def next_steps(opts: InitOptions, *, has_secrets: bool) -> str:
     step("Deploy from this machine now:", deploy)
     step(
         "Let GitHub Actions deploy on every push (gh: https://cli.github.com):",
-        *([] if opts.ssh_recipient else [f"gh secret set AGE_KEY < {KEY_FILE}"]),
+        *([] if opts.ssh_recipient or opts.keys else [f"gh secret set AGE_KEY < {KEY_FILE}"]),
+        *keyless.ci_commands(opts),
         f"gh secret set SSH_PRIVATE_KEY < {ssh_key}",
         f"gh variable set KNOWN_HOSTS < {KNOWN_HOSTS}",
         *(["gh variable set DEPLOY_HOST --body USER@HOST"] if not opts.host else []),
@@ -338,8 +345,8 @@ def next_steps(opts: InitOptions, *, has_secrets: bool) -> str:
         )
     step(
         "Later: rotate a value without plaintext on disk, and check the whole setup:",
-        f'AGE_KEY="$(cat {KEY_FILE})" sops-deploy rotate API_TOKEN --generate',
-        f'AGE_KEY="$(cat {KEY_FILE})" sops-deploy doctor --host {shlex.quote(host)}'
+        f"{age_env}sops-deploy rotate API_TOKEN --generate",
+        f"{age_env}sops-deploy doctor --host {shlex.quote(host)}"
         + (f" --known-hosts {KNOWN_HOSTS}" if opts.host else ""),
     )
     return "\n".join(steps)

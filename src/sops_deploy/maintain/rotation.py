@@ -150,8 +150,12 @@ def change_recipients(
     reporter: Reporter,
     sha: Callable[[Path], str] = lambda p: hashlib.sha256(p.read_bytes()).hexdigest(),
 ) -> None:
-    """Add or remove an age recipient in `.sops.yaml`, then re-key every file it covers."""
-    recipient = agekey.check_recipient(recipient)
+    """Add or remove a master key (an age recipient, KMS ARN, transit URI, PGP fingerprint,
+    …: `masterkeys.kind_of`) in `.sops.yaml`, then re-key every file it covers."""
+    from sops_deploy.maintain import masterkeys
+
+    kind = masterkeys.kind_of(recipient)
+    recipient = masterkeys.normal(kind, recipient)
     original = config_path.read_text(encoding="utf-8") if config_path.is_file() else ""
     doc, rules = sopsconfig.load(config_path)
     files = []
@@ -160,7 +164,7 @@ def change_recipients(
             files.append((path, runner.inspect(str(path))))
         except SopsDeployError:  # a matching file that is not sops-encrypted
             continue
-    changed_config = sopsconfig.change_recipient(doc, recipient, add=add)
+    changed_config = sopsconfig.change_recipient(doc, recipient, add=add, kind=kind)
     if not add and files and age.given:
         mine = set(agekey.recipients_of(age.key_text() or ""))
         if recipient in mine:
@@ -178,7 +182,7 @@ def change_recipients(
     try:
         for path, enc in files:
             before = sha(path)
-            if not add and recipient in enc.recipients:
+            if not add and recipient in {m.ident for g in enc.groups for m in g}:
                 # updatekeys keeps the data key, which the removed key can still unwrap from
                 # older copies: a new data key first (while every key can still decrypt)
                 # makes all of those copies useless for future values.

@@ -1,8 +1,9 @@
-"""`.sops.yaml`: read its creation rules, change their age recipients, find the files they cover.
+"""`.sops.yaml`: read its creation rules, change their master keys, find the files they cover.
 
 sops itself reads this file when it encrypts (`--filename-override`) and when it re-keys
-(`sops updatekeys`); this module only edits the `age:` recipients and leaves every other
-setting of a rule as it was.
+(`sops updatekeys`); this module only edits the master-key lists (`age:`, `kms:`,
+`hc_vault_transit_uri:`, `pgp:`, … — `masterkeys.KINDS`) and leaves every other setting of
+a rule as it was.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from sops_deploy.errors import UsageError
+from sops_deploy.maintain import masterkeys
 from sops_deploy.sops import agekey
 
 CONFIG_NAME = ".sops.yaml"
@@ -24,7 +26,7 @@ FAQ = "see README#faq-sopsyaml"
 
 HEADER = """\
 # sops creation rules, written by `sops-deploy init`; edited by `sops-deploy recipients`.
-# Every file matching path_regex is encrypted for the age recipients listed here.
+# Every file matching path_regex is encrypted for the keys listed here (any one decrypts).
 # input_type is read by sops-deploy; when you call sops yourself on a .env.encrypted file,
 # pass `--input-type dotenv --output-type dotenv`.
 """
@@ -32,23 +34,30 @@ HEADER = """\
 
 @dataclass(frozen=True)
 class Rule:
-    """One creation rule: which paths, for which age recipients, stored how."""
+    """One creation rule: which paths, for which age recipients (and other master keys:
+    `(kind, key)` pairs), stored how."""
 
     path_regex: str
     recipients: tuple[str, ...]
     input_type: str | None
+    others: tuple[tuple[str, str], ...] = ()
 
     def matches(self, relative: str) -> bool:
         return re.search(self.path_regex, relative) is not None
 
 
-def render(recipients: list[str], path_regex: str = DOTENV_RULE) -> str:
-    """The `.sops.yaml` that `init` writes: one dotenv rule for the given recipients."""
-    doc = {
-        "creation_rules": [
-            {"path_regex": path_regex, "input_type": "dotenv", "age": ",".join(recipients)}
-        ]
-    }
+def render(
+    recipients: list[str],
+    path_regex: str = DOTENV_RULE,
+    others: dict[str, list[str]] | None = None,
+) -> str:
+    """The `.sops.yaml` that `init` writes: one dotenv rule for the given age recipients and
+    other master keys (`kms`, `hc_vault_transit_uri`, `pgp`, …: one key group)."""
+    rule: dict[str, str] = {"path_regex": path_regex, "input_type": "dotenv"}
+    if recipients:
+        rule["age"] = ",".join(recipients)
+    rule.update({kind: ",".join(keys) for kind, keys in (others or {}).items() if keys})
+    doc = {"creation_rules": [rule]}
     return HEADER + yaml.safe_dump(doc, sort_keys=False, width=1000)
 
 
@@ -97,14 +106,16 @@ def _rule(path: Path, index: int, item: object) -> Rule:
             f"use a regular expression such as {DOTENV_RULE} ({FAQ})",
             file=str(path),
         ) from None
-    recipients = _age_list(item.get("age"))
-    for group in item.get("key_groups") or []:
-        if isinstance(group, dict):
-            recipients += _age_list(group.get("age"))
-    if not recipients:
+    holders = [item, *(g for g in item.get("key_groups") or [] if isinstance(g, dict))]
+    recipients = [r for h in holders for r in _age_list(h.get("age"))]
+    others = tuple(
+        (kind, key) for h in holders for kind in masterkeys.KINDS for key in _age_list(h.get(kind))
+    )
+    if not recipients and not others:
         raise UsageError(
-            f"{where} ({regex or 'every file'}) has no age recipient",
-            f"add `age: age1…` (the output of `age-keygen -y secrets/age-key.txt`) ({FAQ})",
+            f"{where} ({regex or 'every file'}) has no key: nobody could decrypt its files",
+            f"add `age: age1…` (the output of `age-keygen -y secrets/age-key.txt`), or `kms:`, "
+            f"`hc_vault_transit_uri:`, `pgp:` ({FAQ})",
             file=str(path),
         )
     for recipient in recipients:
@@ -113,7 +124,7 @@ def _rule(path: Path, index: int, item: object) -> Rule:
         except UsageError as exc:
             raise UsageError(f"{where}: {exc.message}", exc.hint, file=str(path)) from None
     input_type = item.get("input_type")
-    return Rule(regex, tuple(recipients), str(input_type) if input_type else None)
+    return Rule(regex, tuple(recipients), str(input_type) if input_type else None, others)
 
 
 def _age_list(value: object) -> list[str]:
@@ -124,22 +135,30 @@ def _age_list(value: object) -> list[str]:
     return []
 
 
-def change_recipient(doc: dict[str, object], recipient: str, *, add: bool) -> bool:
-    """Add or remove `recipient` in every rule's `age:` (or its key groups'); True if changed."""
+def change_recipient(
+    doc: dict[str, object], recipient: str, *, add: bool, kind: str = "age"
+) -> bool:
+    """Add or remove `recipient` in every rule's `age:` — or the list `kind` names (`kms`,
+    `hc_vault_transit_uri`, `pgp`, …) — or its key groups'; True if changed."""
     changed = False
+    every = ("age", *masterkeys.KINDS)
     rules = doc.get("creation_rules")
     for rule in rules if isinstance(rules, list) else []:
         if not isinstance(rule, dict):
             continue
         groups = [g for g in rule.get("key_groups") or [] if isinstance(g, dict)]
         holders = groups or [rule]
-        lists = [_age_list(h.get("age")) for h in holders]
+        lists = [_age_list(h.get(kind)) for h in holders]
         present = any(recipient in ages for ages in lists)
         if add and not present:
-            holders[0]["age"] = ",".join([*lists[0], recipient])
+            holders[0][kind] = ",".join([*lists[0], recipient])
             changed = True
         elif not add and present:
-            if all(ages == [recipient] or not ages for ages in lists):
+            if any(
+                all(k == recipient for name in every for k in _age_list(h.get(name)))
+                for h, ages in zip(holders, lists, strict=True)
+                if recipient in ages
+            ):
                 raise UsageError(
                     f"removing {recipient} would leave the rule for "
                     f"{rule.get('path_regex')!r} with no recipient: nobody could decrypt "
@@ -149,7 +168,11 @@ def change_recipient(doc: dict[str, object], recipient: str, *, add: bool) -> bo
                 )
             for holder, ages in zip(holders, lists, strict=True):
                 if recipient in ages:
-                    holder["age"] = ",".join(a for a in ages if a != recipient)
+                    rest = [a for a in ages if a != recipient]
+                    if rest or kind == "age":
+                        holder[kind] = ",".join(rest)
+                    else:
+                        del holder[kind]
             changed = True
     return changed
 

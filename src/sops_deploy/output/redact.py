@@ -18,6 +18,10 @@ a few short texts, never builds the automaton (162 ms and 34 MiB over 880 kB of 
 A value made only of letters and at most `WORD_MAX` long ("deploy") is replaced only as
 a whole word, so that "deploying" stays readable and does not reveal the value by its
 `***ing` remainder.
+
+Texts the user typed (`Redactor.keep`: file paths, remote paths, host names) are no
+secrets: an occurrence of a masked value that lies inside one of them (a database named
+like the app, `myapp`, in `/srv/myapp/.env`) is left readable there, and only there.
 """
 
 from __future__ import annotations
@@ -128,6 +132,21 @@ def _whole_words(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int
     ]
 
 
+def _outside(
+    text: str, spans: list[tuple[int, int, str]], kept: tuple[str, ...]
+) -> list[tuple[int, int, str]]:
+    """The spans that do not lie inside an occurrence of a kept text."""
+    inside: list[tuple[int, int]] = []
+    for k in kept:
+        start = text.find(k)
+        while start != -1:
+            inside.append((start, start + len(k)))
+            start = text.find(k, start + 1)
+    if not inside:
+        return spans
+    return [span for span in spans if not any(a <= span[0] and span[1] <= b for a, b in inside)]
+
+
 class Redactor:
     """The set of masked values and the matcher over all their forms (thread-safe).
 
@@ -145,7 +164,14 @@ class Redactor:
         self._form_chars = 0
         self._spent = 0  # lookups spent in direct searches of this set of values
         self._matcher: _Matcher | None = None
+        self._kept: tuple[str, ...] = ()  # texts the user passed: never masked inside
         self._lock = threading.Lock()
+
+    def keep(self, texts: list[str]) -> None:
+        """Leave `texts` (paths and names the user passed) readable wherever they appear
+        whole; a masked value stays masked everywhere else."""
+        with self._lock:
+            self._kept = tuple(sorted({*self._kept, *(t for t in texts if t)}, key=len))
 
     def add(self, value: str, key: str | None = None) -> list[str]:
         """Mask `value` (named by `key`, if any); returns its new lines for ::add-mask::.
@@ -216,6 +242,8 @@ class Redactor:
     def scrub(self, text: str) -> str:
         """`text` with every occurrence of every masked form replaced by `***`."""
         spans = _whole_words(text, self._spans(text))
+        if spans and self._kept:
+            spans = _outside(text, spans, self._kept)
         if not spans:
             return text
         spans.sort()

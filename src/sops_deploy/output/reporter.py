@@ -80,6 +80,11 @@ class Reporter:
             if line.strip() and not line.lstrip().startswith("#")
         )
 
+    def keep_readable(self, texts: Iterable[str]) -> None:
+        """Paths and names the user passed stay readable in every message, even where a
+        secret value is one of their words (the value stays masked everywhere else)."""
+        self.redactor.keep(list(texts))
+
     def scrub(self, text: str) -> str:
         return self.redactor.scrub(text)
 
@@ -119,6 +124,7 @@ class Reporter:
             self.err.flush()
 
     def warn(self, text: str, title: str = "sops-deploy") -> None:
+        text = self.fix(text)  # a warning's advice names `input:` in the action
         if self.github:
             self._command("warning", text, title=title)
         else:

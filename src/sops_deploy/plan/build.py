@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sops_deploy import envfile
 from sops_deploy.envfile import Entry, Secrets
@@ -16,6 +17,9 @@ from sops_deploy.inputs.settings import Settings, Target
 from sops_deploy.plan import schema
 from sops_deploy.plan.targets import TargetPlan, plan_targets
 from sops_deploy.sops import runner
+
+if TYPE_CHECKING:
+    from sops_deploy.plan.publicity import Publicity
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,11 @@ class Plan:
     format: str
     warnings: tuple[Problem, ...] = ()
     targets: tuple[TargetPlan, ...] = ()
+
+    @property
+    def expanded(self) -> tuple[str, ...]:
+        """The keys whose values `--interpolate` expanded (their references resolved)."""
+        return tuple(k for k, e in self.secrets.items() if e.template is not None)
 
     @property
     def sha256(self) -> str:
@@ -85,8 +94,9 @@ def build_plan(
     problems: list[Problem] = []
     layers: list[list[Entry]] = []
     for enc, plaintext in decrypted:
-        entries, found = parse_plaintext(enc, plaintext)
-        mask([(e.key, e.value) for e in entries if not public.is_public(e.key, e.file)])
+        entries, found = parse_plaintext(enc, plaintext, settings.interpolate)
+        public = public.demoted(entries)
+        mask(secret_texts(entries, public))
         problems += found + envfile.lint(entries)
         layers.append(entries)
     merged = envfile.merge(layers)
@@ -95,21 +105,72 @@ def build_plan(
     problems = schema.drop_covered_warnings(problems + found)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
-        raise ValidationError(problems)
+        raise ValidationError(problems, validation_hint(decrypted, errors))
     first = plans[0]
     return Plan(merged, first.content, first.target.format, tuple(problems), tuple(plans))
 
 
 def parse_plaintext(
-    enc: runner.EncryptedFile, plaintext: bytes
+    enc: runner.EncryptedFile, plaintext: bytes, interpolate: str = "auto"
 ) -> tuple[list[Entry], list[Problem]]:
-    """One decrypted file as entries: dotenv text (dotenv or binary store) or a flat map."""
+    """One decrypted file as entries: dotenv text (dotenv or binary store) or a flat map.
+
+    A dotenv text's references to its own keys are expanded by `interpolate`
+    (`envfile/interpolate.py`); a yaml/json map's values are taken as they are.
+    """
     text, problems = envfile.decode(plaintext, enc.path)
     if enc.stored_format in ("yaml", "json"):
         entries, found = envfile.parse_json_map(text, enc.path, envfile.key_lines(enc.path))
-    else:
-        entries, found = envfile.parse_dotenv(text, enc.path)
-    return entries, problems + found
+        return entries, problems + found
+    entries, found = envfile.parse_dotenv(text, enc.path)
+    entries, more, _ = envfile.expand(entries, interpolate)
+    return entries, problems + found + more
+
+
+def validation_hint(
+    decrypted: list[tuple[runner.EncryptedFile, bytes]], errors: list[Problem]
+) -> str:
+    """The fix for a failed validation, saying which text the line numbers count in.
+
+    A dotenv-store file decrypts to one line per line of the file itself (sops writes one
+    `KEY=ENC[...]` or `#ENC[...]` line per entry and keeps no blank line), so a number is a
+    line of the encrypted file as it is in git, and of `sops edit`; a plaintext the file
+    was encrypted from may number the same line higher. A binary-store file decrypts to
+    the bytes that were encrypted, so its numbers are lines of that original text.
+    """
+    stores = {enc.path: enc.stored_format for enc, _ in decrypted}
+    notes = []
+    for path in dict.fromkeys(p.file for p in errors if p.line is not None):
+        store = stores.get(path)
+        if store == "dotenv":
+            notes.append(
+                f"line numbers in {path} are lines of that file itself (as `sops edit` shows "
+                "it); sops's dotenv store keeps no blank lines, so the plaintext it was "
+                "encrypted from may number them differently"
+            )
+        elif store == "binary":
+            notes.append(
+                f"line numbers in {path} are lines of its decrypted text (`sops decrypt`), "
+                "the file as it was encrypted"
+            )
+    base = (
+        "fix each problem listed above, re-encrypt, and run `sops-deploy validate` "
+        "(see README#faq-validation-failed)"
+    )
+    return "; ".join([base, *notes])
+
+
+def secret_texts(entries: list[Entry], public: Publicity) -> list[str | tuple[str, str]]:
+    """What to mask of one file's entries: each secret's value, and the text it was
+    expanded from (`Entry.template`)."""
+    out: list[str | tuple[str, str]] = []
+    for e in entries:
+        if public.is_public(e.key, e.file):
+            continue
+        out.append((e.key, e.value))
+        if e.template is not None:
+            out.append((e.key, e.template))
+    return out
 
 
 def _raw_plan(settings: Settings, decrypted: list[tuple[runner.EncryptedFile, bytes]]) -> Plan:

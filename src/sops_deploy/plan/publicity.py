@@ -19,6 +19,10 @@ import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sops_deploy.envfile import Entry
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,21 @@ class Publicity:
         if key in self.marked:
             return True
         return file is not None and key in self.clear.get(file, frozenset())
+
+    def demoted(self, entries: Iterable[Entry]) -> Publicity:
+        """This publicity with every key whose value was expanded from a secret key's made
+        secret too (`Entry.refs`, by `--interpolate`): its value holds the secret."""
+        drop = {
+            (e.key, e.file)
+            for e in entries
+            if self.is_public(e.key, e.file) and any(not self.is_public(r, e.file) for r in e.refs)
+        }
+        if not drop:
+            return self
+        keys = {k for k, _ in drop}
+        clear = {f: frozenset(k for k in ks if (k, f) not in drop) for f, ks in self.clear.items()}
+        marked = {k: w for k, w in self.marked.items() if k not in keys}
+        return Publicity(clear, marked)
 
     def why(self, key: str, file: str | None = None) -> str | None:
         """Where the key is made public, for messages; None for a secret key."""

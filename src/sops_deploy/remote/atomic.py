@@ -3,8 +3,9 @@ readers see the old file or the new one, whole, never readable by others.
 
 A replacement is a temp file `.<name>.sops-deploy.<random>.tmp` in the target's
 directory, created exclusively with mode 0600 in the OPEN request itself, filled, given
-its final mode and the old file's owner on its handle (never by path: that would follow
-a link swapped in), then renamed over the target with posix-rename. The current file is
+its final mode and the owner the deploy chose (`owner`) on its handle (never by path: that
+would follow a link swapped in), optionally checked (`--validate-command`), then renamed
+over the target with posix-rename. The current file is
 read only if it is a regular file of at most 64 MiB (`safefile.READ_LIMIT`).
 Any failure removes the temp file; temp files left by a deploy whose connection died are
 removed by `clean_debris` (under the lock). A symlink at the target is followed only when
@@ -26,7 +27,7 @@ import paramiko
 from sops_deploy.errors import RemoteError, UsageError
 from sops_deploy.remote import safefile
 from sops_deploy.remote.connection import Connection
-from sops_deploy.remote.failures import IO_ERRORS
+from sops_deploy.remote.failures import IO_ERRORS, PERMISSION_HINT
 
 TEMP_MARKER = ".sops-deploy."
 
@@ -82,12 +83,17 @@ def _state(conn: Connection, path: str, *, read: bool) -> FileState | None:
     except PermissionError:
         raise RemoteError(
             f"{conn.spec}: permission denied on {directory}",
-            f"let {conn.user} read and write {directory}",
+            PERMISSION_HINT.format(user=conn.user),
         ) from None
     if dir_attr.st_mode is not None and not stat.S_ISDIR(dir_attr.st_mode):
         raise RemoteError(f"{conn.spec}: {directory} is not a directory", "fix --remote-path")
     if isinstance(attr, FileNotFoundError):
         return FileState(path, None, None)
+    if isinstance(attr, PermissionError):
+        raise RemoteError(
+            f"{conn.spec}: permission denied looking at {path}",
+            PERMISSION_HINT.format(user=conn.user),
+        ) from None
     if isinstance(attr, OSError):
         raise attr
     mode = attr.st_mode or 0
@@ -121,8 +127,6 @@ def write_atomic(
     warn: Callable[[str], None] = lambda _m: None,
 ) -> None:
     """Replace `path` with `data` (mode `mode`, owner `owner` when given and allowed)."""
-    directory, name = posixpath.split(path)
-    temp = posixpath.join(directory, f".{name}{TEMP_MARKER}{secrets.token_hex(6)}.tmp")
 
     def owner_denied(attr: paramiko.SFTPAttributes) -> None:
         assert owner is not None
@@ -131,20 +135,44 @@ def write_atomic(
             f"give the new file that owner, so it now belongs to {attr.st_uid}:{attr.st_gid}"
         )
 
+    swap(conn, write_temp(conn, path, data, mode, owner, owner_denied), path, len(data))
+
+
+def write_temp(
+    conn: Connection,
+    path: str,
+    data: bytes,
+    mode: int,
+    owner: tuple[int, int] | None,
+    owner_denied: Callable[[paramiko.SFTPAttributes], None],
+) -> str:
+    """The temp file beside `path` holding `data` (0600 from its first byte, then `mode`
+    and `owner` on its handle); its path. On any failure it is removed."""
+    directory, name = posixpath.split(path)
+    temp = posixpath.join(directory, f".{name}{TEMP_MARKER}{secrets.token_hex(6)}.tmp")
     try:
         safefile.create_private(conn, temp, data, mode=mode, owner=owner, owner_denied=owner_denied)
+    except BaseException as exc:
+        remove_quietly(conn, temp)
+        raise write_error(conn, path, len(data), exc) from None
+    return temp
+
+
+def swap(conn: Connection, temp: str, path: str, size: int) -> None:
+    """Rename the temp file over `path` (posix-rename); on failure the temp is removed."""
+    try:
         conn.posix_rename(temp, path)
     except BaseException as exc:
         remove_quietly(conn, temp)
-        raise _write_error(conn, path, len(data), exc) from None
+        raise write_error(conn, path, size, exc) from None
 
 
-def _write_error(conn: Connection, path: str, size: int, exc: BaseException) -> BaseException:
+def write_error(conn: Connection, path: str, size: int, exc: BaseException) -> BaseException:
     directory = posixpath.dirname(path) or "/"
     if isinstance(exc, PermissionError):
         return RemoteError(
             f"{conn.spec}: permission denied writing in {directory}",
-            f"let {conn.user} create files in {directory}",
+            PERMISSION_HINT.format(user=conn.user),
         )
     if isinstance(exc, OSError) and ("No space" in str(exc) or conn.free_bytes(directory) < size):
         return RemoteError(

@@ -25,15 +25,17 @@ BACKUP_INFIX = ".bak."
 _BACKUP_RE = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")
 
 
-def backup(conn: Connection, old: FileState, keep: int) -> str:
-    """Keep `old` as `<path>.bak.<UTC stamp>` (0600), prune to the newest `keep`; its name."""
+def backup(conn: Connection, old: FileState, keep: int, *, link: bool = True) -> str:
+    """Keep `old` as `<path>.bak.<UTC stamp>` (0600), prune to the newest `keep`; its name.
+    `link`: a hard link may keep it (False when the old file's owner is not one the deploy
+    chose: a link would keep that owner; a copy is the login user's)."""
     if old.content is None:
         raise ValueError("nothing to back up")
     path = old.path
     while True:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
         name = f"{path}{BACKUP_INFIX}{stamp}"
-        if old.mode == 0o600 and conn.hardlink(path, name):  # fails if the name exists
+        if link and old.mode == 0o600 and conn.hardlink(path, name):  # fails if it exists
             break
         try:
             conn.lstat(name)
@@ -72,10 +74,13 @@ def prune_backups(conn: Connection, path: str, keep: int) -> None:
             conn.remove(old)
 
 
-def restore(conn: Connection, old: FileState, fallback_mode: int) -> str:
-    """Put `old` back at its path (remove the new file if there was none); what was done."""
+def restore(
+    conn: Connection, old: FileState, fallback_mode: int, owner: tuple[int, int] | None
+) -> str:
+    """Put `old` back at its path (remove the new file if there was none), owned by
+    `owner` (the deploy's choice; None: the login user); what was done."""
     if old.content is None:
         conn.remove(old.path)
         return "removed the new file"
-    write_atomic(conn, old.path, old.content, old.mode or fallback_mode, old.owner)
+    write_atomic(conn, old.path, old.content, old.mode or fallback_mode, owner)
     return "restored the previous file"

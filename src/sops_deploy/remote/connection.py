@@ -21,7 +21,7 @@ from paramiko.message import Message
 
 from sops_deploy.errors import ConnectError, RemoteError
 from sops_deploy.inputs.settings import HostSpec
-from sops_deploy.remote import failures, identities, steps
+from sops_deploy.remote import become, failures, identities, steps
 from sops_deploy.remote.failures import IO_ERRORS, Cancelled, lost
 from sops_deploy.remote.reach import Options
 from sops_deploy.remote.trust import another_type_may_be_pinned, pinned_or_first, verify_host_key
@@ -39,13 +39,6 @@ Reply = tuple[int | None, Message | None]  # (None, None): an EOF status
 
 # Paramiko's transport-thread tracebacks never reach stderr: we report every failure.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
-
-
-def _ok(replies: list[Reply | OSError]) -> list[Reply]:
-    failed = [r for r in replies if isinstance(r, OSError)]
-    if failed:
-        raise failed[0]
-    return replies  # type: ignore[return-value]
 
 
 class _Transport(paramiko.Transport):
@@ -80,6 +73,7 @@ class Connection:
         self.spec = spec
         self.user = spec.user or options.default_user
         self.timeout = options.timeout
+        self.become = options.become and sftp  # a jump host is never become'd
         self._options = options
         self._warn = warn
         self._cancel = cancel if cancel is not None else threading.Event()
@@ -166,7 +160,7 @@ class Connection:
         transport = self._live_transport  # the key was pinned, so this is the open one
         self._authenticate(transport, keys)
         if self._want_sftp:
-            self._sftp = steps.open_sftp(transport, self.timeout, str(self.spec))
+            self._open_sftp(transport)
 
     def _handshake(
         self, tunnel: paramiko.Channel | None, refused: tuple[str, ...]
@@ -199,6 +193,13 @@ class Connection:
         except RemoteError:
             self.close()
             raise
+
+    def _open_sftp(self, transport: paramiko.Transport) -> None:
+        where, program = str(self.spec), self._options.become_sftp_server
+        if self.become:  # `sudo -n sftp-server` on an exec channel
+            self._sftp = become.open_sftp(transport, self.timeout, where, self.user, program)
+        else:
+            self._sftp = steps.open_sftp(transport, self.timeout, where)
 
     def _tunnel(self, target: HostSpec) -> paramiko.Channel:
         """A direct-tcpip channel from this (jump) host to `target`."""
@@ -250,7 +251,8 @@ class Connection:
         names: list[str] = []
         try:
             while True:
-                replies = _ok(self._pipelined([(wire.CMD_READDIR, handle)] * READDIRS_AHEAD))
+                ask: list[Ask] = [(wire.CMD_READDIR, handle)] * READDIRS_AHEAD
+                replies = failures.all_ok(self._pipelined(ask))
                 for msg in (m for kind, m in replies if kind == wire.CMD_NAME and m is not None):
                     for _ in range(msg.get_int()):
                         name, _long = msg.get_text(), msg.get_text()
@@ -275,7 +277,7 @@ class Connection:
                 spans = [(at, min(READ_CHUNK, start + size - at)) for at in ats]
                 spans.append((start + size, READ_CHUNK))  # past the end: EOF, or more
                 reads: list[Ask] = [(wire.CMD_READ, handle, wire.int64(a), n) for a, n in spans]
-                replies = _ok(self._pipelined(fstat + reads))
+                replies = failures.all_ok(self._pipelined(fstat + reads))
                 if fstat:
                     kind, msg = replies.pop(0)
                     if kind != wire.CMD_ATTRS or msg is None:

@@ -8,6 +8,7 @@ the TCP connect and SSH handshake failures in the words of the fix (`open_socket
 from __future__ import annotations
 
 import socket
+from typing import TypeVar
 
 import paramiko
 
@@ -15,6 +16,11 @@ from sops_deploy.errors import ConnectError, RemoteError
 from sops_deploy.inputs.settings import HostSpec
 
 IO_ERRORS = (OSError, EOFError, paramiko.SSHException)
+T = TypeVar("T")
+PERMISSION_HINT = (
+    "let {user} read and write that directory, or — for a root-owned path — pass --become "
+    "(the file is written through `sudo -n`; see docs/server-operations.md)"
+)
 
 
 class Cancelled(Exception):
@@ -29,6 +35,11 @@ def lost(spec: HostSpec, what: str, exc: BaseException) -> RemoteError:
         return RemoteError(
             f"{spec}: timed out while {what}",
             "the server or the network stalled; check them, or raise --timeout",
+        )
+    if isinstance(exc, PermissionError):
+        return RemoteError(
+            f"{spec}: permission denied while {what}",
+            PERMISSION_HINT.format(user=spec.user or "the login user"),
         )
     why = "the connection was lost" if isinstance(exc, EOFError) else str(exc)
     return RemoteError(
@@ -83,3 +94,11 @@ def tunnel_failed(target: HostSpec, jump: HostSpec, exc: BaseException) -> Conne
         "check that the target is reachable from the jump host and that the jump "
         "host's sshd allows it (AllowTcpForwarding yes)",
     )
+
+
+def all_ok(replies: list[T | OSError]) -> list[T]:
+    """The answers of pipelined requests, or the first one's failure raised."""
+    failed = [r for r in replies if isinstance(r, OSError)]
+    if failed:
+        raise failed[0]
+    return replies  # type: ignore[return-value]

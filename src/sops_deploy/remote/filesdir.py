@@ -194,7 +194,7 @@ def _replace(
         if old.content == want[name]:
             safefile.chmod_regular(conn, path, mode, "key file")
         else:
-            atomic.write_atomic(conn, path, want[name], mode, old.owner, warn)
+            atomic.write_atomic(conn, path, want[name], mode, None, warn)  # the login user's
     for name in changes.removed:
         conn.remove(posixpath.join(directory, name))
     manifest = sorted(want)
@@ -234,7 +234,7 @@ def _after_failed_command(
             if name in want:
                 atomic.remove_quietly(conn, path)
         elif name in want or name in delivery.changes.removed:
-            atomic.write_atomic(conn, path, old.content, old.mode or mode, old.owner, warn)
+            atomic.write_atomic(conn, path, old.content, old.mode or mode, None, warn)
     manifest = json.dumps({"written-by": "sops-deploy", "files": sorted(before.manifest)})
     atomic.write_atomic(conn, posixpath.join(directory, MANIFEST), manifest.encode(), 0o600)
     delivery.rolled_back = True

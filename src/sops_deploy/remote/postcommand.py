@@ -46,7 +46,12 @@ def run_command(
     """`cd DIR && COMMAND` on a session channel of the deploy's connection; stdout and
     stderr combined, the last lines kept; stopped (timed out) after `timeout` seconds."""
     started = time.monotonic()
-    chan = conn.run(f"cd {shlex.quote(directory)} && {command}", min(timeout, conn.timeout))
+    line = f"cd {shlex.quote(directory)} && {command}"
+    if conn.become:  # --become: root's shell through `sudo -n`, as the files are written
+        from sops_deploy.remote.become import wrap
+
+        line = wrap(line)
+    chan = conn.run(line, min(timeout, conn.timeout))
     buf = bytearray()
     timed_out = False
     try:

@@ -26,3 +26,5 @@ class Options:
     resolved: Resolved | None = None
     jump_resolved: Resolved | None = None
     ci: bool = False
+    become: bool = False  # SFTP through `sudo -n sftp-server`, commands under sudo (`become`)
+    become_sftp_server: str | None = None

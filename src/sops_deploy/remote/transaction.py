@@ -1,6 +1,7 @@
 """One replacement of one file on one server, start to end, under the lock:
-preflight (no link where the lock and audit go; commands can run if a post-command is
-asked for) → lock → read the current file → clean debris → back up → write atomically →
+preflight (no link where the lock and audit go; commands can run if a post-command or a
+validate-command is asked for; --owner's names looked up) → lock → read the current file →
+clean debris → choose the owner (`owner`) → temp file → validate-command → back up → swap →
 post-command (→ on failure restore and run it again) → audit line → unlock.
 
 It is given the bytes to write; it does not decide them. `changes` turns the file read
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from sops_deploy import interrupt
 from sops_deploy.errors import RemoteError, SopsDeployError
 from sops_deploy.inputs.runinfo import RunInfo
-from sops_deploy.remote import atomic, audit, backup, lock, safefile
+from sops_deploy.remote import atomic, audit, backup, lock, owner, safefile, validatecmd
 from sops_deploy.remote.atomic import FileState
 from sops_deploy.remote.audit import Changes
 from sops_deploy.remote.connection import Connection
@@ -35,6 +36,8 @@ class Policy:
     rollback_on_failure: bool = True
     lock_timeout: float = 60.0
     follow_symlinks: bool = False
+    owner: str | None = None  # --owner USER:GROUP
+    validate_command: str | None = None
 
 
 @dataclass
@@ -49,6 +52,7 @@ class Delivery:
     commands: list[CommandRun] = field(default_factory=list)
     rolled_back: bool = False
     error: SopsDeployError | None = None
+    owner: owner.Owner | None = None  # what the file was given (None: the login user's)
 
 
 def deliver(
@@ -62,14 +66,17 @@ def deliver(
     warn: Callable[[str], None],
 ) -> None:
     """Make `delivery.path` hold `content`; raises the first error after the audit line."""
-    preflight(conn, delivery.path, policy.post_command)
+    preflight(conn, delivery.path, policy.post_command or policy.validate_command)
+    wanted = owner.resolve(conn, policy.owner, conn.timeout)
     with lock.remote_lock(conn, delivery.path, run, timeout=policy.lock_timeout, warn=warn):
         before = atomic.current(conn, delivery.path, follow_symlinks=policy.follow_symlinks)
         atomic.clean_debris(conn, delivery.path)
         lock_path, delivery.path, delivery.before = delivery.path, before.path, before
         delivery.changes = changes(before.content)
         try:
-            _replace(conn, delivery, before, content, policy, warn)
+            owners = _owners(conn, lock_path, before, policy, wanted, warn)
+            delivery.owner = owners[0] or owners[2]
+            _replace(conn, delivery, before, content, policy, owners, warn)
         except BaseException as exc:
             delivery.status = "failed"
             if isinstance(exc, SopsDeployError):
@@ -82,6 +89,7 @@ def deliver(
 
 
 def preflight(conn: Connection, path: str, post_command: str | None) -> None:
+    # `post_command`: any command the deploy will run there (post- or validate-command)
     """Before anything is created: no link or odd file where the lock and the audit line
     go, and a post-command only where commands can run (not on an SFTP-only account)."""
     safefile.checked_names(
@@ -96,24 +104,72 @@ def preflight(conn: Connection, path: str, post_command: str | None) -> None:
         )
 
 
+def _owners(
+    conn: Connection,
+    lock_path: str,
+    before: FileState,
+    policy: Policy,
+    wanted: tuple[int | None, int | None],
+    warn: Callable[[str], None],
+) -> tuple[owner.Owner | None, bool, owner.Owner | None]:
+    """(the owner the new file gets — None: the login user's —, asked with --owner, the
+    login user's ids): `owner`'s rules."""
+    mine = owner.me(conn, lock_path + lock.LOCK_SUFFIX)
+    if policy.owner is None:
+        owner.warn_if_shared(conn, before.path.rsplit("/", 1)[0] or "/", mine, warn)
+
+    def trusted() -> owner.Owner | None:
+        return None if mine is None else owner.recorded(conn, lock_path + audit.AUDIT_SUFFIX, mine)
+
+    chosen, asked = owner.choose(conn, before.path, before.owner, wanted, mine, trusted, warn)
+    return chosen, asked, mine
+
+
 def _replace(
     conn: Connection,
     delivery: Delivery,
     before: FileState,
     content: bytes,
     policy: Policy,
+    owners: tuple[owner.Owner | None, bool, owner.Owner | None],
     warn: Callable[[str], None],
 ) -> None:
     path = before.path
-    if before.content == content:
+    chosen, asked, mine = owners
+    want = chosen or mine
+    if before.content == content and (want is None or before.owner == want):
         if before.mode != policy.file_mode:
             safefile.chmod_regular(conn, path, policy.file_mode, "target file")
         delivery.status = "changed" if before.mode != policy.file_mode else "unchanged"
         return
     interrupt.check(f"replacing {path}")
-    if before.content is not None and policy.keep_backups > 0:
-        delivery.backup = backup.backup(conn, before, policy.keep_backups)
-    atomic.write_atomic(conn, path, content, policy.file_mode, before.owner, warn)
+
+    def denied(attr: object) -> None:
+        assert chosen is not None
+        if asked:
+            raise owner.denied(conn, path, chosen)
+        warn(
+            f"{conn.spec}: {path} was given {owner.text(chosen)} by an earlier deploy; "
+            f"{conn.user} may not give the new file that owner (pass --become, or --owner)"
+        )
+        delivery.owner = mine
+
+    temp = atomic.write_temp(conn, path, content, policy.file_mode, chosen, denied)
+    try:
+        if policy.validate_command:
+            run = validatecmd.validate(
+                conn, temp, policy.validate_command, policy.post_command_timeout
+            )
+            delivery.commands.append(run)
+            if not run.ok:
+                raise validatecmd.failed(conn, path, run)
+        if before.content is not None and policy.keep_backups > 0:
+            keep = before.owner in (mine, chosen)
+            delivery.backup = backup.backup(conn, before, policy.keep_backups, link=keep)
+    except BaseException as exc:
+        atomic.remove_quietly(conn, temp)
+        raise atomic.write_error(conn, path, len(content), exc) from None
+    atomic.swap(conn, temp, path, len(content))
     delivery.status = "changed"
     if policy.post_command:
         _post_command(conn, delivery, before, policy, policy.post_command)
@@ -137,7 +193,7 @@ def _post_command(
             "read the command's output above, fix the cause, and deploy again",
         )
         return
-    restored = backup.restore(conn, before, policy.file_mode)
+    restored = backup.restore(conn, before, policy.file_mode, delivery.owner)
     delivery.rolled_back = True
     again = run_command(conn, directory, command, timeout, "post-command after rollback")
     delivery.commands.append(again)
@@ -166,7 +222,18 @@ def _audit(
         if delivery.rolled_back
         else delivery.status,
         backup=delivery.backup,
-        post_command=[{"exit": r.exit_status, "timed_out": r.timed_out} for r in delivery.commands],
+        owner=owner.text(delivery.owner) if delivery.owner else None,
+        post_command=[
+            {"exit": r.exit_status, "timed_out": r.timed_out}
+            for r in delivery.commands
+            if r.label != validatecmd.LABEL
+        ],
+        validate_command=[
+            {"exit": r.exit_status, "timed_out": r.timed_out}
+            for r in delivery.commands
+            if r.label == validatecmd.LABEL
+        ]
+        or None,
     )
     try:
         audit.rotate_if_full(conn, lock_path)

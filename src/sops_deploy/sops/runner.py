@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sops_deploy.errors import DecryptError, ToolError, UsageError
+from sops_deploy.sops.keygroups import AGE, MasterKey
 
 if TYPE_CHECKING:
     import subprocess
@@ -63,12 +64,16 @@ class AgeKeySource:
     ssh_key: str | None = field(default=None, repr=False, compare=False)
     ssh_key_file: str | None = field(default=None, compare=False)
     ssh_passphrase: str | None = field(default=None, repr=False, compare=False)
+    # The sops key backends' credentials (`backends.TABLE`), for the sops child alone.
+    backend: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    interface: str = field(default="cli", compare=False)  # whose words a fix uses
 
     def child_env(self) -> dict[str, str]:
-        """The whole environment of a sops child: `base` plus exactly one identity."""
+        """The whole environment of a sops child: `base`, the backend credentials, and
+        exactly one age identity."""
         env = {
             k: v
-            for k, v in self.base.items()
+            for k, v in {**self.base, **self.backend}.items()
             if k not in ("AGE_KEY", "SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE")
         }
         env["SOPS_DISABLE_VERSION_CHECK"] = "1"
@@ -121,15 +126,13 @@ class AgeKeySource:
 
 @dataclass(frozen=True)
 class EncryptedFile:
-    """An encrypted file as read from disk: its path, stored format and age recipients."""
+    """An encrypted file as read from disk: its path, stored format, age recipients, and
+    every key group (age, aws_kms, hc_vault, pgp, gcp_kms, azure_kv: `keygroups`)."""
 
     path: str
     stored_format: str
     recipients: tuple[str, ...]
-
-
-# An SSH recipient holds a space: `ssh-ed25519 AAAA…`.
-_DOTENV_RECIPIENT = re.compile(rb"sops_age__list_\d+__map_recipient=(.+?)\s*")
+    groups: tuple[tuple[MasterKey, ...], ...] = field(default=(), compare=False)
 
 
 def _lines_starting(raw: bytes, prefix: bytes) -> Iterator[bytes]:
@@ -179,10 +182,10 @@ def inspect(path: str) -> EncryptedFile:
         except UnicodeDecodeError:
             raise not_encrypted from None
     if next(_lines_starting(raw, b"sops_version="), None) is not None:
-        recipients = (
-            _DOTENV_RECIPIENT.fullmatch(line) for line in _lines_starting(raw, b"sops_age__list_")
-        )
-        return EncryptedFile(path, "dotenv", tuple(m[1].decode() for m in recipients if m))
+        from sops_deploy.sops import keygroups
+
+        groups = keygroups.groups_of(keygroups.unflatten(_lines_starting(raw, b"sops_")))
+        return EncryptedFile(path, "dotenv", _age_recipients(groups), groups)
     text = raw.decode("utf-8")
     doc: object
     try:
@@ -202,13 +205,14 @@ def inspect(path: str) -> EncryptedFile:
         raise not_encrypted
     if kind == "json" and set(doc) == {"data", "sops"}:
         kind = "binary"
-    ages = doc["sops"].get("age") or []
-    recips = tuple(
-        str(entry["recipient"])
-        for entry in ages
-        if isinstance(entry, dict) and "recipient" in entry
-    )
-    return EncryptedFile(path, kind, recips)
+    from sops_deploy.sops import keygroups
+
+    groups = keygroups.groups_of(doc["sops"])
+    return EncryptedFile(path, kind, _age_recipients(groups), groups)
+
+
+def _age_recipients(groups: tuple[tuple[MasterKey, ...], ...]) -> tuple[str, ...]:
+    return tuple(m.ident for g in groups for m in g if m.kind == AGE and m.ident)
 
 
 def run(
@@ -297,30 +301,14 @@ def error(
     path = what or (enc.path if enc is not None else "sops")
     file = enc.path if enc is not None else None
     if code == SOPS_COULD_NOT_RETRIEVE_KEY:
-        listed = ""
-        if enc is not None:
-            listed = ", ".join(enc.recipients) or "(none: the file has no age recipients)"
-            listed = f" It is encrypted for: {listed};"
-        if key.given:
-            text = key.key_text()
-            try:
-                from sops_deploy.sops import agekey
+        from sops_deploy.sops import nokey
 
-                mine = ", ".join(agekey.recipients_of(text)) if text else "(unreadable key file)"
-            except UsageError as exc:
-                mine = f"(not a valid age key: {exc.message})"
-            detail = f"the given age key's public key is {mine}"
-        elif key.key_cmd:
-            detail = "SOPS_AGE_KEY_CMD gave no key for any of them"
-        else:
-            detail = (
-                "no age key was given (set the AGE_KEY secret, SOPS_AGE_KEY, SOPS_AGE_KEY_CMD "
-                "or --age-key-file; or SSH_PRIVATE_KEY for a file encrypted for that SSH key)"
-            )
+        if enc is not None:
+            detail, fix = nokey.explain(enc, key, stderr)
+            return DecryptError(f"{path}: no key could decrypt this file: {detail}", fix, file=file)
         return DecryptError(
-            f"{path}: no key could decrypt this file.{listed} {detail}",
-            WRONG_KEY_HINT.format(file=file or path),
-            file=file,
+            f"{path}: no key could decrypt this file: {nokey.age_detail(key)}",
+            WRONG_KEY_HINT.format(file=path),
         )
     if code in (
         SOPS_MAC_MISMATCH,
