@@ -218,7 +218,9 @@ def append_private(conn: Connection, path: str, data: bytes, role: str) -> None:
             try:
                 new = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL
                 with conn.open_file(path, new, 0o600) as fh:
+                    fh.set_pipelined(True)  # the write is answered with the CLOSE
                     fh.write(data)
+                conn.check_written(fh)
                 return
             except OSError:
                 if checked_name(conn, path, role) is not None:

@@ -114,9 +114,14 @@ def _owners(
 ) -> tuple[owner.Owner | None, bool, owner.Owner | None]:
     """(the owner the new file gets — None: the login user's —, asked with --owner, the
     login user's ids): `owner`'s rules."""
-    mine = owner.me(conn, lock_path + lock.LOCK_SUFFIX)
+    directory = before.path.rsplit("/", 1)[0] or "/"
+    # The lock's lstat and the directory's stat asked together: one round trip.
+    lock_attr, dir_attr = conn.attributes(
+        ("lstat", lock_path + lock.LOCK_SUFFIX), ("stat", directory)
+    )
+    mine = owner.me(conn, lock_path + lock.LOCK_SUFFIX, lock_attr)
     if policy.owner is None:
-        owner.warn_if_shared(conn, before.path.rsplit("/", 1)[0] or "/", mine, warn)
+        owner.warn_if_shared(conn, directory, mine, warn, dir_attr)
 
     def trusted() -> owner.Owner | None:
         return None if mine is None else owner.recorded(conn, lock_path + audit.AUDIT_SUFFIX, mine)
