@@ -15,6 +15,7 @@ Every figure is a median of N timed runs after a warm-up, against local sshd ins
   (i) connection stages, ours against OpenSSH's (bench/stages.py): a TCP stall shows
   (j) over a slow link (bench/latency.py): round trips of 0, 10, 40, 100 ms, 1 and 16
       hosts, ours against the raw pipeline, and the round trips each waits for
+  (k) the cached sops's digest check before it runs (stat against this user's record)
 
 (a)–(d) deploy a 50-key file, (e) a 10,000-key one, changed and unchanged.
 
@@ -233,9 +234,34 @@ class Bench:
         r["version"] = measure(lambda i: run_timed([CLI, "--version"], env), self.runs)
         r["python"] = measure(lambda i: run_timed([sys.executable, "-c", "pass"], env), self.runs)
         self.run_validate()
+        self.run_toolcheck()
         self.run_stages()
         if self.link_runs > 0:
             self.link = latency.sweep(self, self.link_runs, self.link_rtts)
+
+    # --- (k): the cached sops's digest check (toolcheck.py) --------------------------------
+
+    def run_toolcheck(self) -> None:
+        """Before a cached sops runs: the stat check against this user's record (every run)
+        and the full SHA-256 it falls back to (first run, or after any change to the file)."""
+        import time
+
+        from sops_deploy.inputs.settings import ToolPlaces
+        from sops_deploy.sops import toolcheck
+
+        places = ToolPlaces(self.root / "toolcache", records=self.root / "records")
+        binary, tag = Path(self.sops), tools.current_platform().tag
+        toolcheck.record(places, "sops", "bench", tag, [binary])
+
+        def timed(fn: Callable[[], object]) -> tuple[float, int]:
+            start = time.perf_counter()
+            fn()
+            return time.perf_counter() - start, 0
+
+        r = self.results
+        check = lambda: toolcheck.problem(places, "sops", "bench", tag, [binary], None)  # noqa: E731
+        r["check_stat"] = measure(lambda i: timed(check), self.runs)
+        r["check_hash"] = measure(lambda i: timed(lambda: toolcheck.sha256_file(binary)), self.runs)
 
     # --- (h): validate, no network -------------------------------------------------------
 

@@ -129,4 +129,13 @@ def rows(
         "validate/sops_decrypt",
         f["validate/sops_decrypt"],
     )
+    if "check_stat" in r:
+        row(
+            "(k) cached sops checked before it runs: stat vs this user's record "
+            "(baseline: the full SHA-256, on a first run or a changed file)",
+            f"{r['check_stat'].median * 1000:.2f} ms",
+            ms("check_hash"),
+            None,
+            None,
+        )
     return out

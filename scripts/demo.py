@@ -20,6 +20,7 @@ from tests.support import REPO, target_flags
 
 def run(args: list[str], env: dict[str, str]) -> int:
     print(f"\n$ sops-deploy {' '.join(args)}", flush=True)
+    print("(decrypts secrets/.env.encrypted with sops, connects, compares, writes)", flush=True)
     return subprocess.run(
         [sys.executable, "-m", "sops_deploy", *args], env=env, cwd=REPO, check=False
     ).returncode
@@ -28,6 +29,10 @@ def run(args: list[str], env: dict[str, str]) -> int:
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="sops-deploy-demo-") as tmp:
         root = Path(tmp)
+        print(
+            "starting a throwaway OpenSSH sshd on 127.0.0.1 (new host and client keys) …",
+            flush=True,
+        )
         server = make_sshd(root / "sshd")
         try:
             home = root / "srv" / "app"

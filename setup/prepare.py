@@ -15,6 +15,10 @@ looked at only to find pip), owns everything after:
 - failures: one `::error` with what went wrong and the fix (no pip or venv, no network,
   a digest mismatch), the tools' own output kept in a collapsed group above it.
 
+Optional extras: `aws-sync`, or an `aws-sm://` source in the `file` input or the config
+file, needs boto3; that venv also installs requirements/aws.txt (hash-locked, constrained by
+action.txt) and has its own key (`-aws`), so a deploy's venv never carries it.
+
 Package index settings: `UV_*` variables are uv's own; the pip ones the runner may carry
 (PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS, PIP_NO_INDEX) are passed on to uv too.
 Writes `python=<venv>/bin/python` to $GITHUB_OUTPUT.
@@ -32,6 +36,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import cachecheck  # beside this script (sys.path[0]); standard library only
 
 INDEX_FIX = (
     "the runner needs HTTPS access to pypi.org, or set PIP_INDEX_URL / UV_INDEX_URL "
@@ -84,7 +90,18 @@ def tool_cache() -> Path:
     return Path(root or Path.home() / ".cache") / "sops-deploy"
 
 
-def venv_name(action: Path) -> str:
+def extras(env: dict[str, str] | os._Environ[str], action_cwd: Path) -> tuple[str, ...]:
+    """The optional extras this run needs: `aws` for aws-sync or an aws-sm:// source."""
+    if env.get("SD_COMMAND", "") == "aws-sync" or "aws-sm://" in env.get("SD_FILE", ""):
+        return ("aws",)
+    config = action_cwd / (env.get("SD_CONFIG") or "secrets/sops-deploy.yaml")
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        if "aws-sm://" in config.read_text(encoding="utf-8"):
+            return ("aws",)
+    return ()
+
+
+def venv_name(action: Path, extra: tuple[str, ...] = ()) -> str:
     """`<version>-<key>`: the package version and a digest of everything the venv holds."""
     init = (action / "src" / "sops_deploy" / "__init__.py").read_text()
     match = re.search(r'^__version__ = "(.*)"', init, re.M)
@@ -92,11 +109,13 @@ def venv_name(action: Path) -> str:
     for part in (sys.version, os.path.realpath(sys.executable), sys.platform):
         digest.update(part.encode() + b"\0")
     files = [action / "requirements" / "action.txt", action / "requirements" / "uv.txt"]
+    files += [action / "requirements" / f"{name}.txt" for name in extra]
     files += [action / "pyproject.toml", *sorted((action / "src").rglob("*.py"))]
     for path in files:
         digest.update(path.relative_to(action).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
-    return f"{match.group(1) if match else 'dev'}-{digest.hexdigest()[:16]}"
+    suffix = "".join(f"-{name}" for name in extra)
+    return f"{match.group(1) if match else 'dev'}-{digest.hexdigest()[:16]}{suffix}"
 
 
 def is_complete(venv: Path) -> bool:
@@ -172,8 +191,13 @@ def ensure_uv(action: Path, cache: Path) -> Path:
     lock = action / "requirements" / "uv.txt"
     home = cache / "uv" / hashlib.sha256(lock.read_bytes()).hexdigest()[:16]
     uv = home / "bin" / "uv"
+    records = cachecheck.state_dir(os.environ) / "setup"
     if uv.is_file():
-        return uv
+        why = cachecheck.problem(home, f"uv-{home.name}", records)
+        if why is None:
+            return uv
+        print(f"::warning title=sops-deploy: cached uv not used::{escape(f'{home}: {why}')}")
+        discard(home)
     home.parent.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=".uv-", dir=home.parent))
     try:
@@ -187,11 +211,23 @@ def ensure_uv(action: Path, cache: Path) -> Path:
         except subprocess.CalledProcessError as exc:
             raise download_error("uv (the installer)", exc.output, "requirements/uv.txt") from None
         os.rename(staged / "target", staged / "home")
-        with contextlib.suppress(OSError):  # another job installed it first: keep that one
+        try:
             os.rename(staged / "home", home)
+        except OSError:  # another job installed it first: use this job's own copy
+            home = staged / "home"
+            staged = Path(tempfile.mkdtemp(prefix=".uv-", dir=home.parent.parent))
+        cachecheck.record(home, f"uv-{home.name}", records)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-    return uv
+    return home / "bin" / "uv"
+
+
+def discard(path: Path) -> None:
+    """Move a cached tree out of the way (atomically), then remove it."""
+    aside = Path(tempfile.mkdtemp(prefix=".stale-", dir=path.parent))
+    with contextlib.suppress(OSError):
+        os.rename(path, aside / path.name)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def index_flags(env: dict[str, str]) -> list[str]:
@@ -210,14 +246,18 @@ def index_flags(env: dict[str, str]) -> list[str]:
     return flags
 
 
-def build(action: Path, uv: Path, staged: Path) -> None:
+def build(action: Path, uv: Path, staged: Path, extra: tuple[str, ...] = ()) -> None:
     """Create the venv in `staged` and install the lock, then the package, into it."""
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CONFIG": "1"}
     python = str(staged / "bin" / "python")
     run([str(uv), "venv", "--quiet", "--relocatable", "--python", sys.executable, str(staged)], env)
     lock = action / "requirements" / "action.txt"
-    install = [str(uv), "pip", "install", "--python", python]
+    # copies, not uv's default hardlinks into its cache: a change to the venv must not
+    # reach the cache the next build installs from (and the venv's record stays its own)
+    install = [str(uv), "pip", "install", "--link-mode", "copy", "--python", python]
     locked = [*index_flags(env), "--require-hashes", "--only-binary", ":all:", "-r", str(lock)]
+    for name in extra:
+        locked += ["-r", str(action / "requirements" / f"{name}.txt")]
     try:
         run([*install, *locked], env)
     except subprocess.CalledProcessError as exc:
@@ -230,50 +270,76 @@ def build(action: Path, uv: Path, staged: Path) -> None:
 def main() -> int:
     action = Path(os.environ.get("GITHUB_ACTION_PATH") or Path(__file__).resolve().parent.parent)
     cache = tool_cache()
-    venv = cache / "venv" / venv_name(action)
-    if not is_complete(venv):
-        print(f"::group::sops-deploy: create the Python environment ({venv.name})", flush=True)
-        staged: Path | None = None
-        try:
-            uv = ensure_uv(action, cache)
-            venv.parent.mkdir(parents=True, exist_ok=True)
-            staged = Path(tempfile.mkdtemp(prefix=".build-", dir=venv.parent))
-            build(action, uv, staged)
-            (staged / ".complete").touch()
-            if venv.exists() and not is_complete(venv):
-                shutil.rmtree(venv)
-            with contextlib.suppress(OSError):  # atomic: a job that built it first wins
-                os.rename(staged, venv)
-        except SetupError as exc:
-            print("::endgroup::")
-            print(f"::error title=sops-deploy: {exc.title}::{escape(exc.message)}. Fix: {exc.fix}")
-            return 1
-        except subprocess.CalledProcessError as exc:
-            print("::endgroup::")
+    extra = extras(os.environ, Path.cwd())
+    venv = cache / "venv" / venv_name(action, extra)
+    state = cachecheck.state_dir(os.environ)
+    if is_complete(venv):
+        why = cachecheck.problem(venv, f"venv-{venv.name}", state / "setup")
+        if why is not None:
             print(
-                "::error title=sops-deploy: cannot create the Python environment::"
-                f"{escape(' '.join(exc.cmd[:3]))} … failed: {escape(last_lines(exc.output))}. "
-                "Fix: see the log group above; report it with that output if it persists"
+                "::warning title=sops-deploy: cached Python environment not used::"
+                f"{escape(f'{venv}: {why}')}; building a new one"
             )
+            discard(venv)
+    if not is_complete(venv):
+        built = create(action, cache, venv, state / "setup", extra)
+        if built is None:
             return 1
-        finally:
-            if staged is not None:
-                shutil.rmtree(staged, ignore_errors=True)
-        print("::endgroup::")
+        venv = built
     if sys.version_info[:2] > (3, 13):
         print(
             f"::warning title=sops-deploy: untested Python::Python {sys.version.split()[0]} is "
             "newer than sops-deploy is tested on (3.10-3.13); if it misbehaves, use "
             "actions/setup-python with python-version: '3.13'"
         )
+    # Bytecode in this user's own directory, never read from (or written to) the cache.
+    pycache = cachecheck.private_dir(state / "pycache")
     output = os.environ.get("GITHUB_OUTPUT")
-    line = f"python={venv / 'bin' / 'python'}\n"
+    lines = f"python={venv / 'bin' / 'python'}\npycache={pycache}\n"
     if output:
         with open(output, "a", encoding="utf-8") as fh:
-            fh.write(line)
+            fh.write(lines)
     else:
-        sys.stdout.write(line)
+        sys.stdout.write(lines)
     return 0
+
+
+def create(
+    action: Path, cache: Path, venv: Path, records: Path, extra: tuple[str, ...]
+) -> Path | None:
+    """Build the venv, record what it holds; its path (None: failed, ::error printed)."""
+    print(f"::group::sops-deploy: create the Python environment ({venv.name})", flush=True)
+    staged: Path | None = None
+    try:
+        uv = ensure_uv(action, cache)
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        staged = Path(tempfile.mkdtemp(prefix=".build-", dir=venv.parent))
+        build(action, uv, staged, extra)
+        (staged / ".complete").touch()
+        if venv.exists() and not is_complete(venv):
+            shutil.rmtree(venv)
+        try:
+            os.rename(staged, venv)  # atomic: a job that built it first wins
+        except OSError:  # ... and this job uses its own build, which it can vouch for
+            venv, staged = staged, None
+        cachecheck.record(venv, f"venv-{venv.name}", records)
+    except SetupError as exc:
+        print("::endgroup::")
+        print(f"::error title=sops-deploy: {exc.title}::{escape(exc.message)}. Fix: {exc.fix}")
+        return None
+    except subprocess.CalledProcessError as exc:
+        print("::endgroup::")
+        print(
+            "::error title=sops-deploy: cannot create the Python environment::"
+            f"{escape(' '.join(exc.cmd[:3]))} … failed: {escape(last_lines(exc.output))}. "
+            "Fix: see the log group above; report it with that output if it persists"
+        )
+        return None
+    finally:
+        if staged is not None:
+            shutil.rmtree(staged, ignore_errors=True)
+    print("::endgroup::")
+    return venv
 
 
 if __name__ == "__main__":

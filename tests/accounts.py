@@ -1,5 +1,6 @@
 """Throwaway Unix accounts on this machine for tests that need a real login shell, a real
-chroot or a less-privileged user (the tests run as root; each account is removed again).
+chroot or a less-privileged user (the tests run as root; each account is removed again,
+after every process running as it has been ended: tests/processes.py).
 
 sshd reads `authorized_keys` with the user's privileges and demands that every component
 of a ChrootDirectory is root-owned and not group- or other-writable; pytest's tmp dirs are
@@ -20,6 +21,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests import processes
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,11 @@ def unix_account(client_pub: str, *, login_shell: str = "/bin/bash") -> Iterator
         check=True,
         capture_output=True,
     )
+    uid: int | None = None
     try:
         entry = pwd.getpwnam(name)
+        uid = entry.pw_uid
+        processes.account_created(uid)
         account = Account(name, entry.pw_uid, entry.pw_gid, base)
         home.mkdir()
         auth = base / "authorized_keys"
@@ -88,10 +94,14 @@ def unix_account(client_pub: str, *, login_shell: str = "/bin/bash") -> Iterator
         account.own(home)
         yield account
     finally:
+        # Every process of the account (a login's shell, a blocked .bashrc, an sftp-server)
+        # ends before the account does: a deleted user's processes would run on unnoticed.
         with contextlib.suppress(KeyError):
             end_processes(pwd.getpwnam(name).pw_uid, created)
         # -f: an sshd child of this user may still be exiting
         subprocess.run(["userdel", "-f", name], check=False, capture_output=True)
+        if uid is not None:
+            processes.account_deleted(uid)
         shutil.rmtree(base, ignore_errors=True)
 
 

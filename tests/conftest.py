@@ -21,7 +21,7 @@ from dotenv import dotenv_values
 
 from sops_deploy.inputs.environment import tool_places
 from sops_deploy.sops import tools
-from tests import stores
+from tests import github_contract, processes, stores
 from tests.hostile_sftp import Hostile, HostileServer
 from tests.sshd import Sshd, keygen, make_sshd
 from tests.support import (
@@ -32,6 +32,20 @@ from tests.support import (
     sops_encrypt,
     target_flags,
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    """Session-end check: no process of a test-created account, and none a test sshd
+    started, is still alive (tests/processes.py). Set up first, so it is checked last,
+    after every other session fixture has stopped its servers; leftovers are ended and
+    named, and the run fails."""
+    yield
+    left = processes.leftovers()
+    if left:
+        stuck = [f"pid {p.pid} uid {p.uid}: {p.cmd[:120]}" for p in left]
+        processes.end(left)
+        pytest.fail("processes left behind by the tests:\n" + "\n".join(stuck), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -118,7 +132,7 @@ def base_env(age_id: AgeIdentity, sshd_server: Sshd) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("SOPS_", "AGE_", "SSH_", "GITHUB_"))
+        if not k.startswith(("SOPS_", "AGE_", "SSH_", "GITHUB_", "AWS_", "VAULT_"))
     }
     env["AGE_KEY"] = f"# test identity\n{age_id.secret}\n"
     env["SSH_PRIVATE_KEY"] = sshd_server.client_key.read_text()
@@ -259,3 +273,10 @@ def moto(moto_server: stores.Moto) -> stores.Moto:
     """The session's moto server, emptied for this test."""
     moto_server.reset()
     return moto_server
+
+
+@pytest.fixture(scope="session")
+def contract() -> github_contract.Contract:
+    """GitHub's official OpenAPI description (npm @octokit/openapi), loaded once; every
+    module whose GitHub stand-in checks requests against it shares this one."""
+    return github_contract.load()

@@ -17,7 +17,13 @@ It keeps GitHub's documented contract (REST API version 2022-11-28) for exactly 
 - names are upper-cased as GitHub stores them; an invalid name is 422;
 - a missing or wrong token is 401 `Bad credentials`; `read_only` makes every write 403
   `Resource not accessible by integration` (what the default GITHUB_TOKEN gets);
-  `throttle(n, retry_after)` answers the next n requests 429 with `Retry-After`.
+  `throttle(n, retry_after)` answers the next n requests 429 with `Retry-After`;
+  `redirect(location)` answers the next request 302 with `Location: location` (`{path}`
+  in it is the request's path and query), as a proxy or a hostile API base could.
+
+With a `contract` (tests/github_contract.py: GitHub's official OpenAPI description), every
+request it receives and every 2xx answer it gives is checked against GitHub's own contract;
+`contract.violations` lists what the description does not allow.
 
 Every sealed box is opened with the scope's private key, so tests assert the exact values
 that arrived. `updated_at` comes from a clock that moves one second per write (GitHub's
@@ -37,6 +43,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from nacl.public import PrivateKey, SealedBox
+
+from tests.github_contract import Contract
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ROUTE = re.compile(
@@ -63,14 +71,23 @@ class ScopeData:
 class GitHubApi:
     """The server: `start()`, `url`, the request `log`, and the data each scope holds."""
 
-    def __init__(self, token: str, repo: str = "octo-org/app", environments: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        token: str,
+        repo: str = "octo-org/app",
+        environments: tuple[str, ...] = (),
+        contract: Contract | None = None,
+    ):
         self.token = token
+        self.contract = contract  # GitHub's OpenAPI description: every request checked
         self.repo = repo
         self.environments = set(environments)
         self.scopes: dict[tuple[str, str], ScopeData] = {}
         self.log: list[tuple[str, str, int]] = []
         self.read_only = False
         self._throttle: list[float] = []
+        self._redirects: list[tuple[str, int]] = []
+        self.authorizations: list[str] = []  # the Authorization header of every request
         self._clock = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -112,6 +129,9 @@ class GitHubApi:
     def throttle(self, count: int, retry_after: float) -> None:
         self._throttle = [retry_after] * count
 
+    def redirect(self, location: str, code: int = 302) -> None:
+        self._redirects.append((location, code))
+
     def outside_write(self, name: str, value: str, kind: str = "actions", env: str = "") -> None:
         """Someone else sets a secret (the web UI, another tool): value and updated_at change."""
         with self._lock:
@@ -131,6 +151,10 @@ class GitHubApi:
     ) -> tuple[int, Any, dict[str, str]]:
         parts = urllib.parse.urlsplit(raw_path)
         path, query = parts.path, urllib.parse.parse_qs(parts.query)
+        self.authorizations.append(str(headers.get("Authorization", "")))
+        if self._redirects:
+            location, code = self._redirects.pop(0)
+            return code, {"message": "Moved"}, {"Location": location.format(path=raw_path)}
         if self._throttle:
             wait = self._throttle.pop(0)
             return 429, {"message": "API rate limit exceeded"}, {"Retry-After": f"{wait:g}"}
@@ -260,6 +284,11 @@ def _handler(api: GitHubApi) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             status, doc, headers = api.handle(self.command, self.path, self.headers, body)
             api.log.append((self.command, self.path, status))
+            if api.contract is not None and status not in (401, 429):
+                parts = urllib.parse.urlsplit(self.path)
+                query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+                with api._lock:
+                    api.contract.check(self.command, parts.path, query, body, status, doc)
             payload = b"" if doc is None else json.dumps(doc).encode()
             self.send_response(status)
             self.send_header("X-GitHub-Api-Version-Selected", "2022-11-28")

@@ -9,6 +9,11 @@ It authenticates the test client key with a real host key and then serves files 
 - `endless-read`: the target file claims a small size but reads never reach EOF;
 - `huge-size`: the target file claims to be 3 GiB;
 - `char-device`: the target file is reported as a character device (a /dev/zero);
+- `endless-list`: listing any directory never ends: every READDIR answer brings 16 new
+  names (200 characters each), never EOF (`sent` counts them); `slow-list`: the same with
+  short names, one answer every 20 ms (neither the entry nor the byte bound is reached
+  before --timeout); `endless-list-later`: the first listing is honest (the debris
+  clean-up), every later one endless (the backup listing);
 - `symlinks`: every name that does not exist yet is reported by lstat as a symlink
   (where the tool's lock, temp, backup and audit files should be created).
 
@@ -28,6 +33,7 @@ import posixpath
 import socket
 import stat
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,6 +48,29 @@ HUGE = 3 << 30
 
 def _errno_status(exc: OSError) -> int:
     return paramiko.SFTPServer.convert_errno(exc.errno or 0)  # type: ignore[no-any-return]
+
+
+class _Endless(list[Any]):
+    """A folder listing for paramiko's server: each slice of 16 is 16 fresh names."""
+
+    def __init__(self, server: HostileServer) -> None:
+        super().__init__([None])
+        self.server = server
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice) and index.start:  # the rest after a batch: still endless
+            return self
+        slow = "slow-list" in self.server.tricks
+        if slow:
+            time.sleep(0.02)
+        batch = []
+        for _ in range(16):
+            self.server.sent += 1
+            name = f"j{self.server.sent}" if slow else f"junk-{self.server.sent:012d}-" + "x" * 183
+            attr = paramiko.SFTPAttributes()
+            attr.filename, attr.st_mode, attr.st_size = name, 0o100644, 0
+            batch.append(attr)
+        return batch
 
 
 class _Handle(paramiko.SFTPHandle):
@@ -109,6 +138,10 @@ class HostileSFTP(paramiko.SFTPServerInterface):
         return self.hostile.attributes(self._local(path), follow=False)
 
     def list_folder(self, path: str) -> list[paramiko.SFTPAttributes] | int:
+        self.hostile.listings += 1
+        later = "endless-list-later" in self.hostile.tricks and self.hostile.listings > 1
+        if later or {"endless-list", "slow-list"} & self.hostile.tricks:
+            return _Endless(self.hostile)
         local = self._local(path)
         try:
             names = os.listdir(local)
@@ -204,6 +237,8 @@ class HostileServer:
         self.host_key = paramiko.Ed25519Key.from_private_key_file(str(host_key))
         self.client_key = client_key
         self.tricks = tricks
+        self.sent = 0  # names sent by `endless-list`
+        self.listings = 0  # directories opened for listing
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self._transports: list[paramiko.Transport] = []

@@ -7,6 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests import processes
+
 
 class Agent:
     """A real `ssh-agent -D -a SOCK`; `add` runs the real `ssh-add`."""
@@ -19,6 +21,7 @@ class Agent:
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
         )
+        processes.register_tree(self.proc.pid)  # the session-end check sees it
         deadline = time.monotonic() + 10
         while not os.path.exists(self.sock):
             if self.proc.poll() is not None or time.monotonic() > deadline:

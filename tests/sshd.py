@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests import processes
+
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 
@@ -80,7 +82,8 @@ class Sshd:
             "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
             f"Subsystem sftp {self.subsystem} {self.sftp_args}\n"
             "LogLevel ERROR\nMaxStartups 100:30:200\n"
-            "MaxSessions 100\nAllowTcpForwarding yes\n" + self.extra_config
+            "MaxSessions 100\nAllowTcpForwarding yes\n"
+            f"SetEnv {processes.MARKER}={self.root}\n" + self.extra_config
         )
         with open(self.root / "sshd.log", "ab") as log:
             self.proc = subprocess.Popen(
@@ -89,6 +92,8 @@ class Sshd:
                 stderr=log,
                 stdin=subprocess.DEVNULL,
             )
+        processes.register_tree(self.proc.pid)
+        processes.MARKS.add(str(self.root))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -103,7 +108,14 @@ class Sshd:
         raise RuntimeError("sshd did not start within 10s")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        """Stop the listener, every per-connection child it forked (they call setsid and
+        outlive the listener otherwise) and every process of its sessions (a subsystem
+        or login shell that outlived its connection), found by the sshd's mark."""
+        if self.proc is None:
+            return
+        processes.kill_tree(self.proc.pid)
+        processes.kill_marked(str(self.root))
+        if self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(5)

@@ -281,12 +281,16 @@ def start_moto(workdir: Path, env: dict[str, str] | None = None) -> Moto:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m tests.stores install`: install both servers into the user cache."""
+    """`python -m tests.stores install`: install both servers, and GitHub's OpenAPI
+    description (tests/github_contract.py), into the user cache."""
+    from tests import github_contract
+
     if argv != ["install"]:
         print("usage: python -m tests.stores install", file=sys.stderr)
         return 2
     print(f"bao: {bao_binary()}")
     print(f"moto: {moto_python()}")
+    print(f"github openapi: {github_contract.description_path()}")
     return 0
 
 

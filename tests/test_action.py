@@ -59,10 +59,13 @@ def run_act(
     work_dir: Path,
     inputs: Mapping[str, str],
     secrets: Mapping[str, str],
+    job_env: Mapping[str, str] | None = None,
+    find_links: tuple[Path, ...] = (),
 ) -> ActRun:
     """One `act workflow_dispatch` of `workflow`: the pinned sops on PATH, the action's wheels
-    from the local wheelhouse, the secrets in a file (removed after the run), and none of this
-    process's SOPS_/AGE_/SSH_/GitHub variables."""
+        from the local wheelhouse, the secrets in a file (removed after the run), and none of this
+        process's SOPS_/AGE_/SSH_/GitHub variables. `job_env` is the workflow's env (AWS_* for a
+    store); `find_links` adds wheelhouses (the [aws] extra's)."""
     secret_file = work_dir / "act-secrets.env"
     secret_file.write_text("".join(f"{k}={json.dumps(v)}\n" for k, v in secrets.items()))
     env = {
@@ -90,8 +93,10 @@ def run_act(
         "--env",
         "PIP_NO_INDEX=1",
         "--env",
-        f"PIP_FIND_LINKS={wheelhouse()}",
+        "PIP_FIND_LINKS=" + " ".join(str(p) for p in (wheelhouse(), *find_links)),
     ]
+    for key, value in (job_env or {}).items():
+        args += ["--env", f"{key}={value}"]
     for key, value in inputs.items():
         args += ["--input", f"{key}={value}"]
     try:

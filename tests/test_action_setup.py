@@ -44,6 +44,13 @@ def wheelhouse() -> Path:
     return path
 
 
+def aws_wheelhouse() -> Path:
+    lock = (REPO / "requirements" / "aws.txt").read_bytes()
+    path = REPO / ".venv" / f"wheelhouse-aws-{hashlib.sha256(lock).hexdigest()[:12]}"
+    assert path.is_dir(), f"{path} is missing: run `make setup`"
+    return path
+
+
 def pyenv_python(minor: str) -> Path:
     found = sorted(PYENV.glob(f"{minor}.*/bin/python{minor}"))
     if not found:
@@ -107,6 +114,7 @@ def run_prepare(
         GITHUB_OUTPUT=str(out),
         RUNNER_TOOL_CACHE=str(tmp_path / "tool_cache"),
         UV_CACHE_DIR=str(uv_cache),
+        XDG_STATE_HOME=str(tmp_path / "state"),  # this user's records (setup/cachecheck.py)
         **{"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse()), **extra},
     )
     proc = subprocess.run(
@@ -155,6 +163,33 @@ def test_prepare_builds_the_venv_on_every_supported_python(
     assert again.returncode == 0
     assert outputs_again["python"] == venv_python
     assert "create the Python environment" not in again.stdout
+
+
+def test_prepare_installs_the_aws_extra_only_for_what_needs_it(
+    action_copy: Path, tmp_path: Path, uv_cache: Path
+) -> None:
+    """aws-sync (or an aws-sm:// file) gets a venv of its own with the hash-locked boto3;
+    a deploy's venv has none (its start-up is untouched)."""
+    python = pyenv_python("3.12")
+    links = f"{wheelhouse()} {aws_wheelhouse()}"
+    plain, plain_out = run_prepare(action_copy, tmp_path, python.parent, uv_cache)
+    assert plain.returncode == 0, plain.stdout[-3000:]
+    probe = "import importlib.util as u; print(u.find_spec('boto3') is not None)"
+
+    def has_boto3(venv_python: str) -> str:
+        return subprocess.run(
+            [venv_python, "-c", probe], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    assert has_boto3(plain_out["python"]) == "False"
+    for extra in ({"SD_COMMAND": "aws-sync"}, {"SD_COMMAND": "deploy", "SD_FILE": "aws-sm://x"}):
+        aws, aws_out = run_prepare(
+            action_copy, tmp_path, python.parent, uv_cache, PIP_FIND_LINKS=links, **extra
+        )
+        assert aws.returncode == 0, aws.stdout[-3000:]
+        assert aws_out["python"].endswith("-aws/bin/python")
+        assert has_boto3(aws_out["python"]) == "True"
+    assert leftovers(tmp_path / "tool_cache") == []
 
 
 @pytest.mark.parametrize("minor", ["3.9", "3.8", "2.7"])
@@ -408,3 +443,69 @@ def test_act_tools_bad_digest_reaches_the_run_page_and_installs_nothing(tmp_path
     assert "Failure - Main Install sops" in output
     assert leftovers(cache) == []
     assert not list(cache.glob("sops-deploy/sops/*/*/sops"))
+
+
+def _site_packages(venv_python: str) -> Path:
+    return next((Path(venv_python).parent.parent / "lib").glob("python3.*/site-packages"))
+
+
+@pytest.mark.slow
+def test_a_tampered_cached_venv_is_rebuilt_and_never_run(
+    action_copy: Path, tmp_path: Path, uv_cache: Path
+) -> None:
+    """The cached venv is reused only when it holds exactly what this user built: a planted
+    .pth (which would run at every start) or a changed file makes prepare warn, name the
+    file and build a new one; a planted .pyc in the cache is never read (bytecode lives in
+    this user's own pycache directory)."""
+    python = pyenv_python("3.11").parent
+    first, outputs = run_prepare(action_copy, tmp_path, python, uv_cache)
+    assert first.returncode == 0, first.stdout[-3000:]
+    records = list((tmp_path / "state/sops-deploy/setup").glob("venv-*.json"))
+    assert len(records) == 1
+    assert records[0].stat().st_mode & 0o077 == 0
+    pycache = Path(outputs["pycache"])
+    assert pycache.is_dir()
+    assert pycache.stat().st_mode & 0o077 == 0
+    site = _site_packages(outputs["python"])
+    marker = tmp_path / "planted-code-ran"
+
+    # unchanged: reused at once, nothing built
+    again, _ = run_prepare(action_copy, tmp_path, python, uv_cache)
+    assert "create the Python environment" not in again.stdout
+
+    (site / "zz-planted.pth").write_text(f"import os; open({str(marker)!r}, 'w')\n")
+    planted, outputs = run_prepare(action_copy, tmp_path, python, uv_cache)
+    assert planted.returncode == 0, planted.stdout[-3000:]
+    assert "cached Python environment not used" in planted.stdout
+    assert "zz-planted.pth was added after it was built" in planted.stdout
+    assert "create the Python environment" in planted.stdout
+    assert not (site / "zz-planted.pth").exists()
+    subprocess.run([outputs["python"], "-c", "pass"], check=True)
+    assert not marker.exists()
+
+    target = site / "yaml" / "__init__.py"
+    target.write_text(target.read_text() + "\n# changed\n")
+    changed, _ = run_prepare(action_copy, tmp_path, python, uv_cache)
+    assert "yaml/__init__.py differs from what was built" in changed.stdout
+    assert "# changed" not in target.read_text(), changed.stdout[-3000:]
+
+    # a .pyc planted beside yaml/__init__.py, valid for its source: Python would run it …
+    import importlib.util
+
+    source = site / "yaml" / "__init__.py"
+    code = compile(f"open({str(marker)!r}, 'w')", str(source), "exec")
+    st = source.stat()
+    from importlib._bootstrap_external import _code_to_timestamp_pyc  # type: ignore[attr-defined]
+
+    pyc = Path(importlib.util.cache_from_source(str(source)))
+    pyc.parent.mkdir(exist_ok=True)
+    pyc.write_bytes(bytes(_code_to_timestamp_pyc(code, int(st.st_mtime), st.st_size)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    subprocess.run(
+        [outputs["python"], "-c", "import yaml"],
+        env={**env, "PYTHONPYCACHEPREFIX": outputs["pycache"]},
+        check=False,
+    )
+    assert not marker.exists(), "with the action's PYTHONPYCACHEPREFIX it is never read"
+    subprocess.run([outputs["python"], "-c", "import yaml"], env=env, check=False)
+    assert marker.exists(), "the planted .pyc was valid: without the prefix it runs"

@@ -73,11 +73,20 @@ def test_bench_smoke_produces_every_figure(tmp_path: Path) -> None:
     assert {(p["rtt_ms"], p["hosts"]) for p in data["link"]["points"]} == {
         (0, 1), (0, 2), (40, 1), (40, 2)
     }  # fmt: skip
+    assert "(k) cached sops checked before it runs" in proc.stdout
     assert "Connection stages" in proc.stdout
     assert "peak RSS" in proc.stdout
     setup = json.loads(path.read_text())["setup"]["seconds"]
     assert len(setup["cold"]) == len(setup["warm"]) == 1
     assert "Action setup in act" in proc.stdout
+
+
+def test_bench_times_the_cached_tool_check(benchmod: Any, tmp_path: Path) -> None:
+    """(j): the stat check against the record is far cheaper than the full SHA-256."""
+    bench = benchmod("bench").Bench(tmp_path, 3, [1], 10)
+    bench.run_toolcheck()
+    stat, full = bench.results["check_stat"].median, bench.results["check_hash"].median
+    assert 0 < stat < full
 
 
 def test_store_keeps_one_file_per_commit_with_sections(benchmod: Any, tmp_path: Path) -> None:

@@ -43,6 +43,25 @@ def test_doctor_passes_on_a_healthy_setup(
     assert "all checks passed" in result.stdout
 
 
+def test_doctor_marks_a_missing_ssh_key_with_a_bang_not_a_tick(
+    cli: Cli, healthy: dict[str, str], sshd_server: Sshd, remote_dir: Path, tmp_path: Path
+) -> None:
+    """No key to log in with is not a ✓: a `!` line with its fix; doctor still passes."""
+    known = tmp_path / "secrets" / "known_hosts"
+    home = tmp_path / "empty-home"
+    home.mkdir()
+    result = cli(
+        "doctor",
+        *target_flags(sshd_server.host, remote_dir / ".env", known),
+        env={**healthy, "HOME": str(home), "SSH_AUTH_SOCK": ""},
+    )
+    assert result.returncode == 0, result.stdout
+    line = next(x for x in result.stdout.splitlines() if "no SSH private key" in x)
+    assert line.startswith("! keys for "), line
+    assert "✓ keys for" not in result.stdout
+    assert "warning(s)" in result.stdout
+
+
 def _break_yaml(root: Path) -> None:
     (root / ".sops.yaml").write_text("creation_rules: [\n")
 

@@ -23,6 +23,7 @@ from sops_deploy.deploy.rollout import SKIPPED_NOTE, UNPARSEABLE, HostResult, Pl
 from sops_deploy.errors import RemoteError
 from sops_deploy.inputs.runinfo import RunInfo
 from sops_deploy.inputs.settings import HostSpec, Settings, parse_host
+from sops_deploy.output import mdsafe
 from sops_deploy.output.reporter import Reporter
 from tests.sshd import Sshd, free_port
 from tests.support import CliResult, FleetHost
@@ -307,12 +308,13 @@ def test_job_summary_has_the_host_and_key_tables(tmp_path: Path) -> None:
     reporter.summary("check", plan, [drift, failed, skipped])
     text = summary.read_text()
     assert "| `deploy@web1:22` | ⚠️ drift |" in text
-    assert "| `deploy@web2:22` | ❌ failed: web2: connection refused |" in text
+    refused = mdsafe.text("web2: connection refused")  # server text: inert Markdown
+    assert f"| `deploy@web2:22` | ❌ failed: {refused} |" in text
     assert "added: in the encrypted file, missing on the host" in text  # the legend
     assert "| `deploy@web1:22` | `API_TOKEN` | changed |" in text
     assert "| `deploy@web1:22` | `(file mode)` | 0644 instead of 0600 |" in text
-    assert "| `deploy@web2:22` | – | failed: web2: connection refused |" in text
-    assert f"| `deploy@web3:22` | – | skipped: {SKIPPED_NOTE} |" in text
+    assert f"| `deploy@web2:22` | – | failed: {refused} |" in text
+    assert f"| `deploy@web3:22` | – | skipped: {mdsafe.text(SKIPPED_NOTE)} |" in text
     assert "3 host(s): 1 drift, 1 failed, 1 skipped" in out.getvalue()
     annotations = [line for line in out.getvalue().splitlines() if line.startswith("::error")]
     assert len(annotations) == 2  # one per failed host, one per drifted host (check)

@@ -10,7 +10,7 @@ import pytest
 from sops_deploy.envfile import Entry
 from sops_deploy.github import names
 from sops_deploy.github.client import Remote
-from sops_deploy.github.plan import SECRET, VARIABLE, Facts, Op, Wanted, next_state, plan
+from sops_deploy.github.plan import SECRET, UNPROVEN, VARIABLE, Facts, Op, Wanted, next_state, plan
 from sops_deploy.github.state import Owned, State, Tagger, new_salt
 from sops_deploy.plan import publicity
 from tests.support import AgeIdentity
@@ -34,6 +34,7 @@ def facts(
     kid: str = KID,
     prune: bool = False,
     in_file: dict[str, set[str]] | None = None,
+    proven: bool = True,
 ) -> Facts:
     want = [Wanted(n, n, SECRET, v) for n, v in (wanted or {}).items()]
     want += [Wanted(n, n, VARIABLE, v) for n, v in (variables_wanted or {}).items()]
@@ -42,6 +43,7 @@ def facts(
         salt="c2FsdA==",
         secrets={n: Owned(by, mac, at) for n, (by, mac, at) in (owned or {}).items()},
         variables={n: Owned(by) for n, by in (owned_vars or {}).items()},
+        proven=proven,
     )
     if in_file is None:
         in_file = {SECRET: set(wanted or {}), VARIABLE: set(variables_wanted or {})}
@@ -138,6 +140,16 @@ T1, T2 = "2025-01-02T03:04:06Z", "2025-01-02T03:09:00Z"
             id="owned-name-gone-from-file-is-pruned",
         ),
         pytest.param(
+            facts(secrets={"OLD": T1}, owned={"OLD": (SRC, "x", T1)}, prune=True, proven=False),
+            [Op("left", SECRET, "OLD", UNPROVEN)],
+            id="claim-of-an-unsealed-state-is-not-pruned",
+        ),
+        pytest.param(
+            facts(secrets={"OLD": T2}, owned={"OLD": (SRC, "x", T1)}, prune=True),
+            [Op("left", SECRET, "OLD", "written outside sops-deploy since; not pruned")],
+            id="secret-written-outside-since-the-sync-is-not-pruned",
+        ),
+        pytest.param(
             facts(secrets={"THEIRS": T1}, variables={"THEIRS_VAR": "v"}, prune=True),
             [],
             id="prune-never-deletes-what-it-did-not-create",
@@ -196,7 +208,7 @@ def test_next_state_records_githubs_time_and_drops_pruned_names() -> None:
         "API_TOKEN": Owned(SRC, tag("API_TOKEN", "v2"), T2),
         "THEIRS": Owned("secrets/other.env", "y", T1),
     }
-    assert State.parse(new.render()).content() == new.content()
+    assert State.parse(new.render("s")).content() == new.content()
 
 
 def test_tags_are_keyed_by_identity_salt_scope_and_name(

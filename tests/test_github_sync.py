@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import github_contract
 from tests.github_api import GitHubApi, Item
 from tests.support import CliResult, assert_no_secrets
 
@@ -28,9 +29,13 @@ SCHEMA = "keys:\n  PUBLIC_URL: {type: url, secret: false}\n"
 
 
 @pytest.fixture
-def github() -> Iterator[GitHubApi]:
-    with GitHubApi(TOKEN, REPO, environments=("production",)) as server:
+def github(contract: github_contract.Contract) -> Iterator[GitHubApi]:
+    """The local API; every request github-sync makes (and every 2xx answer the server
+    gives) must be one GitHub's OpenAPI description allows, or the test fails."""
+    contract.violations.clear()
+    with GitHubApi(TOKEN, REPO, environments=("production",), contract=contract) as server:
         yield server
+    assert contract.violations == []
 
 
 @pytest.fixture

@@ -117,19 +117,6 @@ def test_init_with_a_bad_plaintext_names_the_line_and_writes_nothing(
     assert not (tmp_path / ".sops.yaml").exists()
 
 
-def test_init_refuses_a_multiline_value_sops_cannot_store(
-    cli: Cli, tmp_path: Path, secret_values: set[str]
-) -> None:
-    """A multi-line value is refused before sops sees it (sops would echo the line)."""
-    (tmp_path / ".env").write_text('CERT="first-line-aaaa\nsecond-line-bbbb"\n')
-    secret_values.update({"first-line-aaaa", "second-line-bbbb"})
-    result = cli("init", "--from", ".env", "--yes")
-    assert result.returncode == 4
-    assert "CERT" in result.stderr
-    assert "multi-line" in result.stderr
-    assert not (tmp_path / "secrets").exists()
-
-
 def test_init_with_an_unreachable_host_writes_nothing(
     cli: Cli, tmp_path: Path, secret_values: set[str]
 ) -> None:

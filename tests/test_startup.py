@@ -73,6 +73,31 @@ def test_validate_never_loads_paramiko(
     unused = {"urllib.request", "http.client", "ssl", "tarfile", "platform", "yaml", "socket"}
     assert not unused & modules
     assert "sops_deploy.deploy.rollout" not in modules
+    assert not [m for m in modules if m.startswith(STORE_CLIENTS)]
+
+
+# The stores' clients load only for vault-sync / aws-sync or a vault:// / aws-sm:// source.
+STORE_CLIENTS = ("boto3", "botocore", "sops_deploy.stores.aws", "sops_deploy.stores.vault")
+
+
+@pytest.mark.parametrize("command", ["vault-sync", "aws-sync", "deploy", "validate"])
+def test_no_store_client_loads_for_help(command: str) -> None:
+    code, modules = loaded([command, "--help"])
+    assert code == 0
+    assert not [m for m in modules if m.startswith((*HEAVY, *STORE_CLIENTS))]
+
+
+def test_a_deploy_that_fails_on_its_host_never_loaded_a_store_client(
+    encrypt: Callable[..., Path], age_id: AgeIdentity, sops_bin: str
+) -> None:
+    """deploy reaches the network step (a closed port) without boto3 or the Vault client."""
+    enc = encrypt("DATABASE_URL=postgres://u:Startup-Pw2@db/app\n")
+    args = ["deploy", "--file", str(enc), "--host", "deploy@127.0.0.1:9", "--remote-path",
+            "/srv/.env", "--retries", "0", "--timeout", "2"]  # fmt: skip
+    code, modules = loaded(args, {"AGE_KEY": age_id.secret, "SOPS_DEPLOY_SOPS": sops_bin})
+    assert code == 1
+    assert "paramiko" in modules  # it did get as far as connecting
+    assert not [m for m in modules if m.startswith(STORE_CLIENTS)]
 
 
 def test_a_log_that_cannot_show_unicode_gets_escapes_not_a_traceback(

@@ -161,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(sync.add_argument_group("source"), *SOURCE)
     _add(sync.add_argument_group("config file"), *CONFIG)
     _add(sync.add_argument_group("github"), *GITHUB_SYNC)
+    _store_parsers(sub)
 
     tools = sub.add_parser("tools", help="manage the sops and age binaries")
     tsub = tools.add_subparsers(dest="tools_command", metavar="ACTION", required=True)
@@ -170,6 +171,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _maintainer_parsers(sub)
     return parser
+
+
+STORE_EPILOG = """\
+one secret holds every selected key; a rerun with nothing changed writes nothing; a key
+left out of the file is removed from the secret. A secret sops-deploy did not create is
+refused (--adopt takes it over). exit 3 with --check when the secret differs.
+"""
+VAULT_EPILOG = "Vault/OpenBao from VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE (never flags).\n"
+AWS_EPILOG = "AWS credentials and region the standard way (AWS_*, profiles, roles).\n"
+
+
+def _store_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from sops_deploy.inputs.table import CONFIG, SOURCE
+    from sops_deploy.stores.options import STORE_SYNC
+
+    for name, what, own, epilog in (
+        ("vault-sync", "a Vault/OpenBao KV v2 secret", ("store_path",), VAULT_EPILOG),
+        ("aws-sync", "an AWS Secrets Manager secret", ("store_name", "kms_key_id", "retries"),
+         AWS_EPILOG),
+    ):  # fmt: skip
+        p = _sub(sub, name, f"sync the secrets into {what}", epilog + STORE_EPILOG + EPILOG)
+        _add(p.add_argument_group("source"), *SOURCE)
+        _add(p.add_argument_group("config file"), *CONFIG)
+        _add(p.add_argument_group(name.removesuffix("-sync")), *own, *STORE_SYNC[:-1])
 
 
 def _maintainer_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -196,7 +221,7 @@ def _maintainer_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "force",
     )
     _add(init, "age_recipients", "kms", "hc_vault_transit", "pgp")
-    _add(init, "yes", "delete_plaintext", "timeout")
+    _add(init, "yes", "delete_plaintext", "timeout", "format")
 
     rotate = _sub(
         sub,
@@ -266,6 +291,11 @@ def _run(command: str, flags: Mapping[str, Any], environ: Mapping[str, str], r: 
         from sops_deploy.github.command import cmd_github_sync
 
         cmd_github_sync(opts, r)
+        return
+    if command in ("vault-sync", "aws-sync"):
+        from sops_deploy.stores.command import cmd_store_sync
+
+        cmd_store_sync(opts, r)
         return
     if command in ("init", "rotate", "recipients", "doctor"):
         from sops_deploy import maintain

@@ -104,21 +104,31 @@ def _announce(settings: Settings, plan: Plan, reporter: Reporter) -> None:
 
 
 def cmd_tools(opts: ToolsOptions, reporter: Reporter) -> None:
-    """Install each tool (a no-op when cached); its path on stdout, one per line."""
+    """Install each tool (a no-op when cached and verified); its path on stdout, one per
+    line; each slow step (download, a `go install` build) announced on stderr."""
+    from sops_deploy import interrupt
     from sops_deploy.sops import tools
 
     for tool in opts.tools:
         version = opts.versions.get(tool) or tools.default_version(tool)
-        path = tools.install(
-            opts.places,
-            tool,
-            version,
-            opts.source,
-            mirror=opts.mirror,
-            sha256=opts.sha256.get(tool),
-            allow_unverified=opts.allow_unverified,
-            warn=reporter.warn,
-        )
+        try:
+            path = tools.install(
+                opts.places,
+                tool,
+                version,
+                opts.source,
+                mirror=opts.mirror,
+                sha256=opts.sha256.get(tool),
+                allow_unverified=opts.allow_unverified,
+                warn=reporter.warn,
+                say=reporter.info,
+            )
+        except interrupt.Interrupted as exc:
+            raise interrupt.Interrupted(
+                f"{exc.message} while installing {tool} {version}: nothing of it was "
+                "installed (the partial build was removed)",
+                "run `sops-deploy tools install` again when ready",
+            ) from None
         reporter.info(f"{tool} {version}: {path}")
         reporter.line(str(path))
 

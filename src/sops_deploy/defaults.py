@@ -14,3 +14,9 @@ INIT_KEYS = (
      "key: https://VAULT/v1/transit/keys/NAME"),
     ("pgp", "--pgp", "FINGERPRINT", "encrypt for this PGP key"),
 )  # fmt: skip
+# Per-command defaults that differ from the option table's (inputs/table.py). A format of
+# None means nobody named the reader: init asks (maintain/reader.py), doctor flags it.
+COMMAND_DEFAULTS: dict[str, dict[str, object]] = {
+    "init": {"remote_path": "~/app/.env", "format": None},
+    "doctor": {"format": None},
+}

@@ -147,3 +147,10 @@ class GitHubError(SopsDeployError):
 
     exit_code = EXIT_RUNTIME
     title = "GitHub API request failed"
+
+
+class StoreError(SopsDeployError):
+    """Vault/OpenBao or AWS Secrets Manager refused or failed a request (exit 1)."""
+
+    exit_code = EXIT_RUNTIME
+    title = "Secret store request failed"

@@ -49,6 +49,12 @@ class HostResult:
     format: str = ""
 
     @property
+    def why(self) -> str:
+        """The error's message without the host it starts with (the line names the host)."""
+        message = self.error.message if self.error is not None else ""
+        return message.removeprefix(f"{self.host}: ")
+
+    @property
     def reason(self) -> str:
         """One line for the result table: the error, the skip, or what differs. No values."""
         if self.error is not None:
@@ -151,6 +157,7 @@ def _compare_files(conn: Connection, plan: TargetPlan, mode: str, result: HostRe
     from sops_deploy.remote import filesdir
 
     state = filesdir.read_state(conn, result.path, list(plan.files))
+    plan.read_back.values((name, f.content) for name, f in state.files.items())
     changes = state.changes(plan.files, plan.target.file_mode)
     _record(result, changes)
     wrong = state.mode_drift(plan.files, plan.target.file_mode)
@@ -187,6 +194,7 @@ def _deliver_files(
     finally:
         result.status = delivery.status
         if delivery.before is not None:
+            plan.read_back.values((n, f.content) for n, f in delivery.before.files.items())
             _record(result, delivery.changes)
             wrong = delivery.before.mode_drift(plan.files, target.file_mode)
             result.mode_after = target.file_mode
@@ -261,6 +269,7 @@ def diff(plan: TargetPlan, old: bytes | None) -> Changes:
         new_values = dict(plan.values())
     if old == plan.content:
         return Changes(unchanged=len(new_values))
+    plan.read_back.file(old, fmt)  # the server's values are secrets too, masked now
     parsed_old = envfile.read_values(old, fmt) if old is not None else {}
     if parsed_old is None and fmt != "raw":
         # A hand-edited file that no longer parses: its keys cannot be compared one by one.

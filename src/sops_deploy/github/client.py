@@ -3,8 +3,11 @@
 Standard-library urllib only: six endpoints of JSON over HTTPS need no HTTP library,
 and the action's hash-locked requirements stay as they are. The token goes in the
 `Authorization` header and nowhere else: it is never logged, never put in an error, and
-never sent to an origin other than the API base (a `Link: rel="next"` elsewhere is
-refused). Plain `http://` is accepted only for a loopback API base (tests).
+never sent to an origin other than the API base: a `Link: rel="next"` elsewhere is
+refused, and so is an HTTP redirect to another origin (scheme, host and port) — urllib
+would resend the `Authorization` header there. A redirect within the API's origin (GitHub's
+301 for a renamed repository) is followed. Plain `http://` is accepted only for a loopback
+API base (tests).
 """
 
 from __future__ import annotations
@@ -86,6 +89,49 @@ class Remote:
     value: str | None = None
 
 
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port made explicit."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    default = {"https": 443, "http": 80}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port or default
+
+
+def _shown(url: str) -> str:
+    """The origin of `url` for a message (never its path or query)."""
+    scheme, host, port = origin(url)
+    return f"{scheme}://{host}:{port}" if host else "(no host)"
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only within the API base's origin; anything else is refused."""
+
+    def __init__(self, api: str) -> None:
+        self.api = api
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if origin(newurl) != origin(self.api):
+            fp.close()
+            raise GitHubError(
+                f"the GitHub API at {self.api} answered {code} redirecting to another origin "
+                f"({_shown(newurl)}); refused, the token is sent only to the API base",
+                "check GITHUB_API_URL: set it to the address the API answers at itself "
+                "(GitHub Enterprise: https://HOST/api/v3)",
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def check_api_base(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
@@ -120,6 +166,7 @@ class Client:
         self.timeout = timeout
         self.sleep = sleep
         self.writes = 0  # PUT/POST/PATCH/DELETE requests that succeeded
+        self._opener = urllib.request.build_opener(_SameOriginRedirects(self.api))
 
     def __repr__(self) -> str:  # never the token
         return f"Client({self.api!r})"
@@ -139,7 +186,7 @@ class Client:
             if data is not None:
                 req.add_header("Content-Type", "application/json")
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
+                with self._opener.open(req, timeout=self.timeout) as resp:
                     status, raw, headers = resp.status, resp.read(), dict(resp.headers)
             except urllib.error.HTTPError as exc:
                 status, raw, headers = exc.code, exc.read(), dict(exc.headers)
@@ -180,7 +227,7 @@ class Client:
         if not m:
             return None
         nxt = m.group(1)
-        if urllib.parse.urlsplit(nxt)[:2] != urllib.parse.urlsplit(self.api)[:2]:
+        if origin(nxt) != origin(self.api):
             raise GitHubError(
                 f"GitHub's next-page link leaves the API host {self.api}; refused",
                 "check GITHUB_API_URL",

@@ -23,6 +23,7 @@ from sops_deploy.github import names
 from sops_deploy.github import plan as planning
 from sops_deploy.github.client import DEFAULT_API, Api, Client, Scope
 from sops_deploy.inputs.settings import Settings
+from sops_deploy.output import mdsafe
 from sops_deploy.output.reporter import Reporter
 
 if TYPE_CHECKING:
@@ -126,7 +127,9 @@ def wanted(
 
 def source_id(settings: Settings, prefix: str) -> str:
     """Which files (relative to here) and prefix a name came from: the owner for --prune."""
-    files = ",".join(os.path.relpath(f).replace(os.sep, "/") for f in settings.files)
+    files = ",".join(
+        f if "://" in f else os.path.relpath(f).replace(os.sep, "/") for f in settings.files
+    )
     return f"{files}|{prefix}" if prefix else files
 
 
@@ -140,7 +143,9 @@ def cmd_github_sync(request: SyncRequest, reporter: Reporter) -> None:
     scope = opts.scope
     client = Client(request.token, request.api_base, perms=scope.permissions)
 
-    decrypted, secrets, publicity = _decrypt(settings, reporter, tools.find_sops(settings.tools))
+    decrypted, secrets, publicity = load_checked(
+        settings, reporter, tools.find_sops(settings.tools)
+    )
     chosen = select(secrets, opts.keys)
     problems = names.name_problems(opts.prefix, chosen)
     if problems:
@@ -171,6 +176,14 @@ def cmd_github_sync(request: SyncRequest, reporter: Reporter) -> None:
         opts.prune,
     )
     ops = planning.plan(facts, tagger.tag)
+    unproven = [op.name for op in ops if op.reason == planning.UNPROVEN]
+    if unproven:
+        reporter.warn(
+            f"the sync state of {scope.describe()} claims {', '.join(unproven)}, but it is not "
+            "sealed by this age identity (written before sops-deploy sealed its state, or "
+            "edited by someone who can write Variables): the claim is ignored and nothing is "
+            "pruned on its word; delete those by hand if they were created by this sync"
+        )
     mode = "check" if opts.check else "dry run" if opts.dry_run else "sync"
     reporter.info(f"github-sync {mode}: {len(want)} key(s) → {scope.describe()}")
     if not (opts.check or opts.dry_run):
@@ -181,7 +194,7 @@ def cmd_github_sync(request: SyncRequest, reporter: Reporter) -> None:
         raise DriftFound(f"{len(drift)} name(s) on GitHub differ from the file")
 
 
-def _decrypt(
+def load_checked(
     settings: Settings, reporter: Reporter, sops_bin: str
 ) -> tuple[list[tuple[EncryptedFile, bytes]], Secrets, Publicity]:
     """Decrypt, parse, lint and schema-check every file (as `validate` does); values masked."""
@@ -235,9 +248,14 @@ def _report(
     for line in lines:
         reporter.line(line)
     md = ["| action | kind | name | reason |", "|---|---|---|---|"]
-    md += [f"| {op.action} | {op.kind} | `{op.name}` | {op.reason or '–'} |" for op in ops]
+    md += [
+        f"| {op.action} | {op.kind} | {mdsafe.code(op.name)} | {mdsafe.text(op.reason) or '–'} |"
+        for op in ops
+    ]  # names come from GitHub and the state variable: inert text (mdsafe.py)
     reporter.append_summary(
-        f"### sops-deploy github-sync ({mode}): {scope.describe()}\n\n" + "\n".join(md) + "\n"
+        f"### sops-deploy github-sync ({mode}): {mdsafe.text(scope.describe())}\n\n"
+        + "\n".join(md)
+        + "\n"
     )
 
     def names_of(*actions: str) -> str:

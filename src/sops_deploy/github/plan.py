@@ -8,7 +8,10 @@ GitHub's `updated_at` equal to the one recorded after our write → unchanged; t
 sops-deploy"); no state entry → update ("not synced by sops-deploy before").
 Variables carry public values, so they are compared directly.
 Names the state says this source created and the file no longer holds (as that kind) are
-deleted with `--prune`, otherwise reported as `left`; nothing else is ever deleted.
+deleted with `--prune`, otherwise reported as `left`; nothing else is ever deleted. The
+state's word counts only when its seal verified (`State.proven`, see state.py), and a
+secret written outside sops-deploy since the last sync (a later `updated_at`) is not
+pruned either.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from sops_deploy.github.state import State
 SECRET = "secret"  # noqa: S105 (a kind of name, not a password)
 VARIABLE = "variable"
 WRITES = ("create", "update", "delete")
+UNPROVEN = "claimed by a sync state that is not sealed by this age identity; not pruned"
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,11 @@ def plan(facts: Facts, tag: Callable[[str, str], str]) -> list[Op]:
                 continue
             if owned_entry.by != facts.source:
                 continue  # another source's name: never ours to delete
-            if facts.prune:
+            if not state.proven:
+                ops.append(Op("left", kind, name, UNPROVEN))
+            elif kind == SECRET and facts.secrets[name].updated_at != owned_entry.updated_at:
+                ops.append(Op("left", kind, name, "written outside sops-deploy since; not pruned"))
+            elif facts.prune:
                 ops.append(Op("delete", kind, name, "left the file (created by sops-deploy)"))
             else:
                 ops.append(Op("left", kind, name, "left the file; --prune deletes it"))
@@ -122,11 +130,10 @@ def next_state(
     from sops_deploy.github.state import Owned
 
     old = facts.state
-    if old.kid == facts.kid:
-        secrets = dict(old.secrets)
-    else:  # keep ownership (for --prune), drop tags made under another key
-        secrets = {n: Owned(o.by) for n, o in old.secrets.items()}
-    variables = dict(old.variables)
+    # Claims of a state this identity did not seal are not carried over (that would
+    # launder a forged claim into a sealed state): only what the ops record now.
+    secrets = dict(old.secrets) if old.proven else {}
+    variables = dict(old.variables) if old.proven else {}
     by_name = {w.name: w for w in facts.wanted}
     for op in ops:
         if op.action == "delete":

@@ -22,6 +22,16 @@ Dependabot secrets). It is JSON:
   wrote it: a later `updated_at` means someone else wrote it (no clock comparison).
 - `by` is the source (files and prefix) that created the name: `--prune` deletes only
   names with the current source, so two syncs sharing a repository never prune each other.
+- `seal` is HMAC-SHA256 over the whole state but `synced_at` (canonical JSON), under a key
+  derived like the tags' but with its own info string (`… v1 seal`). Anyone who can write
+  Variables can edit the variable; only a holder of the age identity can seal it. A state
+  whose seal does not verify under the identity of this run (none: written before seals
+  existed; wrong: forged or edited by hand; another `kid`) is not `proven`: its ownership
+  claims are ignored — `--prune` deletes nothing on their word, and they are not carried
+  into the next state (which would launder them) — only names in the file now are
+  recorded again, and sealed. Migrating a state written before seals: the first run
+  seals it; names that had already left the file then are named in a warning (delete them
+  by hand), everything else carries on.
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ from sops_deploy.sops import agekey
 VERSION = 1
 MAX_BYTES = 48 * 1024  # a variable's value limit on GitHub
 INFO = b"sops-deploy github-sync v1\x00"
+SEAL_INFO = b"sops-deploy github-sync v1 seal\x00"
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,8 @@ class State:
     secrets: dict[str, Owned] = field(default_factory=dict)
     variables: dict[str, Owned] = field(default_factory=dict)
     unreadable: bool = False  # the variable held something this version cannot read
+    seal: str = ""  # as read; `render` writes the one given
+    proven: bool = False  # the seal verified under this run's identity (set by the caller)
 
     @classmethod
     def parse(cls, text: str | None) -> State:
@@ -77,6 +90,7 @@ class State:
                 synced_at=str(doc.get("synced_at", "")),
                 secrets={str(k): _owned(v) for k, v in doc.get("secrets", {}).items()},
                 variables={str(k): _owned(v) for k, v in doc.get("variables", {}).items()},
+                seal=str(doc.get("seal", "")),
             )
         except (ValueError, TypeError, AttributeError):
             return cls(unreadable=True)
@@ -97,8 +111,13 @@ class State:
             "variables": entries(self.variables),
         }
 
-    def render(self) -> str:
-        text = json.dumps({**self.content(), "synced_at": self.synced_at}, separators=(",", ":"))
+    def canonical(self) -> bytes:
+        """The bytes the seal covers: the content, keys sorted, no spaces."""
+        return json.dumps(self.content(), sort_keys=True, separators=(",", ":")).encode()
+
+    def render(self, seal: str) -> str:
+        doc = {**self.content(), "synced_at": self.synced_at, "seal": seal}
+        text = json.dumps(doc, separators=(",", ":"))
         if len(text.encode()) > MAX_BYTES:
             raise UsageError(
                 f"the sync state for {len(self.secrets) + len(self.variables)} names exceeds "
@@ -128,6 +147,12 @@ class Tagger:
             salt=base64.b64decode(salt),
             info=INFO + scope_id.encode(),
         ).derive(secret)
+        self._seal_key = HKDF(
+            algorithm=SHA256(),
+            length=32,
+            salt=base64.b64decode(salt),
+            info=SEAL_INFO + scope_id.encode(),
+        ).derive(secret)
 
     def __repr__(self) -> str:
         return f"Tagger({self.kid})"
@@ -135,6 +160,17 @@ class Tagger:
     def tag(self, name: str, value: str) -> str:
         digest = hmac.new(self._key, name.encode() + b"\x00" + value.encode(), hashlib.sha256)
         return base64.urlsafe_b64encode(digest.digest()[:16]).decode().rstrip("=")
+
+    def seal(self, state: State) -> str:
+        """The seal of `state`'s content (its ownership claims included)."""
+        digest = hmac.new(self._seal_key, state.canonical(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def verify(self, state: State) -> bool:
+        """Whether `state` was sealed by a holder of this identity (same kid and salt)."""
+        if not state.seal or state.unreadable or state.kid != self.kid:
+            return False
+        return hmac.compare_digest(self.seal(state), state.seal)
 
 
 def pick_identity(key_text: str | None, recipients: tuple[str, ...]) -> str:

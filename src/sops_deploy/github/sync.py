@@ -58,7 +58,9 @@ def tagger_for(identity: str, observed: Observed, scope: Scope) -> tuple[Tagger,
     same = state.kid == agekey.public_key(identity) and state.salt and not state.unreadable
     salt = state.salt if same else new_salt()
     scope_id = f"{scope.kind}:{scope.repo.lower()}:{scope.environment or ''}"
-    return Tagger(identity, salt, scope_id), salt
+    tagger = Tagger(identity, salt, scope_id)
+    state.proven = tagger.verify(state)
+    return tagger, salt
 
 
 def apply(
@@ -102,8 +104,9 @@ def apply(
                 "rerun github-sync; if it persists, check the repository's secrets page",
             )
     new = planning.next_state(facts, ops, tagger.tag, updated, salt)
-    if new.content() == observed.state.content() and observed.state_exists:
+    same = new.content() == observed.state.content()
+    if same and observed.state_exists and observed.state.proven:
         return
     new.synced_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     path, name = state_location(api.scope)
-    api.set_variable(name, new.render(), exists=observed.state_exists, path=path)
+    api.set_variable(name, new.render(tagger.seal(new)), exists=observed.state_exists, path=path)

@@ -18,6 +18,7 @@ file's own directory.
         hosts: [deploy@web1.example.com, deploy@web2.example.com:2222]
         remote-path: /srv/app/.env   # or `targets:` (README: one host, several services)
         github: {repo: octo-org/app, keys: [DATABASE_URL, "APP_*"], prune: true}  # github-sync
+        sync: {vault: [{path: secret/apps/web}]}   # vault-sync / aws-sync --env …
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from sops_deploy.inputs.table import (
     YAML_FIELDS,
     Option,
 )
+from sops_deploy.stores import syncconfig
 
 GITHUB_SECTION = "<github>"  # marks an environment that has a `github:` section
 
@@ -50,8 +52,10 @@ _BOOL = "tag:yaml.org,2002:bool"
 _STR = "tag:yaml.org,2002:str"
 
 
-def _known_hosts_path(text: str) -> bool:
-    return "\n" not in text.strip() and " " not in text.strip()
+def _local_path(name: str, text: str) -> bool:
+    """A path field's text names a file here: not known_hosts lines, not a store URL."""
+    lines = name == "known-hosts" and ("\n" in text.strip() or " " in text.strip())
+    return "://" not in text and not lines
 
 
 @dataclass(frozen=True)
@@ -218,7 +222,7 @@ def _value(path: str, name: str, node: Node, field: Option, base: Path) -> Any:
     out = []
     for text, item in zip(texts, nodes, strict=True):
         value = _typed(field, text)
-        if field.path and not (name == "known-hosts" and not _known_hosts_path(text)):
+        if field.path and _local_path(name, text):
             value = text if os.path.isabs(text) else os.path.normpath(base / text)
         if field.check is not None:
             try:
@@ -240,8 +244,9 @@ def _section(
             out[GITHUB_SECTION] = True
             continue
         field = fields.get(key)
-        if field is not None and field.kind == "targets":
-            out[field.attr] = _targets(path, value_node, f"{where}: targets", base)
+        if field is not None and field.kind in ("targets", "sync"):
+            read = _targets if field.kind == "targets" else syncconfig.parse
+            out[field.attr] = read(path, value_node, f"{where}: {key}", base)
             continue
         if field is None:
             raise _error(
@@ -324,11 +329,8 @@ def load(path: str) -> ConfigFile:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise UsageError(
-            f"--config {path}: {exc.strerror}",
-            f"pass the path of your sops-deploy.yaml (default {DEFAULT_CONFIG})",
-            file=path,
-        ) from None
+        fix = f"pass the path of your sops-deploy.yaml (default {DEFAULT_CONFIG})"
+        raise UsageError(f"--config {path}: {exc.strerror}", fix, file=path) from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -376,17 +378,15 @@ def load(path: str) -> ConfigFile:
         own = _section(path, value_node, f"environment `{name}`", base)
         values = {**defaults, **own}
         _outputs_of(path, name, name_node, own, values)
-        github_only = values.pop(GITHUB_SECTION, False) and "hosts" not in values
+        syncs = values.pop(GITHUB_SECTION, False) or "sync" in values  # sync-only: no hosts
+        github_only = syncs and "hosts" not in values
         for required in () if github_only else REQUIRED_YAML:
             if required == "remote-path" and "targets" in values:
                 continue
             if YAML_FIELDS[required].attr not in values:
-                raise _error(
-                    path,
-                    name_node,
-                    f"environment `{name}` has no `{required}`",
-                    f"add `{required}:` to `{name}` (or to `defaults:`)",
-                )
+                missing = f"environment `{name}` has no `{required}`"
+                fix = f"add `{required}:` to `{name}` (or to `defaults:`)"
+                raise _error(path, name_node, missing, fix)
         environments[name] = Environment(name, path, values)
     return ConfigFile(path, defaults, environments)
 

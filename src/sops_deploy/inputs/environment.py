@@ -81,12 +81,19 @@ def tool_places(environ: Mapping[str, str]) -> ToolPlaces:
     `$XDG_CACHE_HOME/sops-deploy`, else `~/.cache/sops-deploy`; `SOPS_DEPLOY_SOPS` names
     the sops to run; tools run in `child_environ(environ)`."""
     runner = environ.get("RUNNER_TOOL_CACHE")
+    home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
     if runner:
         cache = Path(runner) / "sops-deploy"
     else:
-        home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
         cache = Path(environ.get("XDG_CACHE_HOME") or home / ".cache") / "sops-deploy"
-    return ToolPlaces(cache, environ.get(ENV_PREFIX + "SOPS") or None, child_environ(environ))
+    # never inside the cache: a runner's tool cache is shared, the user's state is not
+    records = Path(environ.get("XDG_STATE_HOME") or home / ".local" / "state") / "sops-deploy"
+    return ToolPlaces(
+        cache,
+        environ.get(ENV_PREFIX + "SOPS") or None,
+        child_environ(environ),
+        records / "tools",
+    )
 
 
 def secret(environ: Mapping[str, str], name: str) -> str | None:

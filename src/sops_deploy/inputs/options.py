@@ -59,6 +59,7 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
         "tools": tool_places(environ),
         "run": run,
         "ci": in_ci(environ),
+        "stores": _stores(v, environ),
     }
     if command == "validate":
         return Settings(**common, targets=targets(v))
@@ -141,6 +142,15 @@ def settings(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> 
                 "login user)",
             )
     return built
+
+
+def _stores(v: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
+    """Access to the stores that `vault://` / `aws-sm://` sources name (VAULT_* read here)."""
+    if not any(f.startswith(("vault://", "aws-sm://")) for f in v["files"]):
+        return None
+    from sops_deploy.stores import source
+
+    return source.access(v["files"], environ, v.get("timeout", 20.0), v.get("retries", 2))
 
 
 def targets(v: Mapping[str, Any]) -> tuple[Target, ...]:
@@ -228,6 +238,7 @@ def init(v: Mapping[str, Any], environ: Mapping[str, str]) -> InitOptions:
         delete_plaintext=v["delete_plaintext"],
         timeout=v["timeout"],
         tools=tool_places(environ),
+        format=v["format"],
     )
 
 
@@ -264,10 +275,13 @@ def recipients(v: Mapping[str, Any], environ: Mapping[str, str]) -> RecipientsOp
 
 
 def doctor(v: Mapping[str, Any], environ: Mapping[str, str]) -> DoctorOptions:
+    from sops_deploy.inputs.table import OPTIONS
     from sops_deploy.maintain import sopsconfig
 
     config = Path(v["sops_config"]) if v["sops_config"] else sopsconfig.find(Path.cwd())
-    return DoctorOptions(settings("doctor", v, environ), config)
+    chosen = v["format"] is not None  # COMMAND_DEFAULTS: None when nothing named it
+    resolved = {**v, "format": v["format"] or OPTIONS["format"].default}
+    return DoctorOptions(settings("doctor", resolved, environ), config, chosen)
 
 
 def github_sync(v: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
@@ -283,12 +297,21 @@ def github_sync(v: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
     )
 
 
+def store_sync(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
+    """A `stores.command.StoreSyncRequest` (VAULT_* read here, at the front door)."""
+    from sops_deploy.stores import command as store_command
+
+    return store_command.request(command, v, environ, settings(command, v, environ))
+
+
 def build(command: str, v: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
     """The typed options of `command` (see the dataclasses in `config.py`)."""
     if command in (*REMOTE, "validate"):
         return settings(command, v, environ)
     if command == "hosts":
         return hosts(v)
+    if command in ("vault-sync", "aws-sync"):
+        return store_sync(command, v, environ)
     builders = {
         "tools": tools,
         "init": init,

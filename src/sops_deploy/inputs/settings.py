@@ -180,6 +180,7 @@ def check_post_command(command: str) -> str:
 
 
 DEFAULT_CACHE = Path("~/.cache/sops-deploy").expanduser()
+DEFAULT_RECORDS = Path("~/.local/state/sops-deploy/tools").expanduser()
 FILES_MODE = 0o400  # the default mode of each file of a `files` target
 
 
@@ -220,13 +221,14 @@ class ToolPlaces:
 
     Resolved at the front door (`environment.tool_places`): the cache root
     (`$RUNNER_TOOL_CACHE/sops-deploy`, else `$XDG_CACHE_HOME/sops-deploy`, else
-    `~/.cache/sops-deploy`), an explicit sops (`SOPS_DEPLOY_SOPS`), and the child
-    environment without key material.
+    `~/.cache/sops-deploy`), an explicit sops (`SOPS_DEPLOY_SOPS`), the child environment
+    without key material, and this user's own `records` of it (sops/toolcheck.py).
     """
 
     cache: Path
     sops: str | None = None
     env: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    records: Path = field(default_factory=lambda: DEFAULT_RECORDS)
 
 
 # Hosts worked on at once. 32 threads keep a fleet's network waits overlapped (each host
@@ -283,6 +285,7 @@ class Settings:
     # ssh_config, HOME and the agent socket (sshroute/sshkeys); None: none of them
     ssh: SshSetup | None = None
     ci: bool = False  # GITHUB_ACTIONS=true: hints speak of the action's inputs
+    stores: Any = field(default=None, repr=False)  # stores.source.StoreAccess for vault://…
 
     def outputs(self) -> tuple[Target, ...]:
         """Every target on each host: the listed `targets:`, else the one file of
@@ -315,7 +318,8 @@ class Settings:
 
     def secret_texts(self) -> list[str]:
         """Key material that must be masked before anything prints."""
-        return [s for s in (self.age.text, self.ssh_key, self.ssh_passphrase) if s]
+        texts = [s for s in (self.age.text, self.ssh_key, self.ssh_passphrase) if s]
+        return texts + (self.stores.secret_texts() if self.stores else [])
 
 
 @dataclass(frozen=True)
@@ -358,6 +362,7 @@ class InitOptions:
     delete_plaintext: bool = False
     timeout: float = 20.0
     tools: ToolPlaces = field(default_factory=lambda: ToolPlaces(DEFAULT_CACHE))
+    format: str | None = None  # who reads the deployed file; None: ask in a terminal
 
 
 @dataclass(frozen=True)
@@ -392,3 +397,4 @@ class DoctorOptions:
 
     settings: Settings
     sops_config: Path | None
+    format_chosen: bool = True  # --format, SOPS_DEPLOY_FORMAT or `format:` named the reader

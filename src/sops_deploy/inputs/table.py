@@ -6,8 +6,8 @@ the action passes its inputs as these —, `sops-deploy.yaml` key, kind, default
 
     flags > SOPS_DEPLOY_* (action inputs) > sops-deploy.yaml > defaults
 
-for every command, returning typed values. Secrets never arrive as flags; they, the tool
-cache and the child processes' environment are read in `environment.py`.
+for every command, typed. Secrets, the tool cache and the children's environment are
+never flags (`environment.py`); vault-sync/aws-sync add their rows from `stores/options.py`.
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sops_deploy.defaults import COMMAND_DEFAULTS as COMMAND_DEFAULTS
 from sops_deploy.defaults import DEFAULT_CONFIG, DEFAULT_FILE, ENV_PREFIX, FORMATS, INIT_KEYS
 from sops_deploy.errors import UsageError
 from sops_deploy.inputs import serverchecks as ops
 from sops_deploy.inputs import settings as checks
+from sops_deploy.stores import options as stores
 
-# The kinds of value an option holds (argparse type, how a SOPS_DEPLOY_* text and a YAML
-# node are read): text, a repeatable list split on commas and newlines, a whole number, a
-# number, a boolean, an octal file mode; `targets` is sops-deploy.yaml's list of outputs
-# per host, each a mapping of the `TARGET_FIELDS` below (read by `configfile`).
-KINDS = ("str", "list", "int", "number", "bool", "mode", "targets")
+# What an option holds (its argparse type; how its SOPS_DEPLOY_* text and YAML node read):
+# str, list (split on commas, newlines), int, number, bool, mode; YAML only: targets, sync.
+KINDS = ("str", "list", "int", "number", "bool", "mode", "targets", "sync")
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ _OPTIONS = [
     Option("prefix", "--prefix", ("PREFIX",), "github.prefix", default="", metavar="P",
            help="name each secret P + key"),
     Option("check", "--check", ("CHECK",), kind="bool", default=False,
-           help="exit 3 when GitHub differs"),
+           help="exit 3 when GitHub differs"), *(Option(**r) for r in stores.ROWS),
     Option("prune", "--prune", ("PRUNE",), "github.prune", "bool", False,
            help="delete names this tool created that left the file"),
     # --- config file ------------------------------------------------------------------
@@ -265,16 +265,16 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "hosts": ("json", "hosts", "user", "port", *CONFIG),
     "tools": TOOLS,
     "init": ("from_env", "pin_host", "remote_path", "ssh_key_file", "ssh_recipient", "force",
-             *(k[0] for k in INIT_KEYS), "action_ref", "yes", "delete_plaintext", "timeout"),
+             *(k[0] for k in INIT_KEYS), "action_ref", "yes", "delete_plaintext", "timeout",
+             "format"),
     "rotate": ("key", "generate", "value_stdin", "data_key", "length", "charset", "files",
                "age_key_file"),
     "recipients": ("action", "recipient", "sops_config", "age_key_file"),
     "doctor": (*SOURCE, "sops_config", *DOCTOR_HOSTS, *CONFIG),
     "github-sync": (*SOURCE, *CONFIG, *GITHUB_SYNC),
+    **{name: (*SOURCE, *CONFIG, *own) for name, own in stores.COMMANDS.items()},
 }  # fmt: skip
-# Per-command defaults that differ from the table's.
-COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {"init": {"remote_path": "~/app/.env"}}
-USES_CONFIG_FILE = ("deploy", "check", "diff", "validate", "hosts", "doctor", "github-sync")
+USES_CONFIG_FILE = (*COMMANDS.keys() - {"tools", "init", "rotate", "recipients"},)
 
 FileValues = Callable[[str, "str | None"], Mapping[str, Any]]
 

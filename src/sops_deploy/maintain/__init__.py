@@ -25,7 +25,12 @@ if TYPE_CHECKING:
 def run_init(opts: InitOptions, reporter: Reporter) -> None:
     from sops_deploy.maintain import init_repo
 
-    init_repo.run_init(opts, reporter, lambda question: ask(question, reporter))
+    init_repo.run_init(
+        opts,
+        reporter,
+        lambda question: ask(question, reporter),
+        (lambda question: _answer(question, reporter)) if sys.stdin.isatty() else None,
+    )
 
 
 def run_rotate(opts: RotateOptions, reporter: Reporter) -> None:
@@ -61,7 +66,7 @@ def run_recipients(opts: RecipientsOptions, reporter: Reporter) -> None:
 def run_doctor(opts: DoctorOptions, reporter: Reporter) -> None:
     from sops_deploy.maintain import doctor
 
-    doctor.run_doctor(opts.settings, opts.sops_config, reporter)
+    doctor.run_doctor(opts.settings, opts.sops_config, reporter, format_chosen=opts.format_chosen)
 
 
 def _stdin_value(key: str) -> str:
@@ -69,6 +74,15 @@ def _stdin_value(key: str) -> str:
         return getpass.getpass(f"new value for {key} (not shown): ", stream=sys.stderr)
     text = sys.stdin.read()
     return text[:-1] if text.endswith("\n") else text
+
+
+def _answer(question: str, reporter: Reporter) -> str:
+    """Ask on stderr, read one line from stdin ("" on EOF)."""
+    reporter.prompt(question)
+    try:
+        return sys.stdin.readline()
+    except (OSError, ValueError):
+        return ""
 
 
 def ask(question: str, reporter: Reporter) -> bool:

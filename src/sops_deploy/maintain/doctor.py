@@ -34,13 +34,16 @@ class Check:
     ok: bool
     detail: str = ""
     fix: str = ""
+    warning: bool = False  # holds, but something is missing: `!`, with its fix; not a failure
 
 
 def _failed(name: str, exc: SopsDeployError) -> Check:
     return Check(name, False, exc.message, exc.hint)
 
 
-def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Iterator[Check]:
+def checks(
+    settings: Settings, config: Path | None, reporter: Reporter, format_chosen: bool = True
+) -> Iterator[Check]:
     """Yield every check in order; never raises a SopsDeployError."""
     yield Check("sops-deploy", True, f"{__version__} on Python {platform.python_version()}")
     sops_bin: str | None = None
@@ -148,6 +151,18 @@ def checks(settings: Settings, config: Path | None, reporter: Reporter) -> Itera
         except SopsDeployError as exc:
             yield _failed("secrets valid", exc)
 
+    if not format_chosen and not settings.targets:
+        yield Check(
+            "format",
+            True,
+            "no format chosen: deploys write Docker Compose's syntax (`$` as `$$`), which "
+            "python-dotenv, a shell or systemd would read differently",
+            "name the program that reads the file: `format:` in secrets/sops-deploy.yaml "
+            "(compose, dotenv, node, shell, systemd, docker) or --format",
+            warning=True,
+        )
+    elif settings.hosts or settings.targets:
+        yield Check("format", True, f"{settings.format} (the reader the deploy writes for)")
     for spec in settings.hosts:
         yield from _ssh_checks(settings, spec)
         yield _host_check(settings, spec, reporter.warn)
@@ -217,7 +232,7 @@ def _ssh_checks(settings: Settings, spec: HostSpec) -> Iterator[Check]:
         with keys(settings).gather(resolved) as found:
             if not found.keys:  # doctor still checks the host key; login is not tried
                 error = identities.nothing_to_offer(found, ci=settings.ci)
-                yield Check(f"keys for {spec.host}", True, f"{error.message}; {error.hint}")
+                yield Check(f"keys for {spec.host}", True, error.message, error.hint, warning=True)
             else:
                 yield Check(f"keys for {spec.host}", True, found.describe())
     except SopsDeployError as exc:
@@ -304,19 +319,21 @@ def _host_check(settings: Settings, spec: HostSpec, warn: Callable[[str], None])
     return Check(name, True, detail)
 
 
-def run_doctor(settings: Settings, config: Path | None, reporter: Reporter) -> None:
-    failed = 0
-    for check in checks(settings, config, reporter):
-        mark = "✓" if check.ok else "✗"
+def run_doctor(
+    settings: Settings, config: Path | None, reporter: Reporter, *, format_chosen: bool = True
+) -> None:
+    failed = warned = 0
+    for check in checks(settings, config, reporter, format_chosen):
+        mark = "✗" if not check.ok else "!" if check.warning else "✓"
         reporter.line(f"{mark} {check.name}" + (f": {check.detail}" if check.detail else ""))
-        if not check.ok:
-            failed += 1
-            if check.fix:
-                reporter.line(f"    fix: {reporter.fix(check.fix)}")
+        failed += not check.ok
+        warned += check.ok and check.warning
+        if (not check.ok or check.warning) and check.fix:
+            reporter.line(f"    fix: {reporter.fix(check.fix)}")
     if failed:
         reporter.line(f"{failed} check(s) failed")
         raise ChecksFailed(f"{failed} check(s) failed")
-    reporter.line("all checks passed")
+    reporter.line("all checks passed" + (f", {warned} warning(s) (!)" if warned else ""))
 
 
 def keys(settings: Settings) -> identities.KeyInputs:

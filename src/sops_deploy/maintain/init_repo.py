@@ -19,9 +19,10 @@ from importlib import resources
 from pathlib import Path
 
 from sops_deploy import envfile
+from sops_deploy.defaults import DEFAULT_CONFIG
 from sops_deploy.errors import Problem, UsageError, ValidationError
 from sops_deploy.inputs.settings import InitOptions
-from sops_deploy.maintain import keyless, sopscmd, sopsconfig
+from sops_deploy.maintain import keyless, reader, sopscmd, sopsconfig, storedform
 from sops_deploy.output.reporter import Reporter
 from sops_deploy.sops import agekey, runner, tools
 
@@ -31,7 +32,14 @@ KNOWN_HOSTS = "secrets/known_hosts"
 WORKFLOW = ".github/workflows/deploy-secrets.yml"
 
 
-def run_init(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool]) -> None:
+def run_init(
+    opts: InitOptions,
+    reporter: Reporter,
+    ask: Callable[[str], bool],
+    answer: Callable[[str], str] | None = None,
+) -> None:
+    """Set up `opts.root`; `ask` gets yes/no answers, `answer` a typed one (None: no
+    terminal to ask in)."""
     root = opts.root
     targets = [root / sopsconfig.CONFIG_NAME, root / WORKFLOW]
     if opts.from_env is not None:
@@ -45,8 +53,10 @@ def run_init(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool]) 
             "pass --force to replace them (secrets/age-key.txt is never replaced: "
             "it is reused), or move them away first (see README#faq-init-overwrite)",
         )
-    plaintext = _read_plaintext(opts.from_env, reporter) if opts.from_env else None
+    read = _read_plaintext(opts.from_env, reporter) if opts.from_env else None
+    plaintext = read[0] if read else None
     pinned = _pin_host(opts, reporter, ask) if opts.host else None
+    fmt = reader.choose(opts, answer, reporter)
     sops_bin = tools.find_sops(opts.tools) if plaintext is not None else None
 
     key_path = root / KEY_FILE
@@ -59,10 +69,11 @@ def run_init(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool]) 
     reporter.info(
         f"✓ wrote {sopsconfig.CONFIG_NAME}: {ENCRYPTED} is encrypted for {', '.join(listed)}"
     )
-    if plaintext is not None and sops_bin is not None and opts.from_env is not None:
+    settings = reader.config_text(opts, fmt, ENCRYPTED, KNOWN_HOSTS)
+    reader.write(root, settings, reporter, fmt)
+    if read is not None and sops_bin is not None and opts.from_env is not None:
         key = keyless.key_source(opts, key_path if public else None)
-        _encrypt(sops_bin, opts, plaintext, key, config, reporter)
-        _maybe_delete(opts, ask, reporter)
+        _encrypt(sops_bin, opts, read, key, config, reporter)
     if pinned is not None:
         (root / KNOWN_HOSTS).write_text(pinned + "\n", encoding="utf-8")
         reporter.info(f"✓ pinned the host key in {KNOWN_HOSTS}")
@@ -72,9 +83,11 @@ def run_init(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool]) 
     reporter.info(f"✓ wrote {WORKFLOW}")
     for line in next_steps(opts, has_secrets=plaintext is not None).splitlines():
         reporter.line(line)
+    if read is not None:  # asked last: after "Back up secrets/age-key.txt" (step 1)
+        _maybe_delete(opts, ask, reporter)
 
 
-def _read_plaintext(path: Path, reporter: Reporter) -> dict[str, str]:
+def _read_plaintext(path: Path, reporter: Reporter) -> tuple[dict[str, str], storedform.Stored]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -84,27 +97,41 @@ def _read_plaintext(path: Path, reporter: Reporter) -> dict[str, str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--from {path}: cannot read it ({exc})", "save it as UTF-8") from None
     entries, problems = envfile.parse_dotenv(text, str(path))
-    reporter.mask(e.value for e in entries)
+    reporter.mask([(e.key, e.value) for e in entries])
     problems += envfile.lint(entries)
-    problems += [
-        Problem(
-            str(path),
-            e.line,
-            e.key,
-            "multi-line",
-            "the value spans several lines, which sops's dotenv format cannot store",
-            "write it on one line (e.g. base64), or keep it in its own sops-encrypted file",
-        )
-        for e in entries
-        if "\n" in e.value or "\r" in e.value
-    ]
     if not entries and not problems:
         problems.append(
             Problem(str(path), None, None, "empty", "no KEY=value line", "add your secrets")
         )
     if any(p.severity == "error" for p in problems):
         raise ValidationError(problems, f"fix {path} and run init again; nothing was written")
-    return {e.key: e.value for e in entries}
+    stored = storedform.for_sops(text)
+    if stored.unstorable:
+        raise ValidationError(
+            [
+                Problem(
+                    str(path),
+                    line,
+                    key,
+                    "multi-line",
+                    "no one-line form of this value reads back exactly",
+                    "keep it in its own sops-encrypted file",
+                )
+                for line, key in stored.unstorable
+            ],
+            f"fix {path} and run init again; nothing was written",
+        )
+    for line, key in stored.rewritten:
+        reporter.info(
+            f"  {path}:{line}: {key} spans several lines; stored on one line as "
+            '"…\\n…" (the deploy reads back the same line breaks)'
+        )
+    for line in stored.blanked:
+        reporter.info(
+            f"  {path}:{line}: a line of only spaces or tabs, which sops's dotenv store "
+            "refuses; stored as an empty line"
+        )
+    return {e.key: e.value for e in entries}, stored
 
 
 def _pin_host(opts: InitOptions, reporter: Reporter, ask: Callable[[str], bool]) -> str:
@@ -183,15 +210,18 @@ def _ignore(root: Path, names: list[str]) -> None:
 def _encrypt(
     sops_bin: str,
     opts: InitOptions,
-    plaintext: dict[str, str],
+    read: tuple[dict[str, str], storedform.Stored],
     key: runner.AgeKeySource,
     config: Path,
     reporter: Reporter,
 ) -> None:
     root, source = opts.root, opts.from_env
     assert source is not None
+    plaintext, stored = read
     target = root / ENCRYPTED
-    data = sopscmd.encrypt_dotenv(sops_bin, source, target.relative_to(root), key, config)
+    data = sopscmd.encrypt_dotenv(
+        sops_bin, stored.text.encode("utf-8"), str(source), target.relative_to(root), key, config
+    )
     target.parent.mkdir(parents=True, exist_ok=True)  # no age key made it: keyless
     target.write_bytes(data)
     # Prove the round trip before anyone deletes the plaintext: same keys, same values.
@@ -215,7 +245,9 @@ def _maybe_delete(opts: InitOptions, ask: Callable[[str], bool], reporter: Repor
     # --yes does not delete: the plaintext is the user's only copy if secrets/age-key.txt
     # (git-ignored, so `git clean -x` removes it) is lost. Deleting takes --delete-plaintext
     # or an explicit interactive "y".
-    if opts.delete_plaintext or (not opts.yes and ask(f"Delete the plaintext {source}? [y/N] ")):
+    backed_up = "" if opts.keys else f"Backed up {KEY_FILE} (step 1)? Then d"
+    question = f"{backed_up or 'D'}elete the plaintext {source}? [y/N] "
+    if opts.delete_plaintext or (not opts.yes and ask(question)):
         source.unlink()
         reporter.info(f"✓ deleted the plaintext {source}")
     else:
@@ -233,6 +265,7 @@ def _workflow(opts: InitOptions) -> str:
         ("BRANCH", json.dumps(_branch(opts.root))),
         ("ACTION", opts.action_ref),
         ("FILE", json.dumps(ENCRYPTED)),
+        ("CONFIG", json.dumps(DEFAULT_CONFIG)),
         ("HOST", host),
         ("REMOTE_PATH", json.dumps(opts.remote_path)),
     ):

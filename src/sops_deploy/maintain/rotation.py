@@ -16,7 +16,7 @@ from pathlib import Path
 from sops_deploy import envfile
 from sops_deploy.errors import SopsDeployError, UsageError
 from sops_deploy.inputs.settings import ToolPlaces
-from sops_deploy.maintain import sopscmd, sopsconfig
+from sops_deploy.maintain import sopscmd, sopsconfig, storedform
 from sops_deploy.output.reporter import Reporter
 from sops_deploy.sops import agekey, runner, tools
 
@@ -52,30 +52,24 @@ def _decrypted(
     entries, _problems = envfile.parse_dotenv(
         runner.decrypt(sops_bin, enc, age).decode("utf-8", "replace"), enc.path
     )
-    reporter.mask(e.value for e in entries)
+    reporter.mask([(e.key, e.value) for e in entries])
     return {e.key: e.value for e in entries}
 
 
 def dotenv_text(key: str, value: str) -> str:
     """How `value` must be written after `KEY=` so the dotenv parser reads it back exactly.
 
-    sops stores a dotenv value as the raw text after `=`, so a value with spaces, `#`,
-    quotes or backslashes needs quoting. The candidates are checked with the same parser
-    that deploy uses; a value none of them carries is refused.
+    sops stores a dotenv value as the raw text after `=`, on one line: see `storedform`
+    (a value with line breaks is written double-quoted with `\\n` escapes).
     """
-    candidates = [
-        value,
-        "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'",
-        '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"',
-    ]
-    for text in candidates:
-        entries, problems = envfile.parse_dotenv(f"{key}={text}\n", "<new value>")
-        if not problems and [(e.key, e.value) for e in entries] == [(key, value)]:
-            return text
-    raise UsageError(
-        f"{key}: the new value cannot be written in a dotenv file so that it reads back exactly",
-        "use `sops edit` for this value, or choose one without that mix of quotes",
-    )
+    text = storedform.stored_text(key, value)
+    if text is None:
+        raise UsageError(
+            f"{key}: the new value cannot be written in a dotenv file so that it reads back "
+            "exactly",
+            "use `sops edit` for this value, or choose one without that mix of quotes",
+        )
+    return text
 
 
 def rotate_value(
@@ -93,13 +87,7 @@ def rotate_value(
         )
     if not value:
         raise UsageError(f"{key}: the new value is empty", "pass a value on stdin or --generate")
-    if "\n" in value or "\r" in value:
-        raise UsageError(
-            f"{key}: the new value spans several lines, which a dotenv file stored by sops "
-            "cannot carry faithfully",
-            "rotate multi-line values with `sops edit` instead",
-        )
-    reporter.mask([value])
+    reporter.mask([(key, value)])
     sops_bin = tools.find_sops(places)
     enc = runner.inspect(path)
     if enc.stored_format != "dotenv":

@@ -2,7 +2,8 @@
 
 Like `sops.decrypt`, the age key reaches sops only through the child's environment and a
 new value only through stdin (`sops set --value-stdin`), never through argv, where any
-user on the machine could read it in the process list. Failures are mapped by `sops.error`.
+user on the machine could read it in the process list. Every path follows `--`, so a
+file named `--output=x` is a file. Failures are mapped by `sops.error`.
 """
 
 from __future__ import annotations
@@ -49,9 +50,15 @@ def run(
 
 
 def encrypt_dotenv(
-    sops_bin: str, plaintext_path: Path, target: Path, key: runner.AgeKeySource, config: Path
+    sops_bin: str,
+    plaintext: bytes,
+    source: str,
+    target: Path,
+    key: runner.AgeKeySource,
+    config: Path,
 ) -> bytes:
-    """The sops-encrypted form of a plaintext dotenv file, by the rule for `target`."""
+    """The sops-encrypted form of plaintext dotenv text (through stdin), by the rule for
+    `target`; `source` names the plaintext in messages."""
     return run(
         sops_bin,
         [
@@ -60,12 +67,13 @@ def encrypt_dotenv(
             "dotenv",
             "--output-type",
             "dotenv",
-            "--filename-override",
-            str(target),
-            str(plaintext_path),
+            f"--filename-override={target}",
+            "--",
+            "/dev/stdin",
         ],
         key,
-        what=str(plaintext_path),
+        what=source,
+        stdin=plaintext,
         config=config,
     )
 
@@ -83,6 +91,7 @@ def set_value(
             "--output-type",
             stored,
             "--value-stdin",
+            "--",
             str(path),
             json.dumps([key_name]),
         ],
@@ -96,7 +105,7 @@ def rotate_data_key(sops_bin: str, path: Path, stored: str, age: runner.AgeKeySo
     """sops's own data-key rotation: new data key, every value re-encrypted, in place."""
     run(
         sops_bin,
-        ["rotate", "-i", "--input-type", stored, "--output-type", stored, str(path)],
+        ["rotate", "-i", "--input-type", stored, "--output-type", stored, "--", str(path)],
         age,
         what=str(path),
     )
@@ -108,7 +117,7 @@ def update_keys(
     """`sops updatekeys -y`: re-encrypt the data key for the recipients in `config`."""
     run(
         sops_bin,
-        ["updatekeys", "-y", "--input-type", stored, str(path.relative_to(config.parent))],
+        ["updatekeys", "-y", "--input-type", stored, "--", str(path.relative_to(config.parent))],
         age,
         what=str(path),
         cwd=config.parent,

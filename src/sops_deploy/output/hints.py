@@ -22,6 +22,8 @@ RENAMED = {
     "source": "tools-source",
     "allow-unverified": "allow-unverified-tools",
     "env": "environment",
+    "path": "vault-path",
+    "name": "aws-secret-name",
 }
 # Action inputs named like their flag (action.yml; a test keeps the two lists equal).
 SAME_NAME = frozenset(
@@ -59,6 +61,8 @@ SAME_NAME = frozenset(
         "fail-fast",
         "retries",
         "timeout",
+        "adopt",
+        "kms-key-id",
     }
 )
 _FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")

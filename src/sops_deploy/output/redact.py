@@ -3,7 +3,10 @@ and the matcher that finds all of them in a text.
 
 Policy (README "Masking"): a value is masked unless its key is public (see
 `publicity.py`) or it cannot be a secret in practice: a boolean word (true/false/yes/no/
-on/off, any case) or shorter than `MIN_SECRET` characters. A masked value is looked for
+on/off, any case) or shorter than `MIN_SECRET` characters — the length rule does not
+apply to a key whose name says secret (`publicity.names_a_secret`: `DB_PASSWORD=Zq9` is
+masked). A value shorter than `MIN_SECRET` is replaced only as a whole word (`Zq9` but not
+the `zq9` of `zq9x`), as is a short all-letter one. A masked value is looked for
 in every form it can reach our output in: raw and line by line; as each dotenv-like
 format writes it (compose/dotenv double-quote escapes, compose `$$`, shell single quotes,
 through the envfile encoders); JSON-escaped (`\\u00fc` and UTF-8 forms); Python-repr.
@@ -38,14 +41,14 @@ REPLACEMENT = "***"
 _ESCAPING_FORMATS = ("compose", "dotenv", "shell")
 
 
-def is_maskable(value: str) -> bool:
-    """Whether a value could be a secret: not a boolean word, at least MIN_SECRET long."""
+def is_maskable(value: str, minimum: int = MIN_SECRET) -> bool:
+    """Whether a value could be a secret: not a boolean word, at least `minimum` long."""
     text = value.strip()
-    return len(text) >= MIN_SECRET and text.lower() not in BOOLEANS
+    return len(text) >= max(1, minimum) and text.lower() not in BOOLEANS
 
 
 def _is_word(form: str) -> bool:
-    return form.isalpha() and len(form) <= WORD_MAX
+    return (form.isalpha() and len(form) <= WORD_MAX) or len(form) < MIN_SECRET
 
 
 def _encoded(value: str) -> set[str]:
@@ -68,22 +71,22 @@ def _encoded(value: str) -> set[str]:
 _PLAIN = re.compile(r"[ !#%&(-\[\]-~]*")  # printable ASCII no encoder changes: no " $ ' \\
 
 
-def forms(value: str) -> set[str]:
+def forms(value: str, minimum: int = MIN_SECRET) -> set[str]:
     """Every text by which `value` (or one of its lines) could appear in our output."""
     if _PLAIN.fullmatch(value):  # the common case: every form is the value itself
         text = value.strip()
-        return {text} if is_maskable(text) else set()
-    return every_form(value)
+        return {text} if is_maskable(text, minimum) else set()
+    return every_form(value, minimum)
 
 
-def every_form(value: str) -> set[str]:
+def every_form(value: str, minimum: int = MIN_SECRET) -> set[str]:
     """`forms` without the shortcut: through every encoder (a test keeps the two equal)."""
     pieces = {value, *value.splitlines()}
     found: set[str] = set()
     for piece in pieces:
         for form in (piece, *_encoded(piece)):
             candidate = form.strip()  # covers the padded form too
-            if is_maskable(candidate):
+            if is_maskable(candidate, minimum):
                 found.add(candidate)
     return found
 
@@ -159,7 +162,7 @@ class Redactor:
 
     def __init__(self) -> None:
         self._owner: dict[str, str | None] = {}  # form -> key (None: key material, unnamed)
-        self._values: set[str] = set()
+        self._values: set[tuple[str, int]] = set()
         self._lengths: tuple[int, ...] = ()
         self._form_chars = 0
         self._spent = 0  # lookups spent in direct searches of this set of values
@@ -176,26 +179,30 @@ class Redactor:
     def add(self, value: str, key: str | None = None) -> list[str]:
         """Mask `value` (named by `key`, if any); returns its new lines for ::add-mask::.
 
-        Values the policy leaves readable (`is_maskable` false for every line) add nothing.
+        Values the policy leaves readable (`is_maskable` false for every line) add nothing;
+        a key whose name says secret has its value masked whatever its length.
         """
         return self.add_all([(key, value)])
 
     def add_all(self, items: Iterable[tuple[str | None, str]]) -> list[str]:
         """`add` for many (key, value) pairs under one lock: every new line, per value sorted."""
+        from sops_deploy.plan.publicity import names_a_secret
+
         lines: list[str] = []
         owner, values, plain = self._owner, self._values, _PLAIN.fullmatch
         with self._lock:
             lengths = set(self._lengths)
             before = len(owner)
             for key, value in items:
-                if value in values:
+                minimum = 1 if names_a_secret(key) else MIN_SECRET  # a secret's name: any length
+                if (value, minimum) in values:
                     continue
-                values.add(value)
+                values.add((value, minimum))
                 if plain(value):  # the common case, `forms` inlined: one form, the value
                     text = value.strip()
-                    new = [text] if is_maskable(text) and text not in owner else []
+                    new = [text] if is_maskable(text, minimum) and text not in owner else []
                 else:
-                    new = sorted(f for f in forms(value) if f not in owner)
+                    new = sorted(f for f in forms(value, minimum) if f not in owner)
                 for form in new:
                     owner[form] = key
                     lengths.add(len(form))

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, TextIO
 
 from sops_deploy.errors import Problem, SopsDeployError, UsageError, ValidationError
-from sops_deploy.output import hints, summary, workflow
+from sops_deploy.output import exportnames, hints, mdsafe, summary, workflow
 from sops_deploy.output.redact import Redactor
 
 if TYPE_CHECKING:
@@ -170,8 +170,8 @@ class Reporter:
                 line=exc.line if exc.file else None,
             )
             self.append_summary(
-                f"### ❌ {exc.title}\n\n{exc.message}\n\n**How to fix:** {hint}\n"
-                + _problem_table(exc, self.fix)
+                f"### ❌ {mdsafe.text(exc.title)}\n\n{mdsafe.text(exc.message)}\n\n"
+                f"**How to fix:** {mdsafe.text(hint)}\n" + _problem_table(exc, self.fix)
             )
         self._write(self.err, f"error: {exc.message}")
         if hint:
@@ -187,7 +187,7 @@ class Reporter:
                 # the server's text: redacted, neutralised, and only then cut
                 self._write_clean(self.err, f"    | {workflow.cut(self._clean(line))}")
         if r.failed and r.error is not None:
-            self._write(self.err, f"✗ {r.host}: {r.error.message}")
+            self._write(self.err, f"✗ {r.host}: {r.why}")
             if r.error.hint:
                 self._write(self.err, f"    fix: {self.fix(r.error.hint)}")
             return
@@ -211,7 +211,7 @@ class Reporter:
         for r in results:
             if r.failed and r.error is not None:
                 hint = self.fix(r.error.hint) if r.error.hint else ""
-                text = f"{r.host}: {r.error.message}" + (f" — fix: {hint}" if hint else "")
+                text = f"{r.host}: {r.why}" + (f" — fix: {hint}" if hint else "")
                 self._command("error", text, title=f"{r.error.title}: {r.host}")
             elif r.status == "drift":
                 kind = "error" if command == "check" else "warning"
@@ -293,12 +293,23 @@ class Reporter:
         The values were masked (or left readable, by the policy) when parsed; each is
         written as a heredoc whose random delimiter is checked not to occur in the value.
         """
+
+        keys = list(keys)
         wanted = list(values) if "*" in keys else list(dict.fromkeys(keys))
         missing = [k for k in wanted if k not in values]
         if missing:
             raise UsageError(
                 f"export-env names {', '.join(missing)}, not in the secrets",
                 "list only keys that the encrypted file defines, or use *",
+            )
+        dangerous = exportnames.refused(wanted, keys)
+        if dangerous:
+            raise UsageError(
+                f"export-env '*' would export {', '.join(dangerous)}, which change what "
+                "later steps run (loader, shell, interpreter or runner settings); nothing was "
+                "exported or deployed",
+                f"list each by name if that is intended (--export-env '*,{dangerous[0]}'), or "
+                "rename the key in the encrypted file, or list the keys to export instead of *",
             )
         path = self.env.get("GITHUB_ENV")
         if not path:
@@ -350,7 +361,8 @@ def _problem_table(exc: SopsDeployError, fix: object) -> str:
     rows = ["| file | line | key | problem | fix |", "|---|---|---|---|---|"]
     for p in exc.problems:
         rows.append(
-            f"| `{p.file}` | {p.line or ''} | `{p.key or ''}` | {p.message} | {render(p.fix)} |"
+            f"| {mdsafe.code(p.file)} | {p.line or ''} | {mdsafe.code(p.key or '')} | "
+            f"{mdsafe.text(p.message)} | {mdsafe.text(render(p.fix))} |"
         )
     return "\n" + "\n".join(rows) + "\n"
 

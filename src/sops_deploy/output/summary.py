@@ -13,6 +13,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sops_deploy.output import mdsafe
+
 if TYPE_CHECKING:
     from sops_deploy.deploy.rollout import HostResult, Plan
 
@@ -84,7 +86,8 @@ def aligned_key_rows(results: list[HostResult]) -> list[str]:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Server or file text in a cell: literal, never live Markdown or HTML (mdsafe.py)."""
+    return mdsafe.text(text)
 
 
 def summary_markdown(
@@ -104,8 +107,8 @@ def summary_markdown(
             if r.error.hint:
                 result += f" — **fix:** {_cell(fix(r.error.hint))}"
         rows.append(
-            f"| `{r.host}` | {result} | {names(r.added) or '–'} | "
-            f"{names(r.removed) or '–'} | {names(r.changed) or '–'} | "
+            f"| {mdsafe.code(r.host)} | {result} | {_cell(names(r.added)) or '–'} | "
+            f"{_cell(names(r.removed)) or '–'} | {_cell(names(r.changed)) or '–'} | "
             f"`{plan.sha256[:12]}` | {r.seconds:.1f}s |"
         )
     return f"### sops-deploy {command}\n\n" + "\n".join(rows) + "\n" + _differences(results)
@@ -113,11 +116,14 @@ def summary_markdown(
 
 def _differences(results: list[HostResult]) -> str:
     diff = key_rows(results)
-    rows = [f"| `{host}` | `{key}` | {what} |" for host, key, what in diff[:MAX_DIFF_ROWS]]
+    rows = [
+        f"| {mdsafe.code(host)} | {mdsafe.code(key)} | {_cell(what)} |"
+        for host, key, what in diff[:MAX_DIFF_ROWS]
+    ]
     if len(diff) > MAX_DIFF_ROWS:
         rows.append(f"| … | … | and {len(diff) - MAX_DIFF_ROWS} more (see the step log) |")
     rows += [
-        f"| `{r.host}` | – | {r.status}: {_cell(r.reason)} |"
+        f"| {mdsafe.code(r.host)} | – | {r.status}: {_cell(r.reason)} |"
         for r in results
         if r.status in ("failed", "skipped")
     ]

@@ -50,13 +50,11 @@ def decrypting(settings: Settings) -> Started[Decrypted | None]:
     `plan.decrypt_all` returns); None when no file is given (`decrypt_all` says so)."""
 
     def work() -> Decrypted | None:
-        from sops_deploy.sops import runner, tools
+        from sops_deploy.stores.source import read_all  # files and vault:// / aws-sm://
 
         if not settings.files:
             return None
-        sops_bin = tools.find_sops(settings.tools)
-        files = [runner.inspect(path) for path in settings.files]
-        return [(enc, runner.decrypt(sops_bin, enc, settings.age)) for enc in files]
+        return read_all(settings)
 
     return Started(work, "decrypt")
 

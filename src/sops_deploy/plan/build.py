@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from sops_deploy import envfile
@@ -15,6 +15,7 @@ from sops_deploy.envfile import Entry, Secrets
 from sops_deploy.errors import Problem, UsageError, ValidationError
 from sops_deploy.inputs.settings import Settings, Target
 from sops_deploy.plan import schema
+from sops_deploy.plan.readback import ReadBack
 from sops_deploy.plan.targets import TargetPlan, plan_targets
 from sops_deploy.sops import runner
 
@@ -56,13 +57,13 @@ class Plan:
 
 
 def decrypt_all(settings: Settings, sops_bin: str) -> list[tuple[runner.EncryptedFile, bytes]]:
-    """Decrypt every source file (in memory), in order."""
+    """Decrypt every source file (in memory), in order; a `vault://` or `aws-sm://` source
+    is read from its store instead, as the plaintext of a JSON file (`stores/source.py`)."""
     if not settings.files:
         raise UsageError("no encrypted file given", "pass --file secrets/.env.encrypted")
-    return [
-        (enc, runner.decrypt(sops_bin, enc, settings.age))
-        for enc in (runner.inspect(path) for path in settings.files)
-    ]
+    from sops_deploy.stores.source import read_all  # files and vault:// / aws-sm://
+
+    return read_all(settings, sops_bin)
 
 
 def build_plan(
@@ -83,7 +84,9 @@ def build_plan(
                 for line in plaintext.decode("utf-8", "replace").splitlines()
             ]
         )
-        return _raw_plan(settings, decrypted)
+        raw = _raw_plan(settings, decrypted)
+        guarded = tuple(replace(t, read_back=ReadBack(mask)) for t in raw.targets)
+        return replace(raw, targets=guarded)
     from sops_deploy.plan import publicity
 
     public = publicity.load(
@@ -106,6 +109,10 @@ def build_plan(
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise ValidationError(problems, validation_hint(decrypted, errors))
+    # What a server's current file holds is masked like these values when it is read.
+    public_names = frozenset(public.marked).union(*public.clear.values())
+    read_back = ReadBack(mask, public_names)
+    plans = [replace(p, read_back=read_back) for p in plans]
     first = plans[0]
     return Plan(merged, first.content, first.target.format, tuple(problems), tuple(plans))
 

@@ -9,13 +9,16 @@ A key is public when
 - sops-deploy.yaml lists it under `public-keys:` (or `--public-keys`, the action's
   `public-keys:` input).
 Every other key is secret; `redact.is_maskable` then spares only booleans and values
-too short to be secrets. `Publicity.is_public` is the one question other code asks (the
+too short to be secrets — except for a key whose name says secret (`names_a_secret`:
+`DB_PASSWORD`, `SESSION_SECRET`, `pin`, `apiKey`), whose value is masked whatever its
+length. `Publicity.is_public` is the one question other code asks (the
 Reporter's masking, github-sync's choice between a secret and a variable).
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,27 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from sops_deploy.envfile import Entry
+
+# Name parts that say "this is a secret" (README "Masking"): a short value of such a key is
+# masked too. Parts are split at `_`, `-`, `.` and camelCase humps; plurals count.
+SECRET_PARTS = frozenset(
+    (
+        "PASSWORD", "PASS", "PASSWD", "PASSPHRASE", "PIN", "TOKEN", "SECRET", "KEY",
+        "PRIVATE", "CREDENTIAL", "CREDENTIALS", "PASSWORDS", "TOKENS", "SECRETS", "KEYS",
+        "APIKEY", "PRIVKEY",
+    )
+)  # fmt: skip
+_PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+def name_parts(key: str) -> list[str]:
+    """`DB_PASSWORD` → DB, PASSWORD; `apiKey` → API, KEY; `MONKEY` → MONKEY."""
+    return [part.upper() for part in _PARTS.findall(key)]
+
+
+def names_a_secret(key: str | None) -> bool:
+    """Whether a part of the key's name says secret (`SESSION_SECRET`, `db-pass`, `PIN`)."""
+    return key is not None and any(part in SECRET_PARTS for part in name_parts(key))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from sops_deploy import envfile
 from sops_deploy.envfile import Secrets
 from sops_deploy.errors import Problem
 from sops_deploy.inputs.settings import Target
+from sops_deploy.plan.readback import ReadBack
 
 MANIFEST = ".sops-deploy-manifest"  # in a files target's directory: the names it wrote
 # A file name every filesystem and reader takes as it is: no path separator, no leading
@@ -36,6 +37,8 @@ class TargetPlan:
     secrets: Secrets
     content: bytes = b""
     files: dict[str, bytes] = field(default_factory=dict)
+    # Masks what is read back from a server for this target (readback.py).
+    read_back: ReadBack = field(default_factory=ReadBack, compare=False, repr=False)
 
     @property
     def sha256(self) -> str:

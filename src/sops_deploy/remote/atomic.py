@@ -207,7 +207,7 @@ def clean_debris(conn: Connection, path: str) -> list[str]:
     directory, name = posixpath.split(path)
     prefix = f".{name}{TEMP_MARKER}"
     removed = []
-    for entry in conn.listdir(directory):
+    for entry in conn.listdir(directory, lambda e: e.startswith(prefix) and e.endswith(".tmp")):
         if entry.startswith(prefix) and entry.endswith(".tmp"):
             try:
                 conn.remove(posixpath.join(directory, entry))

@@ -60,11 +60,9 @@ def backups_of(conn: Connection, path: str) -> list[str]:
     """The backups of `path`, oldest first."""
     directory, name = posixpath.split(path)
     prefix = name + BACKUP_INFIX
-    found = [
-        e
-        for e in conn.listdir(directory)
-        if e.startswith(prefix) and _BACKUP_RE.match(e[len(prefix) :])
-    ]
+    found = conn.listdir(
+        directory, lambda e: e.startswith(prefix) and bool(_BACKUP_RE.match(e[len(prefix) :]))
+    )
     return [posixpath.join(directory, e) for e in sorted(found)]
 
 

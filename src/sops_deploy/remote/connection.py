@@ -21,7 +21,7 @@ from paramiko.message import Message
 
 from sops_deploy.errors import ConnectError, RemoteError
 from sops_deploy.inputs.settings import HostSpec
-from sops_deploy.remote import become, failures, identities, steps
+from sops_deploy.remote import become, failures, identities, listing, steps
 from sops_deploy.remote.failures import IO_ERRORS, Cancelled, lost
 from sops_deploy.remote.reach import Options
 from sops_deploy.remote.trust import another_type_may_be_pinned, pinned_or_first, verify_host_key
@@ -31,7 +31,6 @@ BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 16.0
 KEEPALIVE_SECONDS = 15
 READ_CHUNK = 32768  # bytes per READ request (Paramiko's and OpenSSH's usual size)
-READDIRS_AHEAD = 3  # READDIR requests sent together (OpenSSH answers 100 names each)
 HOSTKEYS_REQUEST = "hostkeys-00@openssh.com"
 Attrs = paramiko.SFTPAttributes
 Ask = tuple[object, ...]  # an SFTP request: its type, then its fields
@@ -245,23 +244,10 @@ class Connection:
     def lstat(self, path: str) -> paramiko.SFTPAttributes:
         return self._client.lstat(path)
 
-    def listdir(self, directory: str) -> list[str]:
-        """The names in `directory` (no . and ..), READDIRS_AHEAD READDIRs at a time."""
-        handle = self._open_handle(wire.CMD_OPENDIR, directory)
-        names: list[str] = []
-        try:
-            while True:
-                ask: list[Ask] = [(wire.CMD_READDIR, handle)] * READDIRS_AHEAD
-                replies = failures.all_ok(self._pipelined(ask))
-                for msg in (m for kind, m in replies if kind == wire.CMD_NAME and m is not None):
-                    for _ in range(msg.get_int()):
-                        name, _long = msg.get_text(), msg.get_text()
-                        paramiko.SFTPAttributes._from_msg(msg)  # type: ignore[attr-defined]
-                        names += [name] if name not in (".", "..") else []
-                if any(kind is None for kind, _ in replies):  # the end (EOF) was reached
-                    return names
-        finally:
-            self._close_later(handle)
+    def listdir(self, directory: str, keep: Callable[[str], bool] = bool) -> list[str]:
+        """The names in `directory` that `keep` wants, bounded (listing.py)."""
+        request = self._client._request  # type: ignore[attr-defined]
+        return listing.names(request, directory, keep, seconds=self.timeout, where=str(self.spec))
 
     def read_file(self, path: str, expected: int, limit: int) -> tuple[Attrs, bytes]:
         """Open `path`; FSTAT, READs of its `expected` bytes and one past them (EOF, or read

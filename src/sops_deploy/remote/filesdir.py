@@ -250,8 +250,12 @@ def _after_failed_command(
 
 def _clean_debris(conn: Connection, directory: str) -> None:
     """Remove temp files a deploy whose connection died left (we hold the lock)."""
-    for entry in conn.listdir(directory):
-        if entry.startswith(".") and TEMP_MARKER in entry and entry.endswith(".tmp"):
+
+    def ours(entry: str) -> bool:
+        return entry.startswith(".") and TEMP_MARKER in entry and entry.endswith(".tmp")
+
+    for entry in conn.listdir(directory, ours):
+        if ours(entry):
             atomic.remove_quietly(conn, posixpath.join(directory, entry))
 
 

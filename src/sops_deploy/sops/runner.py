@@ -267,6 +267,7 @@ def decrypt(sops_bin: str, enc: EncryptedFile, key: AgeKeySource, *, timeout: fl
         enc.stored_format,
         "--output-type",
         out_type,
+        "--",  # a path that starts with "-" is a path, not an option
         enc.path,
     ]
     identity = key.ssh_identity(enc.recipients)

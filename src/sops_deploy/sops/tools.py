@@ -101,8 +101,19 @@ def find_sops(places: ToolPlaces, version: str = DEFAULT_SOPS_VERSION) -> str:
                 "point it at a sops binary or unset it",
             )
         return explicit
-    cached = cached_path(places, "sops", version)
+    plat = current_platform()
+    cached = cached_path(places, "sops", version, plat)
     if cached.is_file():
+        from sops_deploy.sops import toolcheck
+
+        pinned = PINNED_SHA256.get(("sops", version, plat.os, plat.arch))
+        why = toolcheck.problem(places, "sops", version, plat.tag, [cached], pinned)
+        if why is not None:
+            raise ToolError(
+                f"the cached sops at {cached} is not run: {why}",
+                "run `sops-deploy tools install sops` to replace it with a verified one "
+                "(or set SOPS_DEPLOY_SOPS to a sops you trust)",
+            )
         return str(cached)
     return _on_path(places, "sops", version)
 
@@ -147,8 +158,10 @@ def install(
     allow_unverified: bool = False,
     plat: Platform | None = None,
     warn: Callable[[str], None] = lambda _msg: None,
+    say: Callable[[str], None] = lambda _msg: None,
 ) -> Path:
-    """Install `tool` at `version` from `source` into the cache; a no-op when present.
+    """Install `tool` at `version` from `source` into the cache; a no-op when present and
+    verified (see `toolcheck`), a reinstall when present but not. `say` hears each slow step.
 
     Returns the path of the tool's main binary (`sops`, or `age` beside `age-keygen`).
     """
@@ -174,33 +187,50 @@ def install(
         return Path(
             find_sops(places, version) if tool == "sops" else _on_path(places, tool, version)
         )
+    from sops_deploy.sops import toolcheck
+
     target_dir = places.cache / tool / version / plat.tag
-    if all((target_dir / name).is_file() for name in BINARIES[tool]):
-        return target_dir / BINARIES[tool][0]
-    if source == "go":
-        return _go_install(places, tool, version, target_dir)
+    files = [target_dir / name for name in BINARIES[tool]]
     expected = sha256 or PINNED_SHA256.get((tool, version, plat.os, plat.arch))
-    if source == "auto" and expected is None and not allow_unverified:
-        return _go_install(places, tool, version, target_dir)
+    if all(f.is_file() for f in files):
+        pinned = expected if tool == "sops" else None  # age's digest is its archive's
+        why = toolcheck.problem(places, tool, version, plat.tag, files, pinned)
+        if why is None:
+            return files[0]
+        warn(f"the cached {tool} in {target_dir} is not used: {why}; installing it again")
+    if source == "go" or (source == "auto" and expected is None and not allow_unverified):
+        return _go_install(places, tool, version, plat, target_dir, say, "--source go")
     release = Release(tool, version, plat, mirror or GITHUB)
+    say(f"downloading {tool} {version} from {release.url(release.asset)} …")
     try:
-        return release.install(
+        path = release.install(
             target_dir,
             expected,
             allow_unverified=allow_unverified,
             warn=warn,
             timeout=PROBE_TIMEOUT if source == "auto" else DOWNLOAD_TIMEOUT,
         )
-    except Unreachable:
+    except Unreachable as exc:
         if source != "auto":
             raise
-    return _go_install(places, tool, version, target_dir)
+        why = f"no release download reachable: {exc.message}"
+        return _go_install(places, tool, version, plat, target_dir, say, why)
+    toolcheck.record(places, tool, version, plat.tag, files)
+    return path
 
 
-def _go_install(places: ToolPlaces, tool: str, version: str, target_dir: Path) -> Path:
+def _go_install(
+    places: ToolPlaces,
+    tool: str,
+    version: str,
+    plat: Platform,
+    target_dir: Path,
+    say: Callable[[str], None],
+    why: str,
+) -> Path:
     import shutil
-    import subprocess
-    import tempfile
+
+    from sops_deploy.sops import gobuild, toolcheck
 
     go = shutil.which("go", path=places.env.get("PATH"))
     if go is None:
@@ -208,23 +238,11 @@ def _go_install(places: ToolPlaces, tool: str, version: str, target_dir: Path) -
             f"cannot build {tool} {version}: Go is not installed",
             "install Go (https://go.dev/dl) or use another tools source",
         )
-    target_dir.mkdir(parents=True, exist_ok=True)
     packages = [f"{pkg}@v{version}" for pkg in GO_PACKAGES[tool]]
-    with tempfile.TemporaryDirectory(dir=target_dir.parent, prefix=".go-") as gobin:
-        env = {**places.env, "GOBIN": gobin, "CGO_ENABLED": "0", "GOFLAGS": "-trimpath"}
-        proc = subprocess.run(
-            [go, "install", *packages],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=gobin,
-        )
-        if proc.returncode != 0:
-            raise ToolError(
-                f"`go install {' '.join(packages)}` failed: {proc.stderr.strip()[-500:]}",
-                "check the version exists and the Go module proxy is reachable",
-            )
-        for name in BINARIES[tool]:
-            os.replace(Path(gobin) / name, target_dir / name)
-    return target_dir / BINARIES[tool][0]
+    say(f"building {tool} v{version} with go install ({why}) …")
+    gobuild.build(go, packages, BINARIES[tool], target_dir, places.env, say)
+    # A go build's bytes are listed by no release: its digest is recorded now, in this
+    # user's own records, and checked before every later run (toolcheck).
+    files = [target_dir / name for name in BINARIES[tool]]
+    toolcheck.record(places, tool, version, plat.tag, files)
+    return files[0]
