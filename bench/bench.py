@@ -11,8 +11,13 @@ Every figure is a median of N timed runs after a warm-up, against local sshd ins
   (e) a 10,000-key (~1 MiB) file through (a) and (b)  → (e)b/(e)a
   (f) CLI start `sops-deploy --version` against `python3 -c pass`
   (g) peak RSS of (b) and (e)
-  (h) `sops-deploy validate` of a 20-key file (absolute, beside `sops decrypt` alone)
+  (h) `sops-deploy validate` of a 20-key file against `sops decrypt` of it alone
   (i) connection stages, ours against OpenSSH's (bench/stages.py): a TCP stall shows
+  (j) over a slow link (bench/latency.py): round trips of 0, 10, 40, 100 ms, 1 and 16
+      hosts, ours against the raw pipeline, and the round trips each waits for
+  (k) the cached sops's digest check before it runs (stat against this user's record)
+
+(a)–(d) deploy a 50-key file, (e) a 10,000-key one, changed and unchanged.
 
 A fair baseline: the OpenSSH client runs with `-F none`, explicit options and an empty
 local HOME, and each bench sshd sets the login shell's HOME to an empty directory
@@ -34,8 +39,9 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from bench import stages, store, table
+from bench import chart, figures, latency, stages, store, table
 from bench.timing import Timing, measure, random_env, run_timed
 from sops_deploy.inputs.environment import tool_places
 from sops_deploy.sops import tools
@@ -45,30 +51,45 @@ from tests.support import REPO, sops_encrypt, target_flags
 # The installed console script, as users run it.
 CLI = str(Path(sys.executable).parent / "sops-deploy")
 
-# Issue 18's targets: ratios (same run) unless the key names a unit.
+# Targets (issues 18 and 28): ratios (same run) unless the key names a unit.
 TARGETS = {
-    "b/a": 1.1,
+    "b/a": 1.15,
     "c/a": 1.1,
     "e_b/e_a": 1.3,
+    "e_c/e_a": 1.2,
     "hosts64/hosts1": 2.5,
-    "validate_ms": 100.0,
+    "validate/sops_decrypt": 3.0,
     "version/python": 2.5,
     "rss_e_mib": 64.0,
+    "link40": 1.3,
+    "link40_hosts16/hosts1": 1.5,
 }
+SMALL_KEYS = 50
 # The plain-loop baseline of (d) runs only up to this many hosts (64 × 0.3 s per run).
 LOOP_MAX_HOSTS = 16
 
 
 class Bench:
-    def __init__(self, root: Path, runs: int, host_counts: list[int], big_keys: int) -> None:
+    def __init__(
+        self,
+        root: Path,
+        runs: int,
+        host_counts: list[int],
+        big_keys: int,
+        link_runs: int = 3,
+        link_rtts: tuple[int, ...] = latency.RTTS_MS,
+    ) -> None:
         self.root = root
         self.runs = runs
+        self.link_runs = link_runs
+        self.link_rtts = link_rtts
         self.host_counts = host_counts
         self.big_keys = big_keys
         self.sops = tools.find_sops(tool_places(os.environ))
         self.servers: list[Sshd] = []
         self.results: dict[str, Timing] = {}
         self.stages: dict[str, dict[str, float]] = {}
+        self.link: dict[str, Any] = {}
 
     # --- setup ---------------------------------------------------------------------------
 
@@ -79,7 +100,8 @@ class Bench:
             ["age-keygen", "-y", str(keyfile)], check=True, capture_output=True, text=True
         ).stdout.strip()
         self.age_key = keyfile.read_text()
-        self.small = [self.encrypt(random_env(20, seed), f"small{seed}") for seed in (1, 2)]
+        self.small = [self.encrypt(random_env(SMALL_KEYS, seed), f"small{seed}") for seed in (1, 2)]
+        self.twenty = self.encrypt(random_env(20, 9), "twenty")
         self.big = [self.encrypt(random_env(self.big_keys, seed), f"big{seed}") for seed in (3, 4)]
         client = self.root / "client_ed25519"
         subprocess.run(
@@ -152,14 +174,16 @@ class Bench:
             f"{s.user}@127.0.0.1",
         ]
 
+    def decrypt_cmd(self, file: Path) -> str:
+        return (
+            f"{shlex.quote(self.sops)} decrypt --input-type dotenv --output-type dotenv "
+            f"{shlex.quote(str(file))}"
+        )
+
     def baseline_cmd(self, file: Path, i: int) -> str:
         path = shlex.quote(self.srv_path(i))
         remote = f"umask 077; cat > {path}.tmp && mv {path}.tmp {path}"
-        ssh = shlex.join([*self.ssh_argv(i), remote])
-        return (
-            f"{shlex.quote(self.sops)} decrypt --input-type dotenv --output-type dotenv "
-            f"{shlex.quote(str(file))} | {ssh}"
-        )
+        return f"{self.decrypt_cmd(file)} | {shlex.join([*self.ssh_argv(i), remote])}"
 
     def deploy_argv(self, file: Path, hosts: int, command: str = "deploy") -> list[str]:
         return [
@@ -205,13 +229,17 @@ class Bench:
             self.runs,
         )
         r["e_b"] = measure(lambda i: run_timed(self.deploy_argv(big[i % 2], 1), env), self.runs)
+        run_timed(self.deploy_argv(big[0], 1), env)
+        r["e_c"] = measure(lambda i: run_timed(self.deploy_argv(big[0], 1), env), self.runs)
         r["version"] = measure(lambda i: run_timed([CLI, "--version"], env), self.runs)
         r["python"] = measure(lambda i: run_timed([sys.executable, "-c", "pass"], env), self.runs)
         self.run_validate()
         self.run_toolcheck()
         self.run_stages()
+        if self.link_runs > 0:
+            self.link = latency.sweep(self, self.link_runs, self.link_rtts)
 
-    # --- (j): the cached sops's digest check (toolcheck.py) --------------------------------
+    # --- (k): the cached sops's digest check (toolcheck.py) --------------------------------
 
     def run_toolcheck(self) -> None:
         """Before a cached sops runs: the stat check against this user's record (every run)
@@ -238,12 +266,12 @@ class Bench:
     # --- (h): validate, no network -------------------------------------------------------
 
     def run_validate(self) -> None:
-        r, small = self.results, self.small
-        argv = [CLI, "validate", "--file", str(small[0])]
+        r, twenty = self.results, self.twenty
+        argv = [CLI, "validate", "--file", str(twenty)]
         r["validate"] = measure(lambda i: run_timed(argv, self.env), self.runs)
         decrypt = [self.sops, "decrypt", "--input-type", "dotenv", "--output-type", "dotenv"]
         r["sops_decrypt"] = measure(
-            lambda i: run_timed([*decrypt, str(small[0])], self.sops_env), self.runs
+            lambda i: run_timed([*decrypt, str(twenty)], self.sops_env), self.runs
         )
 
     # --- (i): connection stages ------------------------------------------------------------
@@ -258,94 +286,11 @@ class Bench:
     # --- report ------------------------------------------------------------------------------
 
     def figures(self) -> dict[str, float]:
-        r = self.results
-        f = {
-            "b/a": r["b"].median / r["a"].median,
-            "c/a": r["c"].median / r["a"].median,
-            "e_b/e_a": r["e_b"].median / r["e_a"].median,
-            "version/python": r["version"].median / r["python"].median,
-            "validate_ms": r["validate"].median * 1000,
-            "rss_b_mib": r["b"].max_rss_kib / 1024,
-            "rss_e_mib": r["e_b"].max_rss_kib / 1024,
-        }
-        one = r[f"hosts{self.host_counts[0]}"].median
-        for n in self.host_counts[1:]:
-            f[f"hosts{n}/hosts{self.host_counts[0]}"] = r[f"hosts{n}"].median / one
-        return f
+        return figures.figures(self.results, self.host_counts, self.link)
 
     def rows(self) -> list[dict[str, object]]:
         """The table's rows, as data (bench/table.py renders them)."""
-        r, f = self.results, self.figures()
-        ms = lambda k: f"{r[k].median * 1000:.0f} ms"  # noqa: E731
-        out: list[dict[str, object]] = []
-
-        def row(name: str, ours: str, base: str, key: str | None, value: float | None) -> None:
-            target = TARGETS.get(key) if key else None
-            unit = (
-                "MiB"
-                if key and key.endswith("_mib")
-                else "ms"
-                if key and key.endswith("_ms")
-                else "×"
-            )
-            out.append(
-                {
-                    "figure": name,
-                    "ours": ours,
-                    "baseline": base,
-                    "ratio": None if unit != "×" else value,
-                    "target": None
-                    if target is None
-                    else f"≤ {target:g}{'' if unit == '×' else ' ' + unit}",
-                    "met": None if target is None or value is None else value <= target,
-                }
-            )
-
-        row("(b) deploy, file changes", ms("b"), ms("a"), "b/a", f["b/a"])
-        row("(c) deploy, unchanged rerun", ms("c"), ms("a"), "c/a", f["c/a"])
-        first = self.host_counts[0]
-        for n in self.host_counts[1:]:
-            loop = f"loop {ms(f'loop{n}')}, " if f"loop{n}" in r else ""
-            key = f"hosts{n}/hosts{first}"
-            row(
-                f"(d) {n} hosts vs {first} ({loop}xargs -P {ms(f'xargs{n}')})",
-                ms(f"hosts{n}"),
-                ms(f"hosts{first}"),
-                key,
-                f[key],
-            )
-        row(f"(e) {self.big_keys}-key file", ms("e_b"), ms("e_a"), "e_b/e_a", f["e_b/e_a"])
-        row(
-            "(f) `sops-deploy --version` vs `python3 -c pass`",
-            ms("version"),
-            ms("python"),
-            "version/python",
-            f["version/python"],
-        )
-        row("(g) peak RSS, deploy (b)", f"{f['rss_b_mib']:.1f} MiB", "–", None, None)
-        row(
-            f"(g) peak RSS, {self.big_keys}-key deploy (e)",
-            f"{f['rss_e_mib']:.1f} MiB",
-            "–",
-            "rss_e_mib",
-            f["rss_e_mib"],
-        )
-        row(
-            "(h) `validate`, 20 keys (baseline: `sops decrypt` alone)",
-            ms("validate"),
-            ms("sops_decrypt"),
-            "validate_ms",
-            f["validate_ms"],
-        )
-        row(
-            "(j) cached sops checked before it runs: stat vs this user's record "
-            "(baseline: the full SHA-256, on a first run or a changed file)",
-            f"{r['check_stat'].median * 1000:.2f} ms",
-            ms("check_hash"),
-            None,
-            None,
-        )
-        return out
+        return figures.rows(self.results, self.host_counts, self.big_keys, self.link, TARGETS)
 
     def data(self) -> dict[str, object]:
         """The "bench" section of bench/results/<commit>.json."""
@@ -357,6 +302,7 @@ class Bench:
             "targets": TARGETS,
             "rows": self.rows(),
             "stages": self.stages,
+            "link": self.link,
             "timings": {
                 k: {"median": v.median, "runs": v.runs, "max_rss_kib": v.max_rss_kib}
                 for k, v in self.results.items()
@@ -369,6 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--hosts", default="1,4,16,64", help="host counts for (d)")
     parser.add_argument("--big-keys", type=int, default=10_000)
+    parser.add_argument(
+        "--link-runs", type=int, default=3, help="runs per point of the slow-link sweep (0: skip)"
+    )
+    parser.add_argument("--link-rtts", default="0,10,40,100", help="round trips (ms) to sweep")
+    parser.add_argument("--chart", default=str(chart.SVG), help="where the sweep's SVG goes")
     parser.add_argument(
         "--results", default=str(store.RESULTS), help="directory of <commit>.json results"
     )
@@ -383,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
 
     compileall.compile_dir(str(REPO / "src"), quiet=1)
     with tempfile.TemporaryDirectory(prefix="sops-deploy-bench-") as tmp:
-        bench = Bench(Path(tmp), args.runs, counts, args.big_keys)
+        rtts = tuple(int(x) for x in args.link_rtts.split(","))
+        bench = Bench(Path(tmp), args.runs, counts, args.big_keys, args.link_runs, rtts)
         try:
             bench.setup()
             bench.run()
@@ -393,6 +345,10 @@ def main(argv: list[str] | None = None) -> int:
     path = store.save("bench", data, Path(args.results))
     print(table.bench_markdown(data))
     print(table.stages_markdown(data))
+    print(table.link_markdown(data))
+    if bench.link:
+        chart.write(bench.link, Path(args.chart))
+        print(f"wrote {args.chart}")
     # --- the action's setup, cold and warm in act (bench/setup_bench.py) ---
     if args.setup_runs > 0:
         from bench import setup_bench

@@ -22,6 +22,7 @@ from bench import store
 from bench.stages import STAGES, STALL_MS, STALL_STAGES
 
 README = store.REPO / "docs" / "performance.md"  # the page that holds the tables
+FIGURES = store.REPO / "docs" / "performance-figures.md"  # its slow-link table
 
 
 def _met(value: object) -> str:
@@ -74,6 +75,42 @@ def stages_markdown(data: dict[str, Any]) -> str:
     stalls = [s for s in STALL_STAGES if ours.get(s, 0.0) > STALL_MS]
     lines += ["", f"sops-deploy TCP stalls: {', '.join(stalls) or 'none'}."]
     return "\n".join(lines) + "\n"
+
+
+def link_markdown(data: dict[str, Any]) -> str:
+    """(j): per round-trip time, ours against the raw pipeline over the same link, 1 and 16
+    hosts; and the round trips each waits for (slope of time against RTT, one host)."""
+    link = data.get("link") or {}
+    if not link.get("points"):
+        return ""
+    hosts = link["hosts"]
+    head = " | ".join(f"{n} host{'s' if n > 1 else ''}: ours / raw / ratio" for n in hosts)
+    lines = [
+        "(j) Over a slow link (a proxy delaying each direction by half the round trip), "
+        "50-key changed deploy, medians:",
+        "",
+        f"| round trip | {head} |",
+        "|---|" + "---|" * len(hosts),
+    ]
+    for rtt in link["rtts_ms"]:
+        cells = []
+        for n in hosts:
+            p = next(p for p in link["points"] if p["rtt_ms"] == rtt and p["hosts"] == n)
+            cells.append(f"{p['ours']:.2f} s / {p['raw']:.2f} s / {p['ratio']:.2f}×")
+        lines.append(f"| {rtt} ms | " + " | ".join(cells) + " |")
+    trips = link["round_trips"]
+    lines += [
+        "",
+        f"Round trips waited for per deploy (slope of time against RTT, one host): "
+        f"sops-deploy {trips['ours']:.1f}, OpenSSH pipeline {trips['raw']:.1f}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def docs_with_link(text: str, bench: dict[str, Any]) -> str:
+    """The performance figures page with its slow-link table replaced."""
+    body = f"Measured at commit `{bench['commit']}`:\n\n" + link_markdown(bench["bench"])
+    return _replace(text, "latency", body)
 
 
 def _tool_rank(item: tuple[str, dict[str, Any]]) -> tuple[int, str]:
@@ -184,10 +221,16 @@ def main(argv: list[str] | None = None) -> int:
     readme = Path(args.readme)
     old = readme.read_text()
     new = readme_with_tables(old, bench, peers)
+    doc_old = FIGURES.read_text() if FIGURES.exists() else ""
+    linked = bench is not None and (bench["bench"].get("link") or {}).get("points")
+    doc_new = docs_with_link(doc_old, bench) if linked and bench is not None else doc_old
     if args.check:
-        print(f"{readme} tables are current" if new == old else f"{readme} tables are stale")
-        return 0 if new == old else 1
+        current = new == old and doc_new == doc_old
+        print(f"{readme} tables are current" if current else f"{readme} tables are stale")
+        return 0 if current else 1
     readme.write_text(new)
+    if doc_new != doc_old:
+        FIGURES.write_text(doc_new)
     print(f"{readme}: tables from {bench and bench['commit']} / {peers and peers['commit']}")
     return 0
 

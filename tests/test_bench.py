@@ -36,6 +36,7 @@ def test_bench_smoke_produces_every_figure(tmp_path: Path) -> None:
             "-m",
             "bench.bench",
             *("--runs", "1", "--hosts", "1,2", "--big-keys", "200"),
+            *("--link-runs", "1", "--link-rtts", "0,40", "--chart", str(tmp_path / "l.svg")),
             *("--results", str(tmp_path), "--setup-runs", "1"),
         ],
         capture_output=True,
@@ -51,8 +52,12 @@ def test_bench_smoke_produces_every_figure(tmp_path: Path) -> None:
         "b/a",
         "c/a",
         "e_b/e_a",
+        "e_c/e_a",
         "version/python",
         "validate_ms",
+        "validate/sops_decrypt",
+        "link40",
+        "link40_hosts16/hosts1",
         "rss_b_mib",
         "rss_e_mib",
         "hosts2/hosts1",
@@ -63,7 +68,12 @@ def test_bench_smoke_produces_every_figure(tmp_path: Path) -> None:
     for client in ("sops-deploy", "openssh"):
         assert {"tcp", "auth", "channel", "sftp"} <= set(data["stages"][client])
     assert "(h) `validate`, 20 keys" in proc.stdout
-    assert "(j) cached sops checked before it runs" in proc.stdout
+    assert "(j) deploy over a 40 ms round-trip link" in proc.stdout
+    assert "Round trips waited for per deploy" in proc.stdout
+    assert {(p["rtt_ms"], p["hosts"]) for p in data["link"]["points"]} == {
+        (0, 1), (0, 2), (40, 1), (40, 2)
+    }  # fmt: skip
+    assert "(k) cached sops checked before it runs" in proc.stdout
     assert "Connection stages" in proc.stdout
     assert "peak RSS" in proc.stdout
     setup = json.loads(path.read_text())["setup"]["seconds"]
@@ -261,3 +271,68 @@ def test_missing_go_peer_is_reported_not_raised(
     missing = peer_tools.go_tool("example.com/none/tool@v1.0.0")
     assert isinstance(missing, peer_tools.Missing)
     assert missing.why == "no `go` command on PATH"
+
+
+def _link_section() -> dict[str, Any]:
+    points = [
+        {"rtt_ms": rtt, "hosts": n, "ours": 0.4 + rtt * k / 1000, "raw": 0.3 + rtt * 8 / 1000}
+        for rtt in (0, 10, 40, 100)
+        for n, k in ((1, 20), (16, 22))
+    ]
+    for p in points:
+        p["ratio"] = p["ours"] / p["raw"]
+    link = benchmod_latency().round_trips(points)
+    return {"link": {"rtts_ms": [0, 10, 40, 100], "hosts": [1, 16], "points": points,
+                     "round_trips": link}}  # fmt: skip
+
+
+def benchmod_latency() -> ModuleType:
+    return importlib.import_module("bench.latency")
+
+
+def test_link_table_chart_and_round_trips_from_the_sweep(benchmod: Any) -> None:
+    """The slow-link sweep: one row per RTT, the slope as round trips (20 against 8), and
+    an SVG with a line per host count and the target."""
+    data = _link_section()
+    assert round(data["link"]["round_trips"]["ours"], 6) == 20
+    assert round(data["link"]["round_trips"]["raw"], 6) == 8
+    text = benchmod("table").link_markdown(data)
+    assert "| 40 ms | 1.20 s / 0.62 s / 1.94× |" in text
+    assert "sops-deploy 20.0, OpenSSH pipeline 8.0" in text
+    svg = benchmod("chart").svg(data["link"])
+    assert svg.count("<polyline") == 2
+    assert "target 1.3×" in svg
+    rows = benchmod("figures")
+    assert rows._link(data["link"], 40, 16)["hosts"] == 16
+
+
+def test_delay_proxy_carries_every_byte_both_ways() -> None:
+    """Pipelined chunks through the delaying proxy arrive whole and in order."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    got: list[bytes] = []
+
+    def echo() -> None:
+        conn, _ = server.accept()
+        with conn:
+            while data := conn.recv(65536):
+                got.append(data)
+                conn.sendall(data)
+
+    threading.Thread(target=echo, daemon=True).start()
+    proxy = benchmod_latency().DelayProxy(server.getsockname()[1])
+    proxy.delay = 0.005
+    try:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as c:
+            payload = b"".join(i.to_bytes(4, "big") for i in range(50_000))
+            c.sendall(payload)
+            back = b""
+            while len(back) < len(payload):
+                back += c.recv(65536)
+        assert back == payload
+        assert b"".join(got) == payload
+    finally:
+        proxy.close()
+        server.close()

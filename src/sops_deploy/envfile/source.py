@@ -12,8 +12,6 @@ import io
 import re
 from dataclasses import dataclass, field
 
-from dotenv.parser import decode_escapes, parse_stream
-
 from sops_deploy.envfile.fragments import looks_like_value, take_fragments
 from sops_deploy.errors import Problem
 
@@ -141,6 +139,8 @@ def read_statements(text: str, source: str) -> tuple[list[Entry], list[Problem]]
                 continue
         quoted = _QUOTED.match(text, pos)
         if quoted:
+            from dotenv.parser import decode_escapes  # a quoted value: loaded once, here
+
             single = quoted["single"]
             value = (
                 decode_escapes(_SINGLE_ESCAPES, single)
@@ -197,6 +197,8 @@ def parse_dotenv_reference(
     After a syntax error the parse resumes on the next physical line, so that an
     unterminated quote does not swallow the lines after it unreported.
     """
+    from dotenv.parser import parse_stream
+
     entries: list[Entry] = []
     problems: list[Problem] = []
     rest = text

@@ -63,14 +63,14 @@ class Reporter:
         values under 4 characters are left readable here. On GitHub every masked line is
         registered with `::add-mask::` before anything else can print it.
         """
-        for item in values:
-            key, value = item if isinstance(item, tuple) else (None, item)
-            lines = self.redactor.add(value, key)
-            if self.github and lines:
-                text = "".join(f"::add-mask::{workflow.escape_data(f)}\n" for f in lines)
-                with self._lock:
-                    self.out.write(text)
-                    self.out.flush()
+        lines = self.redactor.add_all(
+            item if isinstance(item, tuple) else (None, item) for item in values
+        )
+        if self.github and lines:
+            text = "".join(f"::add-mask::{workflow.escape_data(f)}\n" for f in lines)
+            with self._lock:
+                self.out.write(text)
+                self.out.flush()
 
     def mask_keys(self, texts: Iterable[str]) -> None:
         """Mask key material (age identity, SSH key): every line except `#` comments,

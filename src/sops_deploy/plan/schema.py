@@ -31,8 +31,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-from dotenv.parser import parse_stream
-
 from sops_deploy.envfile import KEY_RE, Secrets
 from sops_deploy.errors import Problem, UsageError
 
@@ -233,6 +231,8 @@ def _rule(path: str, key_node: yaml.Node, node: yaml.Node) -> KeyRule:
 
 
 def _load_example(path: str, text: str) -> Schema:
+    from dotenv.parser import parse_stream  # a deploy without .env.example never loads it
+
     rules: dict[str, KeyRule] = {}
     optional_next = public_next = False
     for binding in parse_stream(io.StringIO(text)):

@@ -11,8 +11,9 @@
 It never decides what to write: `deploy.py` does.
 """
 
-from sops_deploy.remote.connection import Connection, Options
+from sops_deploy.remote.connection import Connection
 from sops_deploy.remote.credentials import Credentials
+from sops_deploy.remote.reach import Options
 from sops_deploy.remote.trust import Trust, fingerprint, verify_host_key
 
 __all__ = ["Connection", "Credentials", "Options", "Trust", "fingerprint", "verify_host_key"]

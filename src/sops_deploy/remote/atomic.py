@@ -69,8 +69,11 @@ def current(conn: Connection, path: str, *, follow_symlinks: bool, read: bool = 
 def _state(conn: Connection, path: str, *, read: bool) -> FileState | None:
     """The file at `path`, or None when `path` is a symlink."""
     directory = posixpath.dirname(path) or "/"
+    # Both asked together (one round trip); the lstat's answer is used only for a directory.
+    dir_attr, attr = conn.attributes(("stat", directory), ("lstat", path))
     try:
-        dir_attr = conn.stat(directory)
+        if isinstance(dir_attr, OSError):
+            raise dir_attr
     except FileNotFoundError:
         raise RemoteError(
             f"{conn.spec}: directory {directory} does not exist",
@@ -84,15 +87,15 @@ def _state(conn: Connection, path: str, *, read: bool) -> FileState | None:
         ) from None
     if dir_attr.st_mode is not None and not stat.S_ISDIR(dir_attr.st_mode):
         raise RemoteError(f"{conn.spec}: {directory} is not a directory", "fix --remote-path")
-    try:
-        attr = conn.lstat(path)
-    except FileNotFoundError:
+    if isinstance(attr, FileNotFoundError):
         return FileState(path, None, None)
-    except PermissionError:
+    if isinstance(attr, PermissionError):
         raise RemoteError(
             f"{conn.spec}: permission denied looking at {path}",
             PERMISSION_HINT.format(user=conn.user),
         ) from None
+    if isinstance(attr, OSError):
+        raise attr
     mode = attr.st_mode or 0
     if stat.S_ISLNK(mode):
         return None

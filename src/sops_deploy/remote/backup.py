@@ -35,13 +35,13 @@ def backup(conn: Connection, old: FileState, keep: int, *, link: bool = True) ->
     while True:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
         name = f"{path}{BACKUP_INFIX}{stamp}"
+        if link and old.mode == 0o600 and conn.hardlink(path, name):  # fails if it exists
+            break
         try:
             conn.lstat(name)
             continue  # same microsecond as an earlier backup: take the next stamp
         except FileNotFoundError:
             pass
-        if link and old.mode == 0o600 and conn.hardlink(path, name):
-            break
         try:
             safefile.create_private(conn, name, old.content)
         except IO_ERRORS as exc:

@@ -9,70 +9,40 @@ from __future__ import annotations
 import contextlib
 import logging
 import posixpath
-import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import paramiko
+from paramiko import sftp as wire
 from paramiko.common import cMSG_IGNORE
 from paramiko.message import Message
-from paramiko.sftp import (
-    CMD_EXTENDED,
-    CMD_EXTENDED_REPLY,
-    CMD_HANDLE,
-    CMD_OPEN,
-    SFTP_FLAG_APPEND,
-    SFTP_FLAG_WRITE,
-)
 
 from sops_deploy.errors import ConnectError, RemoteError
 from sops_deploy.inputs.settings import HostSpec
-from sops_deploy.remote import become, identities, listing, steps
-from sops_deploy.remote.credentials import Credentials
+from sops_deploy.remote import become, failures, identities, listing, steps
 from sops_deploy.remote.failures import IO_ERRORS, Cancelled, lost
-from sops_deploy.remote.trust import (
-    Trust,
-    another_type_may_be_pinned,
-    pinned_or_first,
-    verify_host_key,
-)
+from sops_deploy.remote.reach import Options
+from sops_deploy.remote.trust import another_type_may_be_pinned, pinned_or_first, verify_host_key
 from sops_deploy.ssh import knownhosts
-from sops_deploy.ssh.sshconfig import Resolved, SshSetup
 
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 16.0
 KEEPALIVE_SECONDS = 15
+READ_CHUNK = 32768  # bytes per READ request (Paramiko's and OpenSSH's usual size)
 HOSTKEYS_REQUEST = "hostkeys-00@openssh.com"
+Attrs = paramiko.SFTPAttributes
+Ask = tuple[object, ...]  # an SFTP request: its type, then its fields
+Reply = tuple[int | None, Message | None]  # (None, None): an EOF status
 
 # Paramiko's transport-thread tracebacks never reach stderr: we report every failure.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
-@dataclass(frozen=True)
-class Options:
-    """How to reach a host: identity, trust, default user, bounds, retries, jump host; and
-    for keys as `ssh` finds them, HOME/agent (`ssh`) and ssh_config's answers (`resolved`)."""
-
-    creds: Credentials
-    trust: Trust
-    default_user: str
-    timeout: float = 20.0  # defaults.TIMEOUT (a test keeps them equal)
-    retries: int = 0
-    jump: HostSpec | None = None
-    ssh: SshSetup | None = None
-    resolved: Resolved | None = None
-    jump_resolved: Resolved | None = None
-    ci: bool = False
-    become: bool = False  # SFTP through `sudo -n sftp-server`, commands under sudo (`become`)
-    become_sftp_server: str | None = None
-
-
 class _Transport(paramiko.Transport):
-    """Answers sshd's `hostkeys-00@openssh.com` (sent after authentication, no reply
-    wanted) with SSH_MSG_IGNORE: unanswered, its segment waits for a delayed ACK (~40 ms)
-    and Nagle holds sshd's next reply, the first channel open, behind it."""
+    """Answers sshd's `hostkeys-00@openssh.com` with SSH_MSG_IGNORE: unanswered, it waits
+    for a delayed ACK (~40 ms) and Nagle holds sshd's next reply behind it."""
 
     def _parse_global_request(self, m: Message) -> None:
         kind = m.get_text()
@@ -197,7 +167,8 @@ class Connection:
         """Connect (or use `tunnel`) and run the key exchange, offering host key types in
         the order `knownhosts.key_type_preference` gives (known first, `refused` left out)."""
         spec, trust = self.spec, self._options.trust
-        transport = _Transport(tunnel if tunnel is not None else self._socket())
+        sock = tunnel if tunnel is not None else failures.open_socket(self.spec, self.timeout)
+        transport = _Transport(sock)
         self._transport = transport
         transport.set_keepalive(KEEPALIVE_SECONDS)
         transport.banner_timeout = self.timeout
@@ -211,48 +182,13 @@ class Connection:
             return transport.get_remote_server_key()  # raises if start_client timed out
         except IO_ERRORS as exc:
             self.close()
-            if time.monotonic() - started >= self.timeout * 0.9:
-                raise ConnectError(
-                    f"{spec}: timed out: no SSH answer from {spec.host} port {spec.port} "
-                    f"within {self.timeout:g}s",
-                    "check that this port is an SSH server and that nothing on the path "
-                    "stalls the connection; raise --timeout for slow links",
-                ) from None
-            raise ConnectError(
-                f"{spec}: SSH handshake failed: {str(exc) or type(exc).__name__} "
-                f"({spec.host} port {spec.port} closed the connection)",
-                "check that the port is an SSH server and that it is reachable",
-            ) from None
-
-    def _socket(self) -> socket.socket:
-        spec = self.spec
-        try:
-            sock = socket.create_connection((spec.host, spec.port), timeout=self.timeout)
-        except TimeoutError:
-            raise ConnectError(
-                f"{spec}: connection to {spec.host} port {spec.port} timed out after "
-                f"{self.timeout:g}s",
-                "check the host and port, and that a firewall lets SSH "
-                "through; raise --timeout for slow links",
-            ) from None
-        except OSError as exc:
-            raise ConnectError(
-                f"{spec}: cannot connect to {spec.host} port {spec.port}: {exc.strerror or exc}",
-                "check the host name and port, and that sshd is running "
-                "(see docs/faq.md#faq-cannot-connect)",
-            ) from None
-        # SSH is request/response: without this, small packets wait for delayed ACKs.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
+            timed_out = time.monotonic() - started >= self.timeout * 0.9
+            raise failures.handshake_failed(spec, self.timeout, exc, timed_out=timed_out) from None
 
     def _authenticate(self, transport: paramiko.Transport, keys: identities.Identities) -> None:
-        """Offer each key in OpenSSH's order; the first the server accepts logs in. The
-        whole exchange is bounded by --timeout (the watchdog speaks before Paramiko's own)."""
-        transport.auth_timeout = 2 * self.timeout
-        stalled = "the server stopped answering during authentication; check it, or raise --timeout"
+        """Offer each key in OpenSSH's order, the whole exchange bounded by --timeout."""
         try:
-            with steps.bounded(transport, self.timeout, str(self.spec), "authenticating", stalled):
-                identities.authenticate(transport, self.user, keys, str(self.spec))
+            identities.authenticate_within(transport, self.user, keys, str(self.spec), self.timeout)
         except RemoteError:
             self.close()
             raise
@@ -271,12 +207,7 @@ class Connection:
                 "direct-tcpip", (target.host, target.port), ("127.0.0.1", 0), timeout=self.timeout
             )
         except (*IO_ERRORS, paramiko.ChannelException) as exc:
-            raise ConnectError(
-                f"{target}: the jump host {self.spec} could not open a tunnel to {target.host} "
-                f"port {target.port}: {str(exc) or type(exc).__name__}",
-                "check that the target is reachable from the jump host and that the jump "
-                "host's sshd allows it (AllowTcpForwarding yes)",
-            ) from None
+            raise failures.tunnel_failed(target, self.spec, exc) from None
 
     @property
     def _live_transport(self) -> paramiko.Transport:
@@ -293,10 +224,8 @@ class Connection:
     # --- paths and attributes ----------------------------------------------------------
 
     def resolve(self, path: str) -> str:
-        """An absolute remote path as the server resolves it: `~/x` relative to the login
-        directory, the directory's symlinks and `..` resolved by the server (`lnk/../x` is
-        where the link's target is, not where the text says); a missing directory is left
-        as written, for the caller to report."""
+        """An absolute path as the server resolves it: `~/x` from the login directory, the
+        directory's links and `..` resolved there; a missing directory left as written."""
         if path.startswith("~/"):
             path = posixpath.join(self._client.normalize("."), path[2:])
         directory, name = posixpath.split(path)
@@ -320,11 +249,72 @@ class Connection:
         request = self._client._request  # type: ignore[attr-defined]
         return listing.names(request, directory, keep, seconds=self.timeout, where=str(self.spec))
 
-    def chmod(self, path: str, mode: int) -> None:
-        self._client.chmod(path, mode)
+    def read_file(self, path: str, expected: int, limit: int) -> tuple[Attrs, bytes]:
+        """Open `path`; FSTAT, READs of its `expected` bytes and one past them (EOF, or read
+        on, at most `limit` + 1 bytes), sent together: one round trip after the open, the
+        CLOSE not waited for. The caller compares the FSTAT attributes with its lstat."""
+        handle = self._open_handle(wire.CMD_OPEN, path, wire.SFTP_FLAG_READ, Attrs())
+        try:
+            fstat: list[Ask] = [(wire.CMD_FSTAT, handle)]
+            data, size = bytearray(), min(expected, limit)
+            while True:
+                start = len(data)
+                ats = range(start, start + size, READ_CHUNK)
+                spans = [(at, min(READ_CHUNK, start + size - at)) for at in ats]
+                spans.append((start + size, READ_CHUNK))  # past the end: EOF, or more
+                reads: list[Ask] = [(wire.CMD_READ, handle, wire.int64(a), n) for a, n in spans]
+                replies = failures.all_ok(self._pipelined(fstat + reads))
+                if fstat:
+                    kind, msg = replies.pop(0)
+                    if kind != wire.CMD_ATTRS or msg is None:
+                        raise paramiko.SFTPError("expected attributes")
+                    attrs, fstat = Attrs._from_msg(msg), []  # type: ignore[attr-defined]
+                for (at, _n), (kind, msg) in zip(spans, replies, strict=True):
+                    if at != len(data):
+                        break  # a short answer before this one: read on from there
+                    chunk = msg.get_binary() if kind == wire.CMD_DATA and msg is not None else b""
+                    if not chunk:
+                        return attrs, bytes(data)  # EOF at the end of what was read
+                    data += chunk
+                if len(data) > limit:
+                    return attrs, bytes(data)  # the caller refuses it
+                size = min(READ_CHUNK * 8, limit + 1 - len(data))
+        finally:
+            self._close_later(handle)
 
-    def chown(self, path: str, uid: int, gid: int) -> None:
-        self._client.chown(path, uid, gid)
+    def _open_handle(self, kind: int, *args: object) -> bytes:
+        reply, msg = self._client._request(kind, *args)  # type: ignore[attr-defined]
+        if reply != wire.CMD_HANDLE or msg is None:
+            raise paramiko.SFTPError("expected a handle")
+        return bytes(msg.get_binary())
+
+    def _pipelined(self, requests: list[Ask]) -> list[Reply | OSError]:
+        """Send all, then read all (one round trip); a failed status comes back as OSError."""
+        client = self._client
+        sent = [client._async_request(type(None), *r) for r in requests]  # type: ignore[attr-defined]
+        out: list[Reply | OSError] = []
+        for num in sent:
+            try:
+                out.append(client._read_response(num))  # type: ignore[attr-defined]
+            except EOFError:
+                out.append((None, None))
+            except (TimeoutError, paramiko.SSHException):
+                raise  # the connection stalled or is gone: waiting for the rest would too
+            except OSError as exc:  # a status for this request: the others still answer
+                out.append(exc)
+        return out
+
+    def attributes(self, *asks: tuple[str, str]) -> list[Attrs | OSError]:
+        """("stat" or "lstat", path) each, sent together (one round trip): the attributes,
+        or the error each got (FileNotFoundError, PermissionError…)."""
+        kinds = {"stat": wire.CMD_STAT, "lstat": wire.CMD_LSTAT}
+        replies = self._pipelined([(kinds[kind], path) for kind, path in asks])
+        return [r if isinstance(r, OSError) else Attrs._from_msg(r[1]) for r in replies]  # type: ignore[attr-defined]
+
+    def _close_later(self, handle: bytes) -> None:
+        """CLOSE a read-only handle without waiting (its answer is dropped with the next)."""
+        with contextlib.suppress(*IO_ERRORS):
+            self._client._async_request(type(None), wire.CMD_CLOSE, handle)  # type: ignore[attr-defined]
 
     def remove(self, path: str) -> None:
         self._client.remove(path)
@@ -340,7 +330,7 @@ class Connection:
     def hardlink(self, existing: str, new: str) -> bool:
         """Hard-link `new` to `existing` (hardlink@openssh.com); False where not supported."""
         try:
-            self._client._request(CMD_EXTENDED, "hardlink@openssh.com", existing, new)  # type: ignore[attr-defined]
+            self._client._request(wire.CMD_EXTENDED, "hardlink@openssh.com", existing, new)  # type: ignore[attr-defined]
         except IO_ERRORS:
             return False
         return True
@@ -349,11 +339,11 @@ class Connection:
         """Space left for us under `directory` (statvfs@openssh.com); huge if unknown."""
         try:
             kind, msg = self._client._request(  # type: ignore[attr-defined]
-                CMD_EXTENDED, "statvfs@openssh.com", directory
+                wire.CMD_EXTENDED, "statvfs@openssh.com", directory
             )
         except IO_ERRORS:
             return 1 << 62
-        if kind != CMD_EXTENDED_REPLY or msg is None:
+        if kind != wire.CMD_EXTENDED_REPLY or msg is None:
             return 1 << 62
         _bsize, frsize, _blocks, _bfree, bavail = (msg.get_int64() for _ in range(5))
         return int(frsize * bavail)
@@ -361,16 +351,19 @@ class Connection:
     # --- file contents -----------------------------------------------------------------
 
     def open_file(self, path: str, flags: int, mode: int | None = None) -> paramiko.SFTPFile:
-        """An SFTP handle on `path` opened with `flags` (SFTP_FLAG_*), `mode` sent in the
-        OPEN request itself (Paramiko's `open` sends none); see `safefile` for the rules."""
+        """An SFTP handle on `path` opened with `flags`, `mode` in the OPEN request itself."""
         attrs = paramiko.SFTPAttributes()
         if mode is not None:
             attrs.st_mode = mode
-        kind, msg = self._client._request(CMD_OPEN, path, flags, attrs)  # type: ignore[attr-defined]
-        if kind != CMD_HANDLE or msg is None:
-            raise paramiko.SFTPError("expected a file handle")
-        text = "ab" if flags & SFTP_FLAG_APPEND else "wb" if flags & SFTP_FLAG_WRITE else "rb"
-        return paramiko.SFTPFile(self._client, msg.get_binary(), text)
+        handle = self._open_handle(wire.CMD_OPEN, path, flags, attrs)
+        text = "wb" if flags & wire.SFTP_FLAG_WRITE else "rb"  # an append: the caller seeks
+        return paramiko.SFTPFile(self._client, handle, text)
+
+    def close_later(self, fh: paramiko.SFTPFile) -> None:
+        """Close a handle whose writes were checked (FSTAT) without waiting for the answer."""
+        fh.flush()
+        fh._closed = True  # type: ignore[attr-defined]
+        self._close_later(fh.handle)  # type: ignore[arg-type]
 
     def check_written(self, handle: paramiko.SFTPFile) -> None:
         """Raise the failure Paramiko kept from a pipelined write (ENOSPC…) without raising."""
@@ -383,17 +376,10 @@ class Connection:
     def run(self, command: str, timeout: float) -> paramiko.Channel:
         """A session channel running `command` (stdout and stderr combined, no stdin);
         opening it and the exec request are bounded by `timeout`."""
-        hint = "the server does not answer a command request; check it, or raise --timeout"
-        transport = self._live_transport
         try:
-            with steps.bounded(transport, timeout, str(self.spec), "starting the command", hint):
-                chan = transport.open_session(timeout=timeout)
-                chan.set_combine_stderr(True)
-                chan.exec_command(command)
-                chan.shutdown_write()  # a command that reads stdin sees its end
+            return steps.start_command(self._live_transport, timeout, str(self.spec), command)
         except IO_ERRORS as exc:
             raise lost(self.spec, "starting the post-command", exc) from None
-        return chan
 
     def can_run_commands(self) -> bool:
         """Whether this account may run commands (not SFTP-only); see `steps`."""

@@ -240,6 +240,19 @@ def nothing_to_offer(identities: Identities, *, ci: bool) -> UsageError:
     return UsageError(f"no SSH private key to log in with ({looked})", hint)
 
 
+def authenticate_within(
+    transport: paramiko.Transport, user: str, keys: Identities, where: str, seconds: float
+) -> Identity:
+    """`authenticate`, the whole exchange bounded by `seconds` (the watchdog speaks before
+    Paramiko's own auth timeout, set to twice as long)."""
+    from sops_deploy.remote import steps
+
+    transport.auth_timeout = 2 * seconds
+    stalled = "the server stopped answering during authentication; check it, or raise --timeout"
+    with steps.bounded(transport, seconds, where, "authenticating", stalled):
+        return authenticate(transport, user, keys, where)
+
+
 def authenticate(
     transport: paramiko.Transport, user: str, identities: Identities, where: str
 ) -> Identity:

@@ -119,7 +119,7 @@ def remote_lock(
     while True:
         interrupt.check(f"taking the lock {lock}")
         try:
-            safefile.create_private(conn, lock, body)
+            safefile.create_private(conn, lock, body, wait_close=False)
             break
         except IO_ERRORS as exc:
             try:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from sops_deploy.errors import RemoteError
 from sops_deploy.remote import safefile
-from sops_deploy.remote.connection import Connection
+from sops_deploy.remote.connection import Attrs, Connection
 from sops_deploy.remote.failures import IO_ERRORS
 from sops_deploy.remote.postcommand import run_command
 
@@ -38,10 +38,11 @@ def text(owner: Owner | None) -> str:
     return "?" if owner is None else f"{owner[0]}:{owner[1]}"
 
 
-def me(conn: Connection, lock_path: str) -> Owner | None:
-    """The login user's uid and gid as the server gives them to our new files (the lock's)."""
+def me(conn: Connection, lock_path: str, seen: Attrs | OSError | None = None) -> Owner | None:
+    """The login user's uid and gid as the server gives them to our new files (the lock's);
+    `seen`: the lock's lstat, when the caller asked for it already."""
     try:
-        attr = conn.lstat(lock_path)
+        attr = conn.lstat(lock_path) if seen is None else _raised(seen)
     except IO_ERRORS:
         return None
     if attr.st_uid is None or attr.st_gid is None:
@@ -142,14 +143,19 @@ def choose(
 
 
 def warn_if_shared(
-    conn: Connection, directory: str, mine: Owner | None, warn: Callable[[str], None]
+    conn: Connection,
+    directory: str,
+    mine: Owner | None,
+    warn: Callable[[str], None],
+    seen: Attrs | OSError | None = None,
 ) -> None:
     """Warn when users other than the login user may write `directory`: they can replace
-    the file between deploys (the new file's owner stays one the deploy chose)."""
+    the file between deploys (the new file's owner stays one the deploy chose). `seen`:
+    the directory's stat, when the caller asked for it already."""
     if mine is None:
         return
     try:
-        attr = conn.stat(directory)
+        attr = conn.stat(directory) if seen is None else _raised(seen)
     except IO_ERRORS:
         return
     mode = attr.st_mode or 0
@@ -174,3 +180,9 @@ def denied(conn: Connection, path: str, owner: Owner) -> RemoteError:
         "(changing a file's owner needs root); nothing was replaced",
         "log in as root, or pass --become (sudo -n on the server), or drop --owner",
     )
+
+
+def _raised(seen: Attrs | OSError) -> Attrs:
+    if isinstance(seen, OSError):
+        raise seen
+    return seen

@@ -33,9 +33,9 @@ from paramiko.sftp import (
 from sops_deploy.errors import RemoteError
 from sops_deploy.remote.connection import Connection
 
-# 64 MiB: the largest file the tool reads from a server (docs/safe-operations.md)
-READ_LIMIT = 64 << 20
-_CHUNK = 32768
+READ_LIMIT = (
+    64 << 20
+)  # 64 MiB: the largest file the tool reads from a server (docs/safe-operations.md)
 _KINDS = {
     stat.S_IFDIR: "a directory",
     stat.S_IFIFO: "a FIFO",
@@ -82,11 +82,25 @@ def refuse_kind(where: str, path: str, role: str, mode: int) -> RemoteError:
 def checked_name(conn: Connection, path: str, role: str) -> paramiko.SFTPAttributes | None:
     """The lstat attributes of `path` if it is a regular file, None if it does not exist;
     a symlink or anything else is refused."""
+    return checked_names(conn, (path, role))[0]
+
+
+def checked_names(
+    conn: Connection, *names: tuple[str, str]
+) -> list[paramiko.SFTPAttributes | None]:
+    """`checked_name` for each (path, role), every lstat sent together (one round trip)."""
+    answers = conn.attributes(*(("lstat", path) for path, _role in names))
+    return [_regular(conn, path, role, a) for (path, role), a in zip(names, answers, strict=True)]
+
+
+def _regular(
+    conn: Connection, path: str, role: str, attr: paramiko.SFTPAttributes | OSError
+) -> paramiko.SFTPAttributes | None:
     where = str(conn.spec)
-    try:
-        attr = conn.lstat(path)
-    except FileNotFoundError:
+    if isinstance(attr, FileNotFoundError):
         return None
+    if isinstance(attr, OSError):
+        raise attr
     mode = attr.st_mode or 0
     if stat.S_ISLNK(mode):
         raise refuse_link(where, path, role)
@@ -117,9 +131,12 @@ def open_existing(
     and a new regular file raises `Replaced` (nothing of it is read or written)."""
     flags = SFTP_FLAG_WRITE | SFTP_FLAG_APPEND if append else SFTP_FLAG_READ
     with conn.open_file(path, flags) as fh:
-        if not _same_file(seen, fh.stat()):
+        now = fh.stat()
+        if not _same_file(seen, now):
             checked_name(conn, path, role)  # a link or odd file there now: refused
             raise Replaced(path)  # a new regular file: the caller looks again
+        if append:
+            fh.seek(now.st_size or 0)  # writes at the end (the server appends anyway)
         yield fh
 
 
@@ -131,16 +148,15 @@ def read_limited(
     where = str(conn.spec)
     if (seen.st_size or 0) > limit:
         raise too_big(where, path, role, size_text(seen.st_size or 0), limit)
-    out = bytearray()
-    with open_existing(conn, path, seen, role) as fh:
-        fh.prefetch(min(seen.st_size or 0, limit))
-        while True:
-            chunk = fh.read(_CHUNK)
-            if not chunk:
-                return bytes(out)
-            out += chunk
-            if len(out) > limit:
-                raise too_big(where, path, role, "larger than it claimed", limit)
+    # The handle's attributes and the bytes arrive together (Connection.read_file); the
+    # bytes are used only when the handle's file is the one lstat showed.
+    attrs, data = conn.read_file(path, seen.st_size or 0, limit)
+    if not _same_file(seen, attrs):
+        checked_name(conn, path, role)  # a link or odd file there now: refused
+        raise Replaced(path)  # a new regular file: the caller looks again
+    if len(data) > limit:
+        raise too_big(where, path, role, "larger than it claimed", limit)
+    return data
 
 
 def too_big(where: str, path: str, role: str, size: str, limit: int) -> RemoteError:
@@ -159,27 +175,40 @@ def create_private(
     mode: int = 0o600,
     owner: tuple[int, int] | None = None,
     owner_denied: Callable[[paramiko.SFTPAttributes], None] = lambda _a: None,
+    wait_close: bool = True,
 ) -> None:
     """Create `path`, which must not exist (not even as a link: CREATE|EXCL), 0600 from its
     first byte, holding `data`; then `mode` and `owner` are set on the handle (never by
-    path). `owner_denied` hears the file's attributes when the owner may not be given."""
+    path). `owner_denied` hears the file's attributes when the owner may not be given.
+    `wait_close=False` (the lock): the CLOSE is not waited for, once the FSTAT answered
+    after the writes has shown every byte there."""
     flags = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL
     with conn.open_file(path, flags, 0o600) as fh:
         fh.set_pipelined(True)
         fh.write(data)
         if mode != 0o600:
             fh.chmod(mode)
-        if owner is not None:
-            attr = fh.stat()
-            if (attr.st_uid, attr.st_gid) != owner:
-                try:
-                    fh.chown(*owner)
-                except PermissionError:
-                    owner_denied(attr)
+        # The writes are not waited for: this FSTAT, on the same handle, is answered after
+        # them (one round trip for all) and gives the size that reached the server.
+        attr = fh.stat()
+        if owner is not None and (attr.st_uid, attr.st_gid) != owner:
+            try:
+                fh.chown(*owner)
+            except PermissionError:
+                owner_denied(attr)
+        if not wait_close and attr.st_size == len(data) and not _saved_failure(conn, fh):
+            conn.close_later(fh)
     conn.check_written(fh)
-    size = conn.lstat(path).st_size
-    if size != len(data):
-        raise OSError(f"short write: {size} of {len(data)} bytes reached the server")
+    if attr.st_size != len(data):
+        raise OSError(f"short write: {attr.st_size} of {len(data)} bytes reached the server")
+
+
+def _saved_failure(conn: Connection, fh: paramiko.SFTPFile) -> bool:
+    try:
+        conn.check_written(fh)
+    except OSError:
+        return True
+    return False
 
 
 def append_private(conn: Connection, path: str, data: bytes, role: str) -> None:
@@ -191,7 +220,9 @@ def append_private(conn: Connection, path: str, data: bytes, role: str) -> None:
             try:
                 new = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL
                 with conn.open_file(path, new, 0o600) as fh:
+                    fh.set_pipelined(True)  # the write is answered with the CLOSE
                     fh.write(data)
+                conn.check_written(fh)
                 return
             except OSError:
                 if checked_name(conn, path, role) is not None:
@@ -201,7 +232,9 @@ def append_private(conn: Connection, path: str, data: bytes, role: str) -> None:
             with open_existing(conn, path, seen, role, append=True) as fh:
                 if (seen.st_mode or 0) & 0o077:
                     fh.chmod(0o600)
+                fh.set_pipelined(True)  # the write is answered with the CLOSE
                 fh.write(data)
+            conn.check_written(fh)
         except Replaced:
             continue
         return

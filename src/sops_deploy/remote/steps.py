@@ -97,6 +97,20 @@ def open_sftp(transport: paramiko.Transport, seconds: float, where: str) -> para
         ) from None
 
 
+def start_command(
+    transport: paramiko.Transport, seconds: float, where: str, command: str
+) -> paramiko.Channel:
+    """A session channel running `command` (stderr into stdout, stdin at its end), the
+    channel open and the exec request within `seconds`."""
+    hint = "the server does not answer a command request; check it, or raise --timeout"
+    with bounded(transport, seconds, where, "starting the command", hint):
+        chan = transport.open_session(timeout=seconds)
+        chan.set_combine_stderr(True)
+        chan.exec_command(command)
+        chan.shutdown_write()  # a command that reads stdin sees its end
+    return chan
+
+
 def can_run_commands(transport: paramiko.Transport, seconds: float, where: str) -> bool:
     """Whether this account runs commands: `echo PROBE` must print PROBE. An SFTP-only
     account (ForceCommand internal-sftp, a nologin or git shell) or a server that refuses

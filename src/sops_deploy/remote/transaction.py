@@ -93,8 +93,9 @@ def preflight(conn: Connection, path: str, post_command: str | None) -> None:
     # `post_command`: any command the deploy will run there (post- or validate-command)
     """Before anything is created: no link or odd file where the lock and the audit line
     go, and a post-command only where commands can run (not on an SFTP-only account)."""
-    safefile.checked_name(conn, path + lock.LOCK_SUFFIX, "lock file")
-    safefile.checked_name(conn, path + audit.AUDIT_SUFFIX, "audit log")
+    safefile.checked_names(
+        conn, (path + lock.LOCK_SUFFIX, "lock file"), (path + audit.AUDIT_SUFFIX, "audit log")
+    )
     if post_command and not conn.can_run_commands():
         raise RemoteError(
             f"{conn.spec}: {conn.user} cannot run commands on this server (an SFTP-only "
@@ -114,9 +115,14 @@ def _owners(
 ) -> tuple[owner.Owner | None, bool, owner.Owner | None]:
     """(the owner the new file gets — None: the login user's —, asked with --owner, the
     login user's ids): `owner`'s rules."""
-    mine = owner.me(conn, lock_path + lock.LOCK_SUFFIX)
+    directory = before.path.rsplit("/", 1)[0] or "/"
+    # The lock's lstat and the directory's stat asked together: one round trip.
+    lock_attr, dir_attr = conn.attributes(
+        ("lstat", lock_path + lock.LOCK_SUFFIX), ("stat", directory)
+    )
+    mine = owner.me(conn, lock_path + lock.LOCK_SUFFIX, lock_attr)
     if policy.owner is None:
-        owner.warn_if_shared(conn, before.path.rsplit("/", 1)[0] or "/", mine, warn)
+        owner.warn_if_shared(conn, directory, mine, warn, dir_attr)
 
     def trusted() -> owner.Owner | None:
         return None if mine is None else owner.recorded(conn, lock_path + audit.AUDIT_SUFFIX, mine)

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from sops_deploy import defaults
 from sops_deploy.errors import StoreError, UsageError
 from sops_deploy.stores.model import MANAGED_BY, MANAGER, SOURCE, Current
 
@@ -35,7 +36,7 @@ CREDENTIAL_HINT = (
 
 @dataclass(frozen=True)
 class AwsAccess:
-    timeout: float = 20.0
+    timeout: float = defaults.TIMEOUT
     retries: int = 2
 
 

@@ -18,6 +18,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
+from sops_deploy import defaults
 from sops_deploy.errors import StoreError, UsageError
 from sops_deploy.stores.model import MANAGED_BY, MANAGER, SOURCE, Current
 
@@ -35,7 +36,7 @@ class VaultAccess:
     addr: str
     token: str = field(repr=False)
     namespace: str = ""
-    timeout: float = 20.0
+    timeout: float = defaults.TIMEOUT
 
 
 def access(environ: dict[str, str] | Any, timeout: float) -> VaultAccess:
