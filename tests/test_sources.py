@@ -182,3 +182,26 @@ def test_every_action_input_named_like_a_flag_is_known_as_an_input() -> None:
     inputs = set(yaml.safe_load((root / "action.yml").read_text())["inputs"])
     flags = {o.flag.removeprefix("--") for o in OPTIONS.values() if o.flag}
     assert inputs & flags <= hints.SAME_NAME | set(hints.RENAMED)
+
+
+@pytest.mark.parametrize(
+    ("environ", "said"),
+    [
+        pytest.param(
+            {"SOPS_DEPLOY_POST_COMMAND": " "}, "SOPS_DEPLOY_POST_COMMAND is", id="variable"
+        ),
+        pytest.param(
+            {"SOPS_DEPLOY_POST_COMMAND": " ", **ACTION}, "input `post-command:` is", id="action"
+        ),
+    ],
+)
+def test_a_refusal_that_hides_the_value_still_names_the_source(
+    capsys: pytest.CaptureFixture[str], environ: dict[str, str], said: str
+) -> None:
+    """`--post-command is empty …` shows no value; reworded, it shows none either."""
+    argv = ["deploy", "--host", "h.example", "--remote-path", "/srv/app/.env"]
+    assert main(argv, environ) == 2
+    assert f"error: {said} empty or contains a NUL character" in capsys.readouterr().err
+    valid = {**environ, "SOPS_DEPLOY_POST_COMMAND": "docker compose up -d"}
+    resolved = precedence.resolve("deploy", _flags(argv), valid)
+    assert resolved.values["post_command"] == "docker compose up -d"

@@ -56,6 +56,14 @@ class Origin:
             return f"{self.name}={shown}"
         return f"{self.name} {shown}"
 
+    def named(self) -> str:
+        """The place without the value (for a refusal that does not show it)."""
+        if self.source is Source.ACTION_INPUT:
+            return f"input `{self.name}:`"
+        if self.source is Source.YAML:
+            return f"{self.file}:{self.line}: `{self.name}`"
+        return self.name
+
     def use(self, good: str) -> str:
         """The fix that writes `good` in the same place."""
         if self.source is Source.ACTION_INPUT:
@@ -99,9 +107,9 @@ def reword(exc: UsageError, option: Option, text: str, origin: Origin) -> UsageE
         if message.startswith(said):
             message = origin.said(text, quoted=quoted) + message[len(said) :]
             break
-    else:
+    else:  # a refusal that does not show the value: nor does its rewording
         rest = message.removeprefix(flag) if message.startswith(f"{flag} ") else f": {message}"
-        message = origin.said(text, quoted=True) + rest
+        message = origin.named() + rest
     return UsageError(message, exc.hint, file=origin.file, line=origin.line)
 
 
