@@ -140,6 +140,6 @@ def deploy_one(settings: Any, plan: Any, warn: Callable[[str], None]) -> Any:
     `Rollout` as the CLI does; that host's result (a `HostResult`)."""
     from sops_deploy.deploy.rollout import Rollout
 
-    with Rollout(settings, "deploy", warn) as rollout:
+    with Rollout(settings, warn) as rollout:
         (result,) = rollout.apply(plan)
     return result

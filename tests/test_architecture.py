@@ -199,3 +199,50 @@ def test_tests_bench_and_scripts_share_helpers_without_path_edits() -> None:
         if ("sys.path." + "insert") in line or ("syspath_" + "prepend") in line
     ]
     assert offenders == []
+
+
+def module_state(source: str) -> list[str]:
+    """The names `source` binds at module level to anything but a constant or an import:
+    state that one caller could set and another read (a flag, an Event, a dict)."""
+    found = []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and not isinstance(node.value, ast.Constant):
+            found += [ast.unparse(t) for t in node.targets]
+        elif isinstance(node, ast.AnnAssign | ast.AugAssign) and not isinstance(
+            node.value, ast.Constant
+        ):
+            found.append(ast.unparse(node.target))
+    return found
+
+
+def test_the_state_finder_finds_a_module_level_flag() -> None:
+    assert module_state("import threading\nrequested = threading.Event()\n") == ["requested"]
+    assert module_state("_state: dict[str, int] = {'signal': 0}\n") == ["_state"]
+    assert module_state("LIMIT = 5\ndef f() -> None:\n    x = {}\n") == []
+
+
+def test_cancellation_is_one_token_passed_down() -> None:
+    """A signal sets the run's `interrupt.Cancel` (made by `cli.main`, handed to the
+    rollout, carried to every host by its `Connection`); `interrupt.py` holds no state of
+    its own, no module keeps a module-level Event, and no module reads anything of
+    `interrupt` but its classes and functions (no global `interrupt.requested`)."""
+    source = MODULES["sops_deploy.interrupt"].read_text(encoding="utf-8")
+    assert module_state(source) == []
+    tree = ast.parse(source)
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+    assert {"Cancel", "Interrupted"} <= defined
+    events, reads = set(), set()
+    for name, path in MODULES.items():
+        module = ast.parse(path.read_text(encoding="utf-8"))
+        for statement in module.body:
+            value = statement.value if isinstance(statement, ast.Assign | ast.AnnAssign) else None
+            if isinstance(value, ast.Call) and ast.unparse(value.func).endswith("Event"):
+                events.add(name)
+        for node in ast.walk(module):
+            if isinstance(node, ast.Attribute) and ast.unparse(node.value) == "interrupt":
+                reads.add(node.attr)
+            elif isinstance(node, ast.ImportFrom) and node.module == "sops_deploy.interrupt":
+                reads.update(alias.name for alias in node.names)
+    assert events == set()
+    assert "Cancel" in reads, "the checker no longer sees the front door's token"
+    assert reads <= defined, reads - defined

@@ -24,6 +24,7 @@ from sops_deploy.deploy.rollout import SKIPPED_NOTE
 from sops_deploy.errors import RemoteError
 from sops_deploy.inputs.runinfo import RunInfo
 from sops_deploy.inputs.settings import HostSpec, Settings, parse_host
+from sops_deploy.interrupt import Cancel
 from sops_deploy.output import mdsafe
 from sops_deploy.output.reporter import Reporter
 from sops_deploy.plan.build import Plan
@@ -334,13 +335,14 @@ def test_a_bug_on_one_host_fails_that_host_only(
         spec: HostSpec,
         warn: Callable[[str], None],
         run: RunInfo | None = None,
-        cancel: threading.Event | None = None,
+        abandon: threading.Event | None = None,
+        cancel: Cancel | None = None,
     ) -> object:
         # Mock: no real component raises a non-SopsDeployError on demand; this stands in
         # for a bug (say a Paramiko exception we failed to translate) on one host.
         if str(spec) == broken:
             raise RuntimeError("simulated bug")
-        return real(settings, spec, warn, run, cancel)
+        return real(settings, spec, warn, run, abandon, cancel)
 
     monkeypatch.setattr(rollout, "open_host", open_host)
     settings = Settings(
@@ -354,7 +356,7 @@ def test_a_bug_on_one_host_fails_that_host_only(
     )
     plan = Plan({}, b"FLEET_KEY=fleet-value\n", "compose")
     done: list[str] = []
-    with rollout.Rollout(settings, "deploy", lambda _w: None, lambda r: done.append(r.host)) as r:
+    with rollout.Rollout(settings, lambda _w: None, lambda r: done.append(r.host)) as r:
         results = r.apply(plan)
     assert [r.host for r in results] == [h.sshd.host for h in fleet_hosts]
     assert sorted(done) == sorted(r.host for r in results)

@@ -436,6 +436,52 @@ def test_signal_mid_deploy_releases_the_lock_and_prints_the_summary(
     assert json.loads((remote_dir / ".env.deploy.log").read_text())["result"] == "interrupted"
 
 
+def test_sigterm_while_waiting_for_the_lock_stops_there_and_leaves_the_lock_alone(
+    encrypt: Callable[..., Path],
+    base_env: dict[str, str],
+    target_args: list[str],
+    remote_dir: Path,
+    secret_values: set[str],
+    tmp_path: Path,
+) -> None:
+    """Another deploy holds the lock: a SIGTERM while this one waits stops it before the
+    lock (exit 143, the summary printed), the holder's lock stays, the file is untouched."""
+    (remote_dir / ".env").write_text("OLD_KEY=old-value-1\n")
+    held = json.dumps({"user": "ci", "host": "another-machine", "pid": 1, "token": "theirs"})
+    (remote_dir / ".env.sops-deploy.lock").write_text(held)
+    err_file = tmp_path / "stderr"
+    with err_file.open("w") as err_out:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "sops_deploy", "deploy", "--file",
+                str(encrypt(SECRET_ENV)), *target_args, "--lock-timeout", "120",
+            ],
+            env=base_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=err_out, text=True,
+        )  # fmt: skip
+        try:
+            for _ in range(600):
+                if "deploying 1 keys" in err_file.read_text() or proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+            assert "deploying 1 keys" in err_file.read_text(), err_file.read_text()
+            time.sleep(1.0)  # the host has the plan and polls the held lock
+            assert proc.poll() is None, err_file.read_text()
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    err = err_file.read_text()
+    assert_no_secrets(out + err, secret_values)
+    assert proc.returncode == 143, err
+    assert "interrupted by SIGTERM before taking the lock" in err, err
+    assert "1 host(s)" in out, out  # the summary
+    assert (remote_dir / ".env.sops-deploy.lock").read_text() == held
+    assert ours(remote_dir) == [".env.sops-deploy.lock"], "a temp file was left behind"
+    assert (remote_dir / ".env").read_text() == "OLD_KEY=old-value-1\n"
+
+
 def test_children_get_no_secret_but_their_own(
     cli: Cli,
     encrypt: Callable[..., Path],

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
+    from sops_deploy.interrupt import Cancel
     from sops_deploy.output.reporter import Reporter
 
 VERSION = f"sops-deploy {__version__}"
@@ -276,7 +277,13 @@ def options_for(command: str, flags: Mapping[str, Any], environ: Mapping[str, st
     return options.build(command, resolved.values, environ)
 
 
-def _run(command: str, flags: Mapping[str, Any], environ: Mapping[str, str], r: Reporter) -> None:
+def _run(
+    command: str,
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str],
+    r: Reporter,
+    cancel: Cancel | None = None,
+) -> None:
     from sops_deploy.inputs.environment import secret_texts
     from sops_deploy.inputs.settings import Settings
 
@@ -304,10 +311,10 @@ def _run(command: str, flags: Mapping[str, Any], environ: Mapping[str, str], r: 
         return
     from sops_deploy import commands
 
+    if command in ("deploy", "check", "diff"):
+        commands.cmd_remote(opts, r, cancel)  # the run's cancel token goes to every host
+        return
     run: Callable[[Any, Reporter], None] = {
-        "deploy": commands.cmd_remote,
-        "check": commands.cmd_remote,
-        "diff": commands.cmd_remote,
         "validate": commands.cmd_validate,
         "hosts": commands.cmd_hosts,
         "tools": commands.cmd_tools,
@@ -326,11 +333,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     env = dict(os.environ if environ is None else environ)
     reporter = Reporter(env=env)
     args = build_parser().parse_args(argv)
-    from sops_deploy import interrupt
+    from sops_deploy.interrupt import Cancel
 
+    cancel = Cancel()  # the one cancel token of this run: its signal handlers set it
     try:
-        with interrupt.handled():
-            _run(args.command, vars(args), env, reporter)
+        with cancel.handled():
+            _run(args.command, vars(args), env, reporter, cancel)
     except SopsDeployError as exc:
         if not exc.reported:
             reporter.failure(exc)

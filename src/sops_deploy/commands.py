@@ -18,6 +18,7 @@ from sops_deploy.inputs.settings import HostSpec, Settings
 from sops_deploy.output.reporter import Reporter
 
 if TYPE_CHECKING:
+    from sops_deploy.interrupt import Cancel
     from sops_deploy.plan.background import Started
     from sops_deploy.plan.build import Plan
     from sops_deploy.plan.decrypt import Decrypted
@@ -57,7 +58,10 @@ def cmd_validate(settings: Settings, reporter: Reporter) -> None:
     reporter.set_outputs({"sha256": plan.sha256})
 
 
-def cmd_remote(settings: Settings, reporter: Reporter) -> None:
+def cmd_remote(settings: Settings, reporter: Reporter, cancel: Cancel | None = None) -> None:
+    """deploy, check, diff: every host, in parallel; `cancel` (the front door's token, set
+    by its signal handlers) stops them at the next safe point."""
+    from sops_deploy import interrupt
     from sops_deploy.plan import background
 
     # sops starts first and Paramiko loads meanwhile (plan/background.py); every host is
@@ -65,23 +69,21 @@ def cmd_remote(settings: Settings, reporter: Reporter) -> None:
     # them too); nothing is done on a host until the plan is valid.
     decrypting = background.decrypting(settings)
     background.connecting(settings)
-    from sops_deploy import interrupt
     from sops_deploy.deploy.rollout import Rollout
 
-    mode = "deploy" if settings.command == "deploy" else settings.command
-    with Rollout(settings, mode, reporter.warn, reporter.host_result) as rollout:
+    cancel = interrupt.Cancel() if cancel is None else cancel
+    with Rollout(settings, reporter.warn, reporter.host_result, cancel=cancel) as rollout:
         plan = _plan(settings, reporter, decrypting)  # a failure leaves the rollout
         _announce(settings, plan, reporter)
         try:
-            with interrupt.hosts_running():  # a signal now stops the hosts at a safe point
+            with cancel.hosts_running():  # a signal now stops the hosts at a safe point
                 results = rollout.apply(plan)
         finally:
             reporter.endgroup()
     reporter.summary(settings.command, plan, results)
-    if interrupt.requested.is_set():
-        raise interrupt.Interrupted(
-            f"interrupted by {interrupt.signal_name()}: the summary above says what each host "
-            "holds now",
+    if cancel.is_set():
+        raise cancel.interrupted(
+            f"interrupted by {cancel.signal_name}: the summary above says what each host holds now",
             "deploy again when ready (the lock was released; no temp file is left)",
         )
     failed = list(dict.fromkeys(r.host for r in results if r.failed))
@@ -131,6 +133,7 @@ def cmd_tools(opts: ToolsOptions, reporter: Reporter) -> None:
                 f"{exc.message} while installing {tool} {version}: nothing of it was "
                 "installed (the partial build was removed)",
                 "run `sops-deploy tools install` again when ready",
+                exc.signum,
             ) from None
         reporter.info(f"{tool} {version}: {path}")
         reporter.line(str(path))

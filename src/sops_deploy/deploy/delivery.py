@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from sops_deploy.remote.atomic import FileState
     from sops_deploy.remote.audit import Changes
     from sops_deploy.remote.connection import Connection
+    from sops_deploy.remote.filesdir import DirDelivery
     from sops_deploy.remote.postcommand import CommandRun
+    from sops_deploy.remote.transaction import Delivery
 
 UNPARSEABLE = "(server file does not parse as dotenv)"
 
@@ -91,7 +93,7 @@ def _names(keys: list[str], shown: int = 10) -> str:
 
 
 def look(
-    conn: Connection, settings: Settings, target: Target, mode: str, result: HostResult
+    conn: Connection, settings: Settings, target: Target, result: HostResult
 ) -> FileState | None:
     """What can be known before the plan: the path, and that it is usable (a file target
     in a compare mode is read now)."""
@@ -101,7 +103,7 @@ def look(
     if target.format == "files":
         filesdir.check_directory(conn, result.path)
         return None
-    writing = mode == "deploy" and not settings.dry_run
+    writing = settings.command == "deploy" and not settings.dry_run
     # A directory or symlink fails now; when writing, the file is read under the lock.
     state = atomic.current(
         conn, result.path, follow_symlinks=settings.follow_symlinks, read=not writing
@@ -117,43 +119,43 @@ def act(
     settings: Settings,
     plan: TargetPlan,
     current: FileState | None,
-    mode: str,
     result: HostResult,
     run: RunInfo,
     warn: Callable[[str], None],
 ) -> None:
-    """Compare with, or deliver, one target (after `look`)."""
-    writing = mode == "deploy" and not settings.dry_run
+    """Compare with, or deliver, one target (after `look`): `settings.command` says which."""
+    command = settings.command
+    writing = command == "deploy" and not settings.dry_run
     if plan.target.format == "files":
         if writing:
             _deliver_files(conn, settings, plan, result, run, warn)
         else:
-            _compare_files(conn, plan, mode, result)
+            _compare_files(conn, plan, command, result)
     elif writing:
         _deliver(settings, plan, conn, result, run, warn)
     elif current is not None:
-        _compare(plan, current, mode, result)
+        _compare(plan, current, command, result)
 
 
-def _status(result: HostResult, mode: str, same: bool) -> None:
-    if mode in ("check", "diff"):
+def _status(result: HostResult, command: str, same: bool) -> None:
+    if command in ("check", "diff"):
         result.status = "in-sync" if same else "drift"
     else:
         result.status = "unchanged" if same else "would-change"
 
 
-def _compare(plan: TargetPlan, current: FileState, mode: str, result: HostResult) -> None:
+def _compare(plan: TargetPlan, current: FileState, command: str, result: HostResult) -> None:
     _record(result, diff(plan, current.content))
     result.mode_before, result.mode_after = current.mode, plan.target.file_mode
     same_mode = current.mode == plan.target.file_mode
-    if mode in ("check", "diff"):
+    if command in ("check", "diff"):
         keys_same = not (result.added or result.removed or result.changed)
-        _status(result, mode, keys_same and same_mode)
+        _status(result, command, keys_same and same_mode)
     else:
-        _status(result, mode, current.content == plan.content and same_mode)
+        _status(result, command, current.content == plan.content and same_mode)
 
 
-def _compare_files(conn: Connection, plan: TargetPlan, mode: str, result: HostResult) -> None:
+def _compare_files(conn: Connection, plan: TargetPlan, command: str, result: HostResult) -> None:
     from sops_deploy.remote import filesdir
 
     state = filesdir.read_state(conn, result.path, list(plan.files))
@@ -163,7 +165,7 @@ def _compare_files(conn: Connection, plan: TargetPlan, mode: str, result: HostRe
     wrong = state.mode_drift(plan.files, plan.target.file_mode)
     result.mode_after = plan.target.file_mode
     result.mode_before = plan.target.file_mode if wrong is None else wrong
-    _status(result, mode, not (changes.added or changes.removed or changes.changed))
+    _status(result, command, not (changes.added or changes.removed or changes.changed))
 
 
 def _deliver_files(
@@ -192,15 +194,12 @@ def _deliver_files(
             warn=warn,
         )
     finally:
-        result.status = delivery.status
+        modes = None
         if delivery.before is not None:
             plan.read_back.values((n, f.content) for n, f in delivery.before.files.items())
-            _record(result, delivery.changes)
             wrong = delivery.before.mode_drift(plan.files, target.file_mode)
-            result.mode_after = target.file_mode
-            result.mode_before = target.file_mode if wrong is None else wrong
-        result.commands, result.rolled_back = delivery.commands, delivery.rolled_back
-        result.error = delivery.error
+            modes = (target.file_mode if wrong is None else wrong, target.file_mode)
+        _copy_back(result, delivery, modes)
 
 
 def _deliver(
@@ -238,18 +237,29 @@ def _deliver(
             warn=warn,
         )
     finally:
-        result.path, result.status = delivery.path, delivery.status
-        if delivery.before is not None:
-            _record(result, delivery.changes)
-            result.mode_before, result.mode_after = delivery.before.mode, target.file_mode
-        result.backup, result.commands = delivery.backup, delivery.commands
-        result.rolled_back = delivery.rolled_back
-        result.error = delivery.error
+        result.path, result.backup, before = delivery.path, delivery.backup, delivery.before
+        modes = (before.mode, target.file_mode) if before is not None else None
+        _copy_back(result, delivery, modes)
         if delivery.status == "unchanged" and target.post_command:
             result.note = "unchanged: the post-command runs only when the file changes"
         was, now = delivery.before.owner if delivery.before else None, delivery.owner
         if delivery.status == "changed" and was and now and was != now and not result.reason:
             result.note = f"owner: {was[0]}:{was[1]} → {now[0]}:{now[1]}"
+
+
+def _copy_back(
+    result: HostResult, delivery: Delivery | DirDelivery, modes: tuple[int | None, int] | None
+) -> None:
+    """What a delivery did, into the host's result, also when it stopped part-way: its
+    status, commands, rollback and error; the key changes once the old state was read, and
+    `modes` (the mode found, the mode wanted) when known."""
+    result.status = delivery.status
+    if delivery.before is not None:
+        _record(result, delivery.changes)
+    if modes is not None:
+        result.mode_before, result.mode_after = modes
+    result.commands, result.rolled_back = delivery.commands, delivery.rolled_back
+    result.error = delivery.error
 
 
 def _record(result: HostResult, changes: Changes) -> None:

@@ -26,6 +26,7 @@ from sops_deploy.inputs.settings import HostSpec, Settings
 from sops_deploy.plan.build import Plan
 
 if TYPE_CHECKING:
+    from sops_deploy.interrupt import Cancel
     from sops_deploy.remote.connection import Connection
 
 
@@ -71,11 +72,13 @@ def open_host(
     spec: HostSpec,
     warn: Callable[[str], None],
     run: RunInfo | None = None,
-    cancel: threading.Event | None = None,
+    abandon: threading.Event | None = None,
+    cancel: Cancel | None = None,
 ) -> Connection:
     """A connection to `spec` (through the jump host, if any), opened by `with`; connection
-    errors are retried with backoff, which `cancel` cuts short. ~/.ssh/config applies as
-    with `ssh` (`sshroute`): an alias's HostName, User, Port, IdentityFile, ProxyJump."""
+    errors are retried with backoff, which `abandon` cuts short; `cancel` (the run's token)
+    travels with it to the remote layers. ~/.ssh/config applies as with `ssh`
+    (`sshroute`): an alias's HostName, User, Port, IdentityFile, ProxyJump."""
     from sops_deploy.remote import Connection, Credentials, Options, Trust
     from sops_deploy.ssh.route import for_settings
 
@@ -94,16 +97,17 @@ def open_host(
         become=settings.become,
         become_sftp_server=settings.become_sftp_server,
     )
-    return Connection(route.target if route else spec, options, warn=warn, cancel=cancel)
+    target = route.target if route else spec
+    return Connection(target, options, warn=warn, abandon=abandon, cancel=cancel)
 
 
 def _host(
     settings: Settings,
     spec: HostSpec,
-    mode: str,
     warn: Callable[[str], None],
     run: RunInfo,
     gate: _Gate,
+    cancel: Cancel | None,
 ) -> list[HostResult]:
     """One connection to `spec`: look at every target (while the plan is built), then act
     on each once `gate` has the plan. One result per target; a target that fails leaves
@@ -118,18 +122,18 @@ def _host(
     ]
     started = time.monotonic()
     try:
-        with open_host(settings, spec, warn, run, gate.abandoned) as conn:
+        with open_host(settings, spec, warn, run, gate.abandoned, cancel) as conn:
             seen = []
             for target, result in zip(targets, results, strict=True):
                 try:
-                    seen.append(delivery.look(conn, settings, target, mode, result))
+                    seen.append(delivery.look(conn, settings, target, result))
                 except IO_ERRORS as exc:
                     where = result.path or target.remote_path
                     raise lost(spec, f"working on {where}", exc) from None
             plans = gate.plan().for_targets(targets)
             for plan, current, result in zip(plans, seen, results, strict=True):
                 try:
-                    delivery.act(conn, settings, plan, current, mode, result, run, warn)
+                    delivery.act(conn, settings, plan, current, result, run, warn)
                 except IO_ERRORS as exc:
                     where = result.path or plan.target.remote_path
                     result.status, result.error = "failed", lost(spec, f"working on {where}", exc)
@@ -165,15 +169,16 @@ class Rollout:
     def __init__(
         self,
         settings: Settings,
-        mode: str,
         warn: Callable[[str], None],
         on_done: Callable[[HostResult], None] = lambda _r: None,
         run: RunInfo | None = None,
+        cancel: Cancel | None = None,
     ) -> None:
         if not settings.hosts:
             raise UsageError("no host given", "pass --host user@server (repeatable)")
-        self._settings, self._mode, self._warn, self._on_done = settings, mode, warn, on_done
+        self._settings, self._warn, self._on_done = settings, warn, on_done
         self._run = run or _run_of(settings)
+        self._cancel = cancel  # the run's token: each host's connection carries it
         self._gate = _Gate()
         self._stop = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
@@ -181,11 +186,12 @@ class Rollout:
         self._later: list[tuple[int, HostSpec]] = []
 
     def __enter__(self) -> Rollout:
-        hosts = self._settings.hosts
-        workers = max(1, min(self._settings.parallel, len(hosts)))
+        settings = self._settings
+        hosts = settings.hosts
+        workers = max(1, min(settings.parallel, len(hosts)))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="host")
         # --canary N: only the first N hosts are connected now; the rest once they succeed.
-        first = len(hosts) if self._mode != "deploy" else self._settings.canary or len(hosts)
+        first = len(hosts) if settings.command != "deploy" else settings.canary or len(hosts)
         self._later = list(enumerate(hosts))[first:]
         self._futures = {
             self._pool.submit(self._one, spec): i for i, spec in enumerate(hosts[:first])
@@ -226,7 +232,7 @@ class Rollout:
         if self._stop.is_set():
             return [HostResult(str(spec), "skipped", note=SKIPPED_NOTE)]
         try:
-            results = _host(self._settings, spec, self._mode, self._warn, self._run, self._gate)
+            results = _host(self._settings, spec, self._warn, self._run, self._gate, self._cancel)
         except PlanAbandoned:
             return [HostResult(str(spec), "skipped", note="the secrets did not validate")]
         except Exception as exc:  # one host's bug must not abandon the other hosts

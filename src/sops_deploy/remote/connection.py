@@ -21,6 +21,7 @@ from paramiko.message import Message
 
 from sops_deploy.errors import ConnectError, RemoteError
 from sops_deploy.inputs.settings import HostSpec
+from sops_deploy.interrupt import Cancel
 from sops_deploy.remote import become, failures, identities, listing, steps
 from sops_deploy.remote.failures import IO_ERRORS, Cancelled, lost
 from sops_deploy.remote.reach import Options
@@ -58,7 +59,9 @@ class _Transport(paramiko.Transport):
 class Connection:
     """One SSH transport (through the jump host, if any) and one SFTP session to one host.
     `open()` retries connection errors `options.retries` times, waiting 1, 2, 4 … 16 s
-    unless `cancel` is set meanwhile (`Cancelled`); nothing is retried once open."""
+    unless `abandon` is set meanwhile (`Cancelled`); nothing is retried once open.
+    `cancel` is the run's cancel token (`interrupt.Cancel`, set by a signal): the remote
+    layers given this connection stop at their next safe point once it is set."""
 
     def __init__(
         self,
@@ -66,7 +69,8 @@ class Connection:
         options: Options,
         *,
         warn: Callable[[str], None] = lambda _m: None,
-        cancel: threading.Event | None = None,
+        abandon: threading.Event | None = None,
+        cancel: Cancel | None = None,
         sftp: bool = True,
     ) -> None:
         self.spec = spec
@@ -75,7 +79,8 @@ class Connection:
         self.become = options.become and sftp  # a jump host is never become'd
         self._options = options
         self._warn = warn
-        self._cancel = cancel if cancel is not None else threading.Event()
+        self._abandon = abandon if abandon is not None else threading.Event()
+        self.cancel = cancel if cancel is not None else Cancel()
         self._want_sftp = sftp
         self._hop: Connection | None = None
         self._transport: paramiko.Transport | None = None
@@ -105,7 +110,7 @@ class Connection:
                 delay = min(BACKOFF_FIRST * 2**attempt, BACKOFF_MAX)
                 attempt += 1
                 self._warn(f"{exc.message}; retry {attempt}/{self._options.retries} in {delay:g}s")
-                if self._cancel.wait(delay):
+                if self._abandon.wait(delay):
                     raise Cancelled from None
             except BaseException:
                 self.close()

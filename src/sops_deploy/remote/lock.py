@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sops_deploy import interrupt
 from sops_deploy.errors import RemoteError
 from sops_deploy.inputs.runinfo import RunInfo, now
 from sops_deploy.remote import safefile, takeover
@@ -117,7 +116,7 @@ def remote_lock(
     delay = 0.1
     vanished = 0
     while True:
-        interrupt.check(f"taking the lock {lock}")
+        conn.cancel.check(f"taking the lock {lock}")
         try:
             safefile.create_private(conn, lock, body, wait_close=False)
             break

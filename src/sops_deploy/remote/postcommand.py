@@ -1,7 +1,8 @@
 """The post-deploy command: run on the deploy's own SSH connection, in the directory of
 the file, after the new file is in place (and again after a rollback).
 
-A signal (SIGINT/SIGTERM) stops the wait at once (`interrupt.Interrupted`). Only its exit
+A signal (SIGINT/SIGTERM: the connection's cancel token) stops the wait at once
+(`interrupt.Interrupted`). Only its exit
 status and last lines are kept; the caller masks them through the Reporter
 before anything prints.
 """
@@ -12,7 +13,6 @@ import shlex
 import time
 from dataclasses import dataclass, field
 
-from sops_deploy import interrupt
 from sops_deploy.remote.connection import Connection
 from sops_deploy.remote.failures import IO_ERRORS, lost
 
@@ -57,9 +57,9 @@ def run_command(
     try:
         chan.settimeout(0.2)
         while True:
-            if interrupt.requested.is_set():  # stop waiting; the channel is closed below
-                raise interrupt.Interrupted(
-                    f"{conn.spec}: interrupted by {interrupt.signal_name()} during the "
+            if conn.cancel.is_set():  # stop waiting; the channel is closed below
+                raise conn.cancel.interrupted(
+                    f"{conn.spec}: interrupted by {conn.cancel.signal_name} during the "
                     f"{label}; the new file stays in place",
                     "check the service on the server, then deploy again",
                 )

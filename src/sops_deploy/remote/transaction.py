@@ -14,10 +14,10 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sops_deploy import interrupt
 from sops_deploy.defaults import BACKUPS, FILE_MODE, LOCK_TIMEOUT, POST_COMMAND_TIMEOUT
 from sops_deploy.errors import RemoteError, SopsDeployError
 from sops_deploy.inputs.runinfo import RunInfo
+from sops_deploy.interrupt import Interrupted
 from sops_deploy.remote import atomic, audit, backup, lock, owner, safefile, validatecmd
 from sops_deploy.remote.atomic import FileState
 from sops_deploy.remote.audit import Changes
@@ -148,7 +148,7 @@ def _replace(
             safefile.chmod_regular(conn, path, policy.file_mode, "target file")
         delivery.status = "changed" if before.mode != policy.file_mode else "unchanged"
         return
-    interrupt.check(f"replacing {path}")
+    conn.cancel.check(f"replacing {path}")
 
     def denied(attr: object) -> None:
         assert chosen is not None
@@ -223,7 +223,7 @@ def _audit(
         removed=changes.removed,
         changed=changes.changed,
         result="interrupted"
-        if isinstance(delivery.error, interrupt.Interrupted)
+        if isinstance(delivery.error, Interrupted)
         else "rolled-back"
         if delivery.rolled_back
         else delivery.status,
