@@ -131,13 +131,13 @@ def test_without_env_only_defaults_apply(tmp_path: Path) -> None:
         pytest.param(
             "environments:\n  prod:\n    hosts: [a]\n    remote-path: /x\n    timeout: .nan\n",
             5,
-            "`timeout` is .nan; it must be a finite number",
+            "`timeout: .nan` is not a finite number",
             id="timeout-nan",
         ),
         pytest.param(
             "environments:\n  prod:\n    hosts: [a]\n    remote-path: /x\n    port: 70000\n",
             5,
-            "`port` is 70000; it must be at most 65535",
+            "`port: 70000` must be at most 65535",
             id="port-too-big",
         ),
         pytest.param(
@@ -258,5 +258,5 @@ def test_default_config_location_and_cli_error_line(
     (secrets / "sops-deploy.yaml").write_text(GOOD.replace("    backup: 3", "    backup: -1"))
     broken = cli("deploy", "--env", "production")
     assert broken.returncode == 2
-    assert "secrets/sops-deploy.yaml:22: `backup` is -1; it must be at least 0" in broken.stderr
+    assert "secrets/sops-deploy.yaml:22: `backup: -1` must not be negative" in broken.stderr
     assert "write `backup: 5`" in broken.stderr

@@ -282,18 +282,18 @@ def _maintainer_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     _add(hosts, "fingerprints", "timeout")
 
 
-def _file_values(path: str, name: str | None) -> Mapping[str, Any]:
+def _file_values(path: str, name: str | None) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
     from sops_deploy.inputs import configfile  # YAML is loaded only when a config file is used
 
-    return configfile.values(path, name)
+    return configfile.layer(path, name)
 
 
 def options_for(command: str, flags: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
     """The typed options of a parsed command line: every input resolved, once."""
     from sops_deploy.inputs import options, precedence
 
-    values = precedence.resolve(command, flags, environ, _file_values)
-    return options.build(command, values, environ)
+    resolved = precedence.resolve(command, flags, environ, _file_values)
+    return options.build(command, resolved.values, environ)
 
 
 def _run(command: str, flags: Mapping[str, Any], environ: Mapping[str, str], r: Reporter) -> None:

@@ -5,10 +5,9 @@ the line: unknown keys, wrong types, duplicate keys, missing fields and bad valu
 that is not `[user@]host[:port]`, a mode that would make the secrets world-readable).
 
 The keys an environment may set, their kinds and checks are the rows of `table.OPTIONS`
-that name a YAML key; a loaded environment is a mapping of option attribute → typed value
-(a tuple of paths, an int mode, a float timeout), which `precedence.resolve` places under the
-flags and `SOPS_DEPLOY_*` variables. Relative paths in the file are relative to the
-file's own directory.
+that name a YAML key; a loaded environment maps option attribute → typed value and the
+line that set it (`layer`), which `precedence.resolve` places under the flags and variables.
+Relative paths in the file are relative to the file's own directory.
 
     defaults:                      # optional: shared by every environment
       known-hosts: known_hosts
@@ -23,6 +22,7 @@ file's own directory.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -35,6 +35,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from sops_deploy.defaults import DEFAULT_CONFIG
 from sops_deploy.errors import UsageError
 from sops_deploy.inputs.settings import TargetEntry
+from sops_deploy.inputs.sources import Origin, Source, check_number, reword
 from sops_deploy.inputs.table import (
     GITHUB_FIELDS,
     REQUIRED_YAML,
@@ -42,14 +43,10 @@ from sops_deploy.inputs.table import (
     YAML_FIELDS,
     Option,
 )
+from sops_deploy.inputs.yamlkinds import BOOL, EXAMPLE, FLOAT, INT, STR, WANT, type_name, typed
 from sops_deploy.stores import syncconfig
 
 GITHUB_SECTION = "<github>"  # marks an environment that has a `github:` section
-
-_INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
-_BOOL = "tag:yaml.org,2002:bool"
-_STR = "tag:yaml.org,2002:str"
 
 
 def _local_path(name: str, text: str) -> bool:
@@ -65,6 +62,9 @@ class Environment:
     name: str
     config: str
     values: dict[str, Any]
+    lines: dict[str, int] = dataclasses.field(
+        default_factory=dict
+    )  # attribute → the line that set it
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ class ConfigFile:
     path: str
     defaults: dict[str, Any]
     environments: dict[str, Environment]
+    default_lines: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def environment(self, name: str) -> Environment:
         if name not in self.environments:
@@ -89,24 +90,11 @@ def _error(path: str, node: Node, message: str, hint: str) -> UsageError:
     return UsageError(f"{path}:{line}: {message}", hint, file=path, line=line)
 
 
-def _type_name(node: Node) -> str:
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    return {
-        _INT: "a number",
-        _FLOAT: "a number",
-        _BOOL: "a boolean",
-        "tag:yaml.org,2002:null": "empty",
-    }.get(node.tag, "a string")
-
-
 def _mapping(path: str, node: Node, where: str) -> list[tuple[str, Node, Node]]:
     """The (key, key node, value node) pairs of a mapping; duplicate keys are an error."""
     if not isinstance(node, MappingNode):
         raise _error(
-            path, node, f"{where} must be a mapping, not {_type_name(node)}", "write `key: value`"
+            path, node, f"{where} must be a mapping, not {type_name(node)}", "write `key: value`"
         )
     seen: dict[str, int] = {}
     pairs: list[tuple[str, Node, Node]] = []
@@ -132,77 +120,40 @@ def _scalar(path: str, name: str, node: Node, field: Option) -> str:
         raise _error(
             path,
             node,
-            f"`{name}` must be {_WANT[field.kind]}, not {_type_name(node)}",
-            f"write `{name}: {_EXAMPLE[field.kind]}`",
+            f"`{name}` must be {WANT[field.kind]}, not {type_name(node)}",
+            f"write `{name}: {EXAMPLE[field.kind]}`",
         )
     text = str(node.value)
     if field.kind == "mode":  # the literal text: YAML 1.1 would read 0600 as the number 384
         return text
     if field.kind == "str":
-        if node.tag != _STR:
+        if node.tag != STR:
             raise _error(
                 path,
                 node,
-                f"`{name}` must be {_WANT['str']}, not {_type_name(node)}",
+                f"`{name}` must be {WANT['str']}, not {type_name(node)}",
                 f'quote it: `{name}: "{text}"`',
             )
         return text
     if field.kind == "bool":
-        if node.tag != _BOOL:
+        if node.tag != BOOL:
             raise _error(
                 path, node, f"`{name}` must be true or false, not {text!r}", f"write `{name}: true`"
             )
         return "true" if text.lower() in ("true", "yes", "on", "y") else "false"
-    tags = (_INT,) if field.kind == "int" else (_INT, _FLOAT)
+    tags = (INT,) if field.kind == "int" else (INT, FLOAT)
     if node.tag not in tags:
         raise _error(
             path,
             node,
-            f"`{name}` must be {_WANT[field.kind]}, not {_type_name(node)}",
-            f"write `{name}: {field.example or _EXAMPLE[field.kind]}`",
+            f"`{name}` must be {WANT[field.kind]}, not {type_name(node)}",
+            f"write `{name}: {field.example or EXAMPLE[field.kind]}`",
         )
     try:
         value = float(text)
     except ValueError:  # YAML's .nan / .inf
         value = math.nan
-    low, high = field.minimum, field.maximum
-    if not math.isfinite(value):
-        want = "a finite number"
-    elif high is not None and value > high:
-        want = f"at most {high:g}"
-    elif low is not None and (value < low or (field.above and value <= low)):
-        want = f"{'more than' if field.above else 'at least'} {low:g}"
-    else:
-        return text
-    example = f"write `{name}: {field.example or _EXAMPLE[field.kind]}`"
-    raise _error(path, node, f"`{name}` is {text}; it must be {want}", example)
-
-
-_WANT = {
-    "str": "a string",
-    "list": "a list of strings",
-    "int": "a whole number",
-    "number": "a number",
-    "bool": "true or false",
-    "mode": "an octal mode",
-}
-_EXAMPLE = {
-    "str": '"..."',
-    "list": "[a, b]",
-    "int": "8",
-    "number": "20",
-    "bool": "true",
-    "mode": '"0600"',
-}
-
-
-def _typed(field: Option, text: str) -> Any:
-    if field.kind == "int":
-        return int(text)
-    if field.kind == "number":
-        return float(text)
-    if field.kind == "bool":
-        return text.lower() in ("true", "yes", "on", "y")
+    check_number(field, value, Origin(Source.YAML, name, path, node.start_mark.line + 1), text)
     return text
 
 
@@ -221,26 +172,33 @@ def _value(path: str, name: str, node: Node, field: Option, base: Path) -> Any:
         nodes = [node]
     out = []
     for text, item in zip(texts, nodes, strict=True):
-        value = _typed(field, text)
+        value = typed(field, text)
         if field.path and _local_path(name, text):
             value = text if os.path.isabs(text) else os.path.normpath(base / text)
         if field.check is not None:
             try:
                 value = field.check(value)
             except UsageError as exc:
-                raise _error(path, item, f"`{name}`: {exc.message}", exc.hint) from None
+                origin = Origin(Source.YAML, name, path, item.start_mark.line + 1)
+                raise reword(exc, field, text, origin) from None
         out.append(value)
     return tuple(out) if field.kind == "list" else out[0]
 
 
 def _section(
-    path: str, node: Node, where: str, base: Path, fields: dict[str, Option] = YAML_FIELDS
+    path: str,
+    node: Node,
+    where: str,
+    base: Path,
+    fields: dict[str, Option] = YAML_FIELDS,
+    lines: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    lines = {} if lines is None else lines
     top = fields is YAML_FIELDS
     for key, key_node, value_node in _mapping(path, node, where):
         if key == "github" and top:
-            out.update(_section(path, value_node, f"{where}: github", base, GITHUB_FIELDS))
+            out.update(_section(path, value_node, f"{where}: github", base, GITHUB_FIELDS, lines))
             out[GITHUB_SECTION] = True
             continue
         field = fields.get(key)
@@ -256,6 +214,7 @@ def _section(
                 "known keys: " + ", ".join([*fields, *(["github"] if top else [])]),
             )
         out[field.attr] = _value(path, key, value_node, field, base)
+        lines[field.attr] = key_node.start_mark.line + 1
     return out
 
 
@@ -266,7 +225,7 @@ def _targets(path: str, node: Node, where: str, base: Path) -> tuple[TargetEntry
         raise _error(
             path,
             node,
-            f"{where} must be a non-empty list, not {_type_name(node)}",
+            f"{where} must be a non-empty list, not {type_name(node)}",
             "write one `- remote-path: ...` entry per output on the host",
         )
     entries: list[TargetEntry] = []
@@ -349,13 +308,14 @@ def load(path: str) -> ConfigFile:
         )
     base = Path(os.path.dirname(path))
     defaults: dict[str, Any] = {}
+    default_lines: dict[str, int] = {}
     env_node: Node | None = None
     for key, key_node, value_node in _mapping(path, root, "the file"):
         if key == "version":
             if not (isinstance(value_node, ScalarNode) and value_node.value == "1"):
                 raise _error(path, value_node, "`version` must be 1", "write `version: 1`")
         elif key == "defaults":
-            defaults = _section(path, value_node, "defaults", base)
+            defaults = _section(path, value_node, "defaults", base, lines=default_lines)
         elif key == "environments":
             env_node = value_node
         else:
@@ -375,7 +335,8 @@ def load(path: str) -> ConfigFile:
         )
     environments: dict[str, Environment] = {}
     for name, name_node, value_node in _mapping(path, env_node, "environments"):
-        own = _section(path, value_node, f"environment `{name}`", base)
+        own_lines = dict(default_lines)
+        own = _section(path, value_node, f"environment `{name}`", base, lines=own_lines)
         values = {**defaults, **own}
         _outputs_of(path, name, name_node, own, values)
         syncs = values.pop(GITHUB_SECTION, False) or "sync" in values  # sync-only: no hosts
@@ -387,13 +348,23 @@ def load(path: str) -> ConfigFile:
                 missing = f"environment `{name}` has no `{required}`"
                 fix = f"add `{required}:` to `{name}` (or to `defaults:`)"
                 raise _error(path, name_node, missing, fix)
-        environments[name] = Environment(name, path, values)
-    return ConfigFile(path, defaults, environments)
+        environments[name] = Environment(name, path, values, own_lines)
+    return ConfigFile(path, defaults, environments, default_lines)
 
 
 def values(path: str, name: str | None) -> dict[str, Any]:
     """The typed values of environment `name` of the file at `path` (its `defaults:`
     alone when no environment is chosen)."""
+    return layer(path, name)[0]
+
+
+def layer(path: str, name: str | None) -> tuple[dict[str, Any], dict[str, Origin]]:
+    """`values`, and where in the file each was set (its key and line)."""
     config = load(path)
-    chosen = config.defaults if name is None else config.environment(name).values
-    return {k: v for k, v in chosen.items() if k != GITHUB_SECTION}
+    env = None if name is None else config.environment(name)
+    chosen, lines = (
+        (config.defaults, config.default_lines) if env is None else (env.values, env.lines)
+    )
+    keys = {o.attr: k for k, o in (*YAML_FIELDS.items(), *GITHUB_FIELDS.items())}
+    origins = {a: Origin(Source.YAML, keys.get(a, a), path, n) for a, n in lines.items()}
+    return {k: v for k, v in chosen.items() if k != GITHUB_SECTION}, origins

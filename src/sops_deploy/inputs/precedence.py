@@ -3,24 +3,34 @@
 
 Each value is read in its option's kind and checked by its row (range, check); blank
 variables (an action input left empty) count as unset, and a command resolves only its
-own options (a bad SOPS_DEPLOY_TIMEOUT does not fail `validate`).
+own options (a bad SOPS_DEPLOY_TIMEOUT does not fail `validate`). Beside each value it
+keeps where the value came from (`sources.Origin`), and a refusal names that place.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sops_deploy.defaults import COMMAND_DEFAULTS, DEFAULT_CONFIG
 from sops_deploy.errors import UsageError
 from sops_deploy.inputs import settings as checks
+from sops_deploy.inputs.sources import (
+    Origin,
+    Source,
+    check_number,
+    env_origin,
+    flag_origin,
+    reword,
+)
 from sops_deploy.inputs.table import COMMANDS, OPTIONS, Option
 
 USES_CONFIG_FILE = (*COMMANDS.keys() - {"tools", "init", "rotate", "recipients"},)
 
-FileValues = Callable[[str, "str | None"], Mapping[str, Any]]
+# `file_values(path, env_name)`: the chosen environment's values and each one's origin.
+FileValues = Callable[[str, "str | None"], tuple[Mapping[str, Any], Mapping[str, Origin]]]
 
 
 # --- one value from each source ---------------------------------------------------------
@@ -37,8 +47,8 @@ def _from_flag(option: Option, value: Any) -> Any:
     return value
 
 
-def _from_env(option: Option, name: str, text: str) -> Any:
-    """A `SOPS_DEPLOY_*` text in the option's kind; errors name the variable."""
+def _from_env(option: Option, text: str, origin: Origin) -> Any:
+    """A `SOPS_DEPLOY_*` text in the option's kind; errors name the variable (or input)."""
     kind = option.kind
     if kind == "list":
         return checks.split_list(text) or None
@@ -48,45 +58,43 @@ def _from_env(option: Option, name: str, text: str) -> Any:
             return True
         if low in ("0", "false", "no", "off"):
             return False
-        raise UsageError(f"{name}={text!r} is not a boolean", "use true or false")
+        raise UsageError(f"{origin.said(text, quoted=True)} is not a boolean", "use true or false")
     if kind in ("int", "number"):
         try:
             return int(text) if kind == "int" else float(text)
         except ValueError:
-            raise UsageError(f"{name}={text!r} is not a number", "use digits only") from None
+            said = origin.said(text, quoted=True)
+            raise UsageError(f"{said} is not a number", "use digits only") from None
     return text
 
 
-def check_number(option: Option, value: float) -> None:
-    """The table's range for a number, in the words of its flag; nan and inf never pass
-    (a nan compares false with every bound, and an inf timeout means no limit)."""
-    flag = option.flag or option.attr
-    good = f"use {flag} {option.default:g}" if option.default is not None else ""
-    if not good and option.example:
-        good = f"use {flag} {option.example}"
-    if not math.isfinite(value):
-        raise UsageError(f"{flag} {value} is not a finite number", good or "use digits only")
-    if option.maximum is not None and value > option.maximum:
-        raise UsageError(f"{flag} {value:g} must be at most {option.maximum:g}", good)
-    if option.minimum is None:
-        return
-    if option.above and value <= option.minimum:
-        raise UsageError(f"{flag} {value:g} must be positive", good)
-    if value < option.minimum:
-        if option.minimum == 0:
-            raise UsageError(f"{flag} {value:g} must not be negative", good)
-        raise UsageError(f"{flag} {value:g} must be at least {option.minimum:g}", good)
+def _checked(check: Callable[[Any], Any], option: Option, value: Any, origin: Origin) -> Any:
+    """One value through the option's check, its refusal in the words of `origin`."""
+    try:
+        return check(value)
+    except UsageError as exc:
+        raise reword(exc, option, str(value), origin) from None
 
 
-def finish(option: Option, value: Any) -> Any:
+def finish(option: Option, value: Any, origin: Origin | None = None) -> Any:
     """Check and convert a value of the option's kind (from a flag or the environment)."""
+    where = origin or flag_origin(option)
     if option.kind in ("int", "number"):
-        check_number(option, value)
-    if option.check is None:
+        check_number(option, value, where)
+    check = option.check
+    if check is None:
         return value
     if option.kind == "list":
-        return tuple(option.check(v) for v in value)
-    return option.check(value)
+        return tuple(_checked(check, option, v, where) for v in value)
+    return _checked(check, option, value, where)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Every option of one command: its value, and where that value came from."""
+
+    values: dict[str, Any]
+    sources: dict[str, Origin]
 
 
 # --- the resolver ----------------------------------------------------------------------
@@ -97,48 +105,63 @@ def resolve(
     flags: Mapping[str, Any],
     environ: Mapping[str, str],
     file_values: FileValues | None = None,
-) -> dict[str, Any]:
-    """Every option of `command`: flag > SOPS_DEPLOY_* > sops-deploy.yaml > default.
+) -> Resolution:
+    """Every option of `command`: flag > SOPS_DEPLOY_* > sops-deploy.yaml > default, and
+    where each value came from (`sources.Origin`; its errors are phrased there).
 
     `flags` holds what argparse parsed (None: not given). `file_values(path, env_name)`
-    loads the chosen environment of the config file (see `configfile.values`); blank
+    loads the chosen environment of the config file (see `configfile.layer`); blank
     variables (an action input left empty) count as unset.
     """
-    names = COMMANDS[command]
     out: dict[str, Any] = {}
+    sources: dict[str, Origin] = {}
     pending: list[Option] = []
-    for name in names:
+    for name in COMMANDS[command]:
         option = OPTIONS[name]
-        value = _from_flag(option, flags.get(name))
+        value, origin = _from_flag(option, flags.get(name)), flag_origin(option)
         if value is None:
             for env_name in option.env_names():
                 text = environ.get(env_name, "")
                 if text != "":
-                    value = _from_env(option, env_name, text)
+                    origin = env_origin(option, env_name, environ)
+                    value = _from_env(option, text, origin)
                     break
         if value is None:
             pending.append(option)
         else:
-            out[name] = finish(option, value)
-    from_file: Mapping[str, Any] = {}
-    if command in USES_CONFIG_FILE and file_values is not None:
-        path = out.get("config") or (DEFAULT_CONFIG if os.path.isfile(DEFAULT_CONFIG) else None)
-        chosen = out.get("environment")
-        if path is None and chosen is not None:
-            raise UsageError(
-                f"--env {chosen} needs a config file, and {DEFAULT_CONFIG} does not exist",
-                f"create {DEFAULT_CONFIG}, or pass --config PATH",
-            )
-        if path is not None:
-            from_file = file_values(path, chosen)
+            out[name], sources[name] = finish(option, value, origin), origin
+    from_file, file_origins = _config_file(command, out, file_values)
     per_command = COMMAND_DEFAULTS.get(command, {})
     for option in pending:
-        if option.attr in from_file:
-            out[option.attr] = from_file[option.attr]  # checked with its line when loaded
+        name = option.attr
+        if name in from_file:
+            out[name] = from_file[name]  # checked with its line when loaded
+            sources[name] = file_origins.get(name) or Origin(Source.YAML, option.yaml or name)
             continue
-        late = next((environ[n] for n in option.late_env if environ.get(n, "")), None)
+        late = next((n for n in option.late_env if environ.get(n, "")), None)
         if late is not None:
-            out[option.attr] = finish(option, _from_env(option, option.late_env[0], late))
+            origin = Origin(Source.ENV, late)
+            out[name] = finish(option, _from_env(option, environ[late], origin), origin)
+            sources[name] = origin
             continue
-        out[option.attr] = per_command.get(option.attr, option.default)  # known good
-    return out
+        out[name] = per_command.get(name, option.default)  # known good
+        sources[name] = Origin(Source.DEFAULT, option.flag or name)
+    return Resolution(out, sources)
+
+
+def _config_file(
+    command: str, out: Mapping[str, Any], file_values: FileValues | None
+) -> tuple[Mapping[str, Any], Mapping[str, Origin]]:
+    """The chosen environment of sops-deploy.yaml (--config, else the default file)."""
+    if command not in USES_CONFIG_FILE or file_values is None:
+        return {}, {}
+    path = out.get("config") or (DEFAULT_CONFIG if os.path.isfile(DEFAULT_CONFIG) else None)
+    chosen = out.get("environment")
+    if path is None and chosen is not None:
+        raise UsageError(
+            f"--env {chosen} needs a config file, and {DEFAULT_CONFIG} does not exist",
+            f"create {DEFAULT_CONFIG}, or pass --config PATH",
+        )
+    if path is None:
+        return {}, {}
+    return file_values(path, chosen)

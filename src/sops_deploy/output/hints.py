@@ -63,6 +63,15 @@ SAME_NAME = frozenset(
         "timeout",
         "adopt",
         "kms-key-id",
+        "interpolate",
+        "allow-empty",
+        "repo",
+        "github-environment",
+        "dependabot",
+        "keys",
+        "prefix",
+        "prune",
+        "check",
     }
 )
 _FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
