@@ -281,6 +281,9 @@ class HostileServer:
                 continue
             except OSError:
                 return
+            # as OpenSSH's sshd does: answers to pipelined requests are not held back
+            # behind the client's delayed ACK (Nagle)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             transport = paramiko.Transport(sock)
             transport.add_server_key(self.host_key)
             transport.set_subsystem_handler("sftp", self._sftp_server, HostileSFTP)

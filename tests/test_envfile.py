@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sops_deploy import envfile
-from sops_deploy.envfile import Entry
+from sops_deploy.envfile import Entry, structured
 from sops_deploy.envfile.source import parse_dotenv_reference, read_statements
 from tests.support import CliResult
 
@@ -131,7 +131,7 @@ def test_problems_never_contain_the_value() -> None:
 def test_flat_map_nested_value_names_key_path_and_line() -> None:
     """A nested yaml/json value is a problem naming its key path and the line of its key."""
     doc = {"A": "x", "DB": {"host": "h", "port": 5432}, "N": 7, "T": True, "Z": None}
-    entries, problems = envfile.parse_json_map(json.dumps(doc), "s.yaml", {"DB": 3})
+    entries, problems = structured.parse_json_map(json.dumps(doc), "s.yaml", {"DB": 3})
     assert {e.key: e.value for e in entries} == {"A": "x", "N": "7", "T": "true", "Z": ""}
     assert [(p.rule, p.line, p.key) for p in problems] == [
         ("nested", 3, "DB"),

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sops_deploy import envfile
+from sops_deploy.envfile import structured
 from sops_deploy.inputs.settings import Settings
 from sops_deploy.plan import build
 from sops_deploy.sops import runner as sops
@@ -137,7 +138,7 @@ def test_a_value_compose_refuses_is_named() -> None:
 
 def test_yaml_values_are_never_interpolated() -> None:
     """Values from a yaml/json map have no quote: no expansion."""
-    entries, _ = envfile.parse_json_map('{"B": "b", "C": "${B}"}', "f.yaml", {})
+    entries, _ = structured.parse_json_map('{"B": "b", "C": "${B}"}', "f.yaml", {})
     out, problems, expanded = envfile.expand(entries, "on")
     assert [e.value for e in out] == ["b", "${B}"]
     assert (problems, expanded) == ([], [])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sops_deploy import envfile
-from sops_deploy.envfile import Entry, shell
+from sops_deploy.envfile import Entry, shell, structured
 from tests.support import CliResult
 
 Cli = Callable[..., CliResult]
@@ -106,7 +106,7 @@ def test_typed_scalars_are_warned_about_by_key(
 
 def test_typed_scalars_keep_the_spelling_sops_decrypts_to() -> None:
     """The value is the text sops printed (1e-7 stays 1e-7; nothing is re-rounded here)."""
-    entries, _ = envfile.parse_json_map('{"E": 1e-7, "B": 12345678901234567000}', "t.json")
+    entries, _ = structured.parse_json_map('{"E": 1e-7, "B": 12345678901234567000}', "t.json")
     assert [e.value for e in entries] == ["1e-7", "12345678901234567000"]
 
 

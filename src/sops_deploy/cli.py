@@ -102,11 +102,25 @@ def _sub(
     epilog: str | None = EPILOG,
     **kw: Any,
 ) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=text, epilog=epilog, formatter_class=_formatter, **kw)
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's RawDescriptionHelpFormatter at the width argparse would choose, found as
+    `shutil.get_terminal_size` finds it but without importing shutil (and with it zlib, bz2
+    and lzma: 7 modules `validate` never uses)."""
     import argparse
 
-    return sub.add_parser(
-        name, help=text, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter, **kw
-    )
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return argparse.RawDescriptionHelpFormatter(prog, width=(columns or 80) - 2)
 
 
 def _remote_parser(p: argparse.ArgumentParser) -> None:
@@ -128,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Decrypt a SOPS + age encrypted .env, prove it complete, and write it "
         "atomically to your servers over SFTP.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_formatter,
     )
     parser.add_argument("--version", action="version", version=VERSION)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -164,10 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add(sync.add_argument_group("github"), *GITHUB_SYNC)
     _store_parsers(sub)
 
-    tools = sub.add_parser("tools", help="manage the sops and age binaries")
+    tools = sub.add_parser(
+        "tools", help="manage the sops and age binaries", formatter_class=_formatter
+    )
     tsub = tools.add_subparsers(dest="tools_command", metavar="ACTION", required=True)
     _add(
-        tsub.add_parser("install", help="install pinned, verified sops/age into the user cache"),
+        tsub.add_parser(
+            "install",
+            help="install pinned, verified sops/age into the user cache",
+            formatter_class=_formatter,
+        ),
         *TOOLS,
     )
     _maintainer_parsers(sub)

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sops_deploy.errors import DriftFound, HostsFailed
-from sops_deploy.inputs.commandopts import HostsOptions, ToolsOptions
 from sops_deploy.inputs.settings import HostSpec, Settings
 from sops_deploy.output.reporter import Reporter
 
 if TYPE_CHECKING:
+    from sops_deploy.inputs.commandopts import HostsOptions, ToolsOptions
     from sops_deploy.interrupt import Cancel
     from sops_deploy.plan.background import Started
     from sops_deploy.plan.build import Plan

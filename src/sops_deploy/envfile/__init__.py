@@ -24,7 +24,6 @@ from sops_deploy.envfile.source import (
     decode,
     parse_dotenv,
 )
-from sops_deploy.envfile.structured import key_lines, parse_json_map
 
 __all__ = [
     "FORMATS",
@@ -36,11 +35,9 @@ __all__ = [
     "Secrets",
     "decode",
     "expand",
-    "key_lines",
     "lint",
     "merge",
     "parse_dotenv",
-    "parse_json_map",
     "read_values",
     "render",
     "render_checked",

@@ -13,13 +13,13 @@ key by key; a difference is a problem naming the key, never a silent change.
 
 from __future__ import annotations
 
+import importlib
 import io
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sops_deploy.envfile import docker, node, shell, systemd
 from sops_deploy.envfile.common import GO_SPACE as _GO_SPACE
 from sops_deploy.envfile.common import RenderError, Unparseable
 from sops_deploy.envfile.source import KEY_RE, Secrets
@@ -312,19 +312,22 @@ def _compose_substitute(value: str) -> str:
     return _COMPOSE_VARIABLE.sub(one, value)
 
 
-_QUOTERS: dict[str, Callable[[str, str], str]] = {
-    "shell": shell.quote,
-    "docker": docker.quote,
-    "systemd": systemd.quote,
-    "node": node.quote,
-}
-MODELS = {
+def _on_use(module: str, name: str) -> Callable[..., Any]:
+    """`envfile/<module>.py`'s `name`, imported at its first call: a run renders one
+    format, and `validate` (compose by default) loads none of these four."""
+
+    def call(*args: Any) -> Any:
+        return getattr(importlib.import_module(f"sops_deploy.envfile.{module}"), name)(*args)
+
+    return call
+
+
+_OTHERS = ("shell", "docker", "systemd", "node")
+_QUOTERS: dict[str, Callable[[str, str], str]] = {f: _on_use(f, "quote") for f in _OTHERS}
+MODELS: dict[str, Callable[[str], dict[str, str | None]]] = {
     "compose": compose_model,
     "dotenv": dotenv_model,
-    "shell": shell.model,
-    "docker": docker.model,
-    "systemd": systemd.model,
-    "node": node.model,
+    **{f: _on_use(f, "model") for f in _OTHERS},
 }
 
 

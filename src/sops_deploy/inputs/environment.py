@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sops_deploy.defaults import ENV_PREFIX
 from sops_deploy.inputs.settings import ToolPlaces
 from sops_deploy.sops import backends
 from sops_deploy.sops.runner import AgeKeySource
-from sops_deploy.ssh.sshconfig import SshSetup
+
+if TYPE_CHECKING:
+    from sops_deploy.ssh.sshconfig import SshSetup  # imported where built: not for validate
 
 # Environment variables that hold key material: masked before anything prints, and never
 # passed on to a child process (sops gets its identity explicitly, see `AgeKeySource`).
@@ -108,7 +111,8 @@ def ssh_setup(environ: Mapping[str, str], option: str | None, local_user: str) -
     from sops_deploy.ssh import sshconfig
 
     home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
-    return SshSetup(sshconfig.config_path(option, home), home, child_environ(environ), local_user)
+    path = sshconfig.config_path(option, home)
+    return sshconfig.SshSetup(path, home, child_environ(environ), local_user)
 
 
 def in_ci(environ: Mapping[str, str]) -> bool:

@@ -10,19 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sops_deploy.defaults import FILE_MODE
 from sops_deploy.errors import UsageError
 from sops_deploy.inputs import runinfo
-from sops_deploy.inputs.commandopts import (
-    DoctorOptions,
-    HostsOptions,
-    InitOptions,
-    RecipientsOptions,
-    RotateOptions,
-    ToolsOptions,
-)
 from sops_deploy.inputs.environment import (
     age_source,
     child_environ,
@@ -42,6 +34,9 @@ from sops_deploy.inputs.settings import (
     check_remote_path,
     hosts_from,
 )
+
+if TYPE_CHECKING:  # the maintainer commands' records: imported by their builders below
+    from sops_deploy.inputs import commandopts as records
 
 REMOTE = ("deploy", "check", "diff")
 Hosts = tuple[HostSpec, ...]
@@ -229,14 +224,18 @@ def targets(v: Mapping[str, Any]) -> tuple[Target, ...]:
     return tuple(out)
 
 
-def hosts(v: Mapping[str, Any]) -> HostsOptions:
+def hosts(v: Mapping[str, Any]) -> records.HostsOptions:
+    from sops_deploy.inputs.commandopts import HostsOptions
+
     found = hosts_from(v["hosts"], v["port"], v["user"])
     if not found:
         raise UsageError("no host given", "pass --env NAME of sops-deploy.yaml, or --host")
     return HostsOptions(found, json=v["json"])
 
 
-def tools(v: Mapping[str, Any], environ: Mapping[str, str]) -> ToolsOptions:
+def tools(v: Mapping[str, Any], environ: Mapping[str, str]) -> records.ToolsOptions:
+    from sops_deploy.inputs.commandopts import ToolsOptions
+
     source = v["source"]
     if source == "mirror":
         if not v["mirror"]:
@@ -254,7 +253,9 @@ def tools(v: Mapping[str, Any], environ: Mapping[str, str]) -> ToolsOptions:
     )
 
 
-def init(v: Mapping[str, Any], environ: Mapping[str, str]) -> InitOptions:
+def init(v: Mapping[str, Any], environ: Mapping[str, str]) -> records.InitOptions:
+    from sops_deploy.inputs.commandopts import InitOptions
+
     return InitOptions(
         root=Path.cwd(),
         from_env=Path(v["from_env"]) if v["from_env"] else None,
@@ -274,7 +275,9 @@ def init(v: Mapping[str, Any], environ: Mapping[str, str]) -> InitOptions:
     )
 
 
-def rotate(v: Mapping[str, Any], environ: Mapping[str, str]) -> RotateOptions:
+def rotate(v: Mapping[str, Any], environ: Mapping[str, str]) -> records.RotateOptions:
+    from sops_deploy.inputs.commandopts import RotateOptions
+
     return RotateOptions(
         files=v["files"],
         age=age_source(environ, v["age_key_file"]),
@@ -288,7 +291,8 @@ def rotate(v: Mapping[str, Any], environ: Mapping[str, str]) -> RotateOptions:
     )
 
 
-def recipients(v: Mapping[str, Any], environ: Mapping[str, str]) -> RecipientsOptions:
+def recipients(v: Mapping[str, Any], environ: Mapping[str, str]) -> records.RecipientsOptions:
+    from sops_deploy.inputs.commandopts import RecipientsOptions
     from sops_deploy.maintain import sopsconfig
 
     config = Path(v["sops_config"]) if v["sops_config"] else sopsconfig.find(Path.cwd())
@@ -306,7 +310,8 @@ def recipients(v: Mapping[str, Any], environ: Mapping[str, str]) -> RecipientsOp
     )
 
 
-def doctor(v: Mapping[str, Any], environ: Mapping[str, str]) -> DoctorOptions:
+def doctor(v: Mapping[str, Any], environ: Mapping[str, str]) -> records.DoctorOptions:
+    from sops_deploy.inputs.commandopts import DoctorOptions
     from sops_deploy.inputs.table import OPTIONS
     from sops_deploy.maintain import sopsconfig
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, TextIO
 
 from sops_deploy.errors import Problem, SopsDeployError, UsageError, ValidationError
-from sops_deploy.output import exportnames, hints, mdsafe, summary, workflow
+from sops_deploy.output import hints, workflow  # the tables, mdsafe and exportnames: where used
 from sops_deploy.output.redact import Redactor
 
 if TYPE_CHECKING:
@@ -171,6 +171,8 @@ class Reporter:
                 file=exc.file,
                 line=exc.line if exc.file else None,
             )
+            from sops_deploy.output import mdsafe
+
             self.append_summary(
                 f"### ❌ {mdsafe.text(exc.title)}\n\n{mdsafe.text(exc.message)}\n\n"
                 f"**How to fix:** {mdsafe.text(hint)}\n" + _problem_table(exc, self.fix)
@@ -216,16 +218,20 @@ class Reporter:
                 text = f"{r.host}: {r.why}" + (f" — fix: {hint}" if hint else "")
                 self._command("error", text, title=f"{r.error.title}: {r.host}")
             elif r.status == "drift":
+                from sops_deploy.output.summary import LEGEND
+
                 kind = "error" if command == "check" else "warning"
                 self._command(
                     kind,
                     f"{r.host}:{r.path} differs from the encrypted file — {r.reason} "
-                    f"({summary.LEGEND}) — fix: run deploy to bring it in line",
+                    f"({LEGEND}) — fix: run deploy to bring it in line",
                     title=f"Drift on {r.host}",
                 )
 
     def summary(self, command: str, plan: Plan, results: list[HostResult]) -> None:
         """The key-level summary (stdout), annotations, the job summary and the outputs."""
+        from sops_deploy.output import summary
+
         lines = [f"sops-deploy {command}: {len(plan.secrets)} keys, sha256 {plan.sha256[:12]}"]
         lines += summary.host_table(results)
         for r in results:  # what the table has no column for
@@ -296,6 +302,8 @@ class Reporter:
         written as a heredoc whose random delimiter is checked not to occur in the value.
         """
 
+        from sops_deploy.output import exportnames
+
         keys = list(keys)
         wanted = list(values) if "*" in keys else list(dict.fromkeys(keys))
         missing = [k for k in wanted if k not in values]
@@ -359,6 +367,8 @@ def _heredoc(name: str, value: str) -> str:
 def _problem_table(exc: SopsDeployError, fix: object) -> str:
     if not isinstance(exc, ValidationError):
         return ""
+    from sops_deploy.output import mdsafe
+
     render = fix if callable(fix) else str
     rows = ["| file | line | key | problem | fix |", "|---|---|---|---|---|"]
     for p in exc.problems:
@@ -367,8 +377,3 @@ def _problem_table(exc: SopsDeployError, fix: object) -> str:
             f"{mdsafe.text(p.message)} | {mdsafe.text(render(p.fix))} |"
         )
     return "\n" + "\n".join(rows) + "\n"
-
-
-# Kept for callers that import the tables from here.
-host_table = summary.host_table
-key_rows = summary.key_rows

@@ -140,7 +140,9 @@ def parse_plaintext(
     """
     text, problems = envfile.decode(plaintext, enc.path)
     if enc.stored_format in ("yaml", "json"):
-        entries, found = envfile.parse_json_map(text, enc.path, envfile.key_lines(enc.path))
+        from sops_deploy.envfile import structured  # here: a dotenv source needs no json
+
+        entries, found = structured.parse_json_map(text, enc.path, structured.key_lines(enc.path))
         return entries, problems + found
     entries, found = envfile.parse_dotenv(text, enc.path)
     entries, more, _ = envfile.expand(entries, interpolate)

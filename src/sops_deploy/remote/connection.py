@@ -11,7 +11,7 @@ import logging
 import posixpath
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import paramiko
@@ -250,9 +250,15 @@ class Connection:
         return self._client.lstat(path)
 
     def listdir(self, directory: str, keep: Callable[[str], bool] = bool) -> list[str]:
-        """The names in `directory` that `keep` wants, bounded (listing.py)."""
-        request = self._client._request  # type: ignore[attr-defined]
-        return listing.names(request, directory, keep, seconds=self.timeout, where=str(self.spec))
+        """The names in `directory` that `keep` wants, bounded (listing.py); READDIRs sent
+        several at a time (`listing.IN_FLIGHT`), the CLOSE not waited for."""
+        handle = self._open_handle(wire.CMD_OPENDIR, directory)
+        try:
+            readdirs = lambda n: self._in_flight([(wire.CMD_READDIR, handle)] * n)  # noqa: E731
+            where = str(self.spec)
+            return listing.names(readdirs, directory, keep, seconds=self.timeout, where=where)
+        finally:
+            self._close_later(handle)
 
     def read_file(self, path: str, expected: int, limit: int) -> tuple[Attrs, bytes]:
         """Open `path`; FSTAT, READs of its `expected` bytes and one past them (EOF, or read
@@ -295,19 +301,21 @@ class Connection:
 
     def _pipelined(self, requests: list[Ask]) -> list[Reply | OSError]:
         """Send all, then read all (one round trip); a failed status comes back as OSError."""
+        return list(self._in_flight(requests))
+
+    def _in_flight(self, requests: list[Ask]) -> Iterator[Reply | OSError]:
+        """Send all, then each answer as it is read (the unread ones are dropped on arrival)."""
         client = self._client
         sent = [client._async_request(type(None), *r) for r in requests]  # type: ignore[attr-defined]
-        out: list[Reply | OSError] = []
         for num in sent:
             try:
-                out.append(client._read_response(num))  # type: ignore[attr-defined]
+                yield client._read_response(num)  # type: ignore[attr-defined]
             except EOFError:
-                out.append((None, None))
+                yield (None, None)
             except (TimeoutError, paramiko.SSHException):
                 raise  # the connection stalled or is gone: waiting for the rest would too
             except OSError as exc:  # a status for this request: the others still answer
-                out.append(exc)
-        return out
+                yield exc
 
     def attributes(self, *asks: tuple[str, str]) -> list[Attrs | OSError]:
         """("stat" or "lstat", path) each, sent together (one round trip): the attributes,
