@@ -59,20 +59,15 @@ def _exec(transport: paramiko.Transport, command: str, seconds: float) -> tuple[
         chan.settimeout(seconds)
         chan.exec_command(command)
         chan.shutdown_write()
-        out = bytearray()
-        while len(out) < 65536:
-            data = chan.recv(4096)
-            if not data:
-                break
-            out += data
+        out = steps.read_output(chan)
         err = chan.recv_stderr(65536) if chan.recv_stderr_ready() else b""
-        return chan.recv_exit_status(), bytes(out), err
+        return chan.recv_exit_status(), out, err
     finally:
         chan.close()
 
 
 def find_sftp_server(transport: paramiko.Transport, seconds: float, where: str) -> str:
-    hint = "the server does not answer a command request; check it, or raise --timeout"
+    hint = steps.NO_COMMAND_ANSWER
     with steps.bounded(transport, seconds, where, "finding the sftp-server for --become", hint):
         status, out, _err = _exec(transport, _FIND, seconds)
     found = out.decode("utf-8", "replace").strip().splitlines()

@@ -21,6 +21,7 @@ from sops_deploy.errors import RemoteError
 
 IO_ERRORS = (OSError, EOFError, paramiko.SSHException)
 PROBE = "sops-deploy-can-run-commands"
+NO_COMMAND_ANSWER = "the server does not answer a command request; check it, or raise --timeout"
 
 SHELL_HINT = (
     "sshd starts an external sftp-server through the account's login shell: keep the shell's "
@@ -102,7 +103,7 @@ def start_command(
 ) -> paramiko.Channel:
     """A session channel running `command` (stderr into stdout, stdin at its end), the
     channel open and the exec request within `seconds`."""
-    hint = "the server does not answer a command request; check it, or raise --timeout"
+    hint = NO_COMMAND_ANSWER
     with bounded(transport, seconds, where, "starting the command", hint):
         chan = transport.open_session(timeout=seconds)
         chan.set_combine_stderr(True)
@@ -115,7 +116,7 @@ def can_run_commands(transport: paramiko.Transport, seconds: float, where: str) 
     """Whether this account runs commands: `echo PROBE` must print PROBE. An SFTP-only
     account (ForceCommand internal-sftp, a nologin or git shell) or a server that refuses
     exec requests does not."""
-    hint = "the server does not answer a command request; check it, or raise --timeout"
+    hint = NO_COMMAND_ANSWER
     with bounded(transport, seconds, where, "checking that commands can run", hint):
         try:
             chan = transport.open_session(timeout=seconds)
@@ -130,12 +131,19 @@ def can_run_commands(transport: paramiko.Transport, seconds: float, where: str) 
                     raise
                 return False  # exec refused
             chan.shutdown_write()  # internal-sftp waits for input: let it see the end
-            out = bytearray()
-            while len(out) < 65536:
-                data = chan.recv(4096)
-                if not data:
-                    break
-                out += data
+            out = read_output(chan)
         finally:
             chan.close()
-    return PROBE.encode() in bytes(out).splitlines()
+    return PROBE.encode() in out.splitlines()
+
+
+def read_output(chan: paramiko.Channel, limit: int = 65536) -> bytes:
+    """A command's standard output until it ends, at most `limit` bytes (each read bounded
+    by the channel's timeout)."""
+    out = bytearray()
+    while len(out) < limit:
+        data = chan.recv(4096)
+        if not data:
+            break
+        out += data
+    return bytes(out)
